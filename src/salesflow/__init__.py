@@ -1,0 +1,3 @@
+"""SalesFlow analytics service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,80 @@
+"""Every request dependency, published as `Annotated` aliases (the only module defining providers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from salesflow.config import Settings
+from salesflow.data.cache import Cache
+from salesflow.data.sources.base import DataSource
+from salesflow.errors import AuthError, PermissionDenied
+from salesflow.integration.jwt import DEV_USER
+from salesflow.models.auth import User
+from salesflow.resources import Resources
+
+# Declares the bearer scheme in OpenAPI; the header itself is parsed below for precise 401 details.
+_bearer_scheme = HTTPBearer(auto_error=False, description="Java-issued JWT (any token in DEV mode)")
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def get_settings_dep(resources: ResourcesDep) -> Settings:
+    return resources.settings
+
+
+def get_cache(resources: ResourcesDep) -> Cache:
+    return resources.cache
+
+
+def get_data_source(resources: ResourcesDep) -> DataSource:
+    return resources.data_source
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+CacheDep = Annotated[Cache, Depends(get_cache)]
+DataSourceDep = Annotated[DataSource, Depends(get_data_source)]
+
+
+def get_current_user(
+    request: Request,
+    resources: ResourcesDep,
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
+) -> User:
+    """The caller, from `Authorization: Bearer <jwt>`; in DEV mode every caller is the dev ADMIN."""
+    if resources.settings.dev_mode:
+        return DEV_USER
+    header = request.headers.get("Authorization")
+    if not header:
+        raise AuthError("Missing Authorization header")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        raise AuthError("Authorization header must use the Bearer scheme")
+    token = token.strip()
+    if not token:
+        raise AuthError("Bearer token is empty")
+    if resources.token_validator is None:  # impossible outside DEV: settings require the secret
+        raise AuthError("Token validation is not configured")
+    return resources.token_validator.validate(token)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_roles(*roles: str) -> Callable[[User], None]:
+    """Guard for `dependencies=[Depends(require_roles("ADMIN"))]`: 403 unless the caller has a role."""
+
+    def guard(user: CurrentUser) -> None:
+        if not user.has_any_role(*roles):
+            raise PermissionDenied(f"This action requires the role {' or '.join(roles)}")
+
+    return guard

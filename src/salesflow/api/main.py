@@ -1,0 +1,66 @@
+"""App factory: wiring only (middleware, CORS, routers under `/api/v1`, lifespan building the resources)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+
+from salesflow import __version__
+from salesflow.api.errors import install_error_handlers
+from salesflow.api.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
+from salesflow.api.routes import admin, auth, health
+from salesflow.config import Settings, get_settings
+from salesflow.resources import build_resources
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app; `settings` defaults to the environment's."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.dev_mode:
+            logger.warning(
+                "DEV MODE: AUTHENTICATION IS OFF - every caller is an ADMIN; never expose this instance"
+            )
+        app.state.resources = await build_resources(settings)
+        logger.info("service started", extra={"data_source": app.state.resources.data_source.kind})
+        try:
+            yield
+        finally:
+            await app.state.resources.aclose()
+
+    app = FastAPI(
+        title="SalesFlow analytics service",
+        version=__version__,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        # The frontend reads download names from Content-Disposition (frontend-contract.md).
+        expose_headers=["Content-Disposition", REQUEST_ID_HEADER],
+    )
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (health, auth, admin):
+        api.include_router(module.router)
+    app.include_router(api)
+    return app
+
+
+def _operation_id(route: APIRoute) -> str:
+    return f"{route.tags[0] if route.tags else 'default'}-{route.name}"

@@ -1,0 +1,245 @@
+"""Client of the Java system of record: the only module that knows its URLs, JSON and quirks.
+
+Quirks handled here (java-system-of-record.md): a missing, bad or expired token gets a bare 403 (not 401);
+failed logins are 400 `RUNTIME_ERROR`; `/sales/bulk` answers 200 `text/plain`; `/sales/**` is ADMIN-only, so
+reads run under a service account that logs in again before its token expires and once after a 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import httpx
+import jwt
+import msgspec
+import pandas as pd
+from pydantic import SecretStr
+
+from salesflow.clients import java_codec
+from salesflow.data.sources.base import SaleInput
+from salesflow.errors import (
+    NotFound,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+_RETRY_STATUSES = frozenset({502, 503, 504})
+_BACKOFF_SECONDS = 0.2
+
+
+class ServiceAccount:
+    """The ADMIN identity for background and aggregate reads: one login at a time, renewed before expiry."""
+
+    def __init__(
+        self,
+        *,
+        login: Callable[[], Awaitable[str]] | None,
+        static_token: SecretStr | None = None,
+        renew_margin_seconds: float = 120.0,
+    ) -> None:
+        self.login = login
+        self.static_token = static_token
+        self.renew_margin_seconds = renew_margin_seconds
+        self.login_count = 0
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def token(self) -> str:
+        """A token that is not about to expire, logging in (once, even under concurrency) when needed."""
+        if self._is_fresh():
+            return self._token  # type: ignore[return-value]  # _is_fresh implies a token
+        async with self._lock:
+            if self._is_fresh():
+                return self._token  # type: ignore[return-value]
+            if self.login is None:
+                if self.static_token is None:
+                    raise UpstreamRejected("no Java service credentials are configured", status=401)
+                self._store(self.static_token.get_secret_value())
+            else:
+                self.login_count += 1
+                self._store(await self.login())
+                logger.info("java service account logged in")
+            return self._token  # type: ignore[return-value]
+
+    def invalidate(self, token: str) -> None:
+        """Forget `token` after Java refused it, so the next call logs in again."""
+        if token == self._token and self.login is not None:
+            self._token = None
+
+    def _is_fresh(self) -> bool:
+        return self._token is not None and time.monotonic() < self._renew_at
+
+    def _store(self, token: str) -> None:
+        self._token = token
+        self._renew_at = time.monotonic() + _seconds_to_renewal(token, self.renew_margin_seconds)
+
+
+class JavaClient:
+    """Typed calls on the Java REST API over one shared `httpx.AsyncClient`."""
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        service_phone: str | None = None,
+        service_password: SecretStr | None = None,
+        system_token: SecretStr | None = None,
+        read_retries: int = 2,
+    ) -> None:
+        self.http = http
+        self.read_retries = read_retries
+        login = None
+        if service_phone is not None and service_password is not None:
+            phone, password = service_phone, service_password
+
+            async def login() -> str:
+                return await self.login(phone, password)
+
+        self.account = ServiceAccount(login=login, static_token=system_token)
+
+    async def login(self, phone: str, password: SecretStr) -> str:
+        """`POST /auth/login` → access token; Java's 400 `RUNTIME_ERROR` means wrong credentials."""
+        body = {"phoneNumber": phone, "password": password.get_secret_value()}
+        response = await self._send("POST", "/auth/login", json=body, token=None, idempotent=False)
+        if response.status_code == 400:
+            raise UpstreamRejected("Java refused the login (wrong phone number or password)", status=400)
+        _raise_for_status(response)
+        return java_codec.login_decoder.decode(response.content).access_token
+
+    async def products(self) -> pd.DataFrame:
+        """Products with categories; `/products` and `/inventory` are fetched concurrently."""
+        products, inventory = await asyncio.gather(
+            self._service_get("/products"), self._service_get("/inventory"), return_exceptions=True
+        )
+        if isinstance(products, BaseException):
+            raise products
+        if isinstance(inventory, BaseException):
+            # Categories only enrich the answer; the products themselves are authoritative.
+            logger.warning("java /inventory failed; categories unknown", extra={"error": str(inventory)})
+            return java_codec.decode_products(products, None)
+        return java_codec.decode_products(products, inventory)
+
+    async def sale_history(self, days: int) -> pd.DataFrame:
+        """`GET /sales/history?days=N`: lines of sales since the start of (Java's today - N days)."""
+        raw = await self._service_get("/sales/history", params={"days": days})
+        return java_codec.decode_sale_lines(raw)
+
+    async def bulk_sales(self, sales: Sequence[SaleInput], *, token: str) -> None:
+        """`POST /sales/bulk` with the caller's own token; Java's 200 `text/plain` reply is success."""
+        body = [
+            {"items": [_item_body(i.product_id, i.sku, i.quantity) for i in sale.items]} for sale in sales
+        ]
+        response = await self._send("POST", "/sales/bulk", json=body, token=token, idempotent=False)
+        if response.status_code == 403:
+            raise UpstreamRejected("Java refused the caller's token for /sales/bulk (HTTP 403)", status=403)
+        _raise_for_status(response)
+
+    async def actuator_health(self, root_url: str) -> None:
+        """`GET /actuator/health` (outside `/api/v1`): raises unless Java says UP."""
+        response = await self._send("GET", f"{root_url}/actuator/health", token=None, idempotent=True)
+        _raise_for_status(response)
+        if msgspec.json.decode(response.content).get("status") != "UP":
+            raise UpstreamUnavailable("Java reports it is not UP")
+
+    async def _service_get(self, path: str, params: dict[str, Any] | None = None) -> bytes:
+        """GET as the service account; a bare 403 means a stale token: log in again once and retry."""
+        token = await self.account.token()
+        response = await self._send("GET", path, params=params, token=token, idempotent=True)
+        if response.status_code == 403:
+            self.account.invalidate(token)
+            token = await self.account.token()
+            response = await self._send("GET", path, params=params, token=token, idempotent=True)
+            if response.status_code == 403:
+                raise UpstreamRejected(
+                    f"Java refused the service account on {path} (HTTP 403): check its role", status=403
+                )
+        _raise_for_status(response)
+        return response.content
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        token: str | None,
+        idempotent: bool,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        """One request, retried with backoff on transport errors and 502/503/504 when idempotent."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        attempts = 1 + (self.read_retries if idempotent else 0)
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = await self.http.request(method, url, params=params, json=json, headers=headers)
+            except httpx.TimeoutException as exc:
+                if last:
+                    raise UpstreamTimeout(f"Java did not answer {method} {_path(url)} in time") from exc
+            except httpx.TransportError as exc:
+                if last:
+                    raise UpstreamUnavailable(
+                        f"Java is unreachable ({type(exc).__name__} on {method} {_path(url)})"
+                    ) from exc
+            else:
+                if response.status_code not in _RETRY_STATUSES or last:
+                    return response
+            await asyncio.sleep(_BACKOFF_SECONDS * 2**attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    """Translate Java's error replies into our exceptions, with its code and message when it sent them."""
+    status = response.status_code
+    if status < 400:
+        return
+    error = _api_error(response)
+    where = f"{response.request.method} {_path(str(response.request.url))}"
+    said = f": {error.code} {error.message}" if error.code or error.message else ""
+    if status == 404:
+        raise NotFound(error.message or f"Java has no such resource ({where})")
+    if status in (502, 503, 504):
+        raise UpstreamUnavailable(f"Java is unavailable (HTTP {status} on {where})")
+    raise UpstreamRejected(f"Java answered HTTP {status} on {where}{said}", status=status, code=error.code)
+
+
+def _api_error(response: httpx.Response) -> java_codec.ApiError:
+    try:
+        return java_codec.api_error_decoder.decode(response.content)
+    except msgspec.DecodeError:
+        return java_codec.ApiError()
+
+
+def _item_body(product_id: int | None, sku: str | None, quantity: int) -> dict[str, object]:
+    item: dict[str, object] = {"quantity": quantity}
+    if product_id is not None:
+        item["productId"] = product_id
+    else:
+        item["sku"] = sku
+    return item
+
+
+def _path(url: str) -> str:
+    """The path of a URL, for error details that never expose hosts or credentials."""
+    return httpx.URL(url).path
+
+
+def _seconds_to_renewal(token: str, margin: float) -> float:
+    """Seconds until the token should be renewed: before `exp`, by `margin` or a fifth of its lifetime."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return margin  # not a JWT we can read: renew on the first 403 instead
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int | float):
+        return float("inf")
+    lifetime = exp - iat if isinstance(iat, int | float) else margin * 5
+    return max(0.0, exp - time.time() - min(margin, lifetime / 5))

@@ -1,0 +1,189 @@
+"""Typed settings, read once from the environment and `.env`.
+
+Only this module touches `os.environ`. Everything else receives a `Settings` instance (or just the fields it
+needs) from the composition root (`resources.py`), the CLI or the API dependencies.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_CORS_ORIGINS = (
+    "http://127.0.0.1:5174",
+    "http://localhost:5174",
+    "http://127.0.0.1:4173",
+    "http://localhost:4173",
+    "http://127.0.0.1:5173",
+    "http://localhost:5173",
+)
+MIN_SECRET_BYTES = 32
+
+AppEnv = Literal["development", "test", "staging", "production"]
+DataSourceKind = Literal["auto", "embedded", "java"]
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; see the README's settings table."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Modes
+    dev_mode: bool = False
+    app_env: AppEnv = "development"
+
+    # HTTP server
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=1, le=65535)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [*DEFAULT_CORS_ORIGINS])
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Java system of record and its tokens
+    data_source: DataSourceKind = "auto"
+    java_api_url: str = "http://127.0.0.1:8080/api/v1"
+    java_jwt_secret: SecretStr | None = None
+    jwt_issuer: str = "salesflow-app"
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    java_service_phone: str | None = None
+    java_service_password: SecretStr | None = None
+    system_jwt_token: SecretStr | None = None
+    java_timeout_seconds: float = Field(default=30.0, gt=0)
+    java_read_retries: int = Field(default=2, ge=0, le=5)
+
+    # Time zones: Java writes naive local timestamps; business days are cut in BUSINESS_TZ.
+    java_timezone: str = "UTC"
+    business_tz: str = "UTC"
+
+    # Storage
+    redis_url: str | None = None
+    data_dir: Path = Path("var/data")
+    export_dir: Path = Path("var/exports")
+
+    # Cache
+    cache_ttl_analytics_seconds: int = Field(default=300, ge=1)
+    cache_ttl_ml_seconds: int = Field(default=3600, ge=1)
+    cache_memory_max_entries: int = Field(default=2048, ge=16)
+    cache_redis_retry_seconds: float = Field(default=5.0, gt=0)
+
+    # Demo data (embedded store)
+    demo_products: int = Field(default=300, ge=10)
+    demo_days: int = Field(default=730, ge=30)
+    demo_seed: int = 42
+
+    # E-mail alerts (used by the alerting pipeline)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_use_tls: bool = False
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    mail_from: str = "salesflow@localhost"
+    alert_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    outbox_dir: Path = Path("var/outbox")
+
+    @field_validator("cors_origins", "alert_recipients", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        """Accept `a,b` as well as a JSON list in the environment."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("java_timezone", "business_tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("java_api_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_combinations(self) -> Self:
+        if self.dev_mode and self.app_env == "production":
+            raise ValueError("DEV_MODE=true is refused when APP_ENV=production (authentication would be off)")
+        secret = self.java_jwt_secret_bytes
+        if secret is not None and len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(f"JAVA_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (got {len(secret)})")
+        if self.dev_mode:
+            return self
+        if secret is None:
+            raise ValueError("JAVA_JWT_SECRET is required when DEV_MODE is false")
+        if self.uses_java and not (self.has_service_login or self.system_jwt_token):
+            raise ValueError(
+                "PROD mode needs a way to call Java: set JAVA_SERVICE_PHONE and JAVA_SERVICE_PASSWORD,"
+                " or SYSTEM_JWT_TOKEN"
+            )
+        return self
+
+    @property
+    def java_jwt_secret_bytes(self) -> bytes | None:
+        """The HMAC key exactly as Java uses it: the raw UTF-8 bytes, never trimmed."""
+        if self.java_jwt_secret is None:
+            return None
+        return self.java_jwt_secret.get_secret_value().encode("utf-8")
+
+    @property
+    def uses_java(self) -> bool:
+        """Whether the Java adapter is the data source."""
+        if self.data_source == "auto":
+            return not self.dev_mode
+        return self.data_source == "java"
+
+    @property
+    def has_service_login(self) -> bool:
+        return bool(self.java_service_phone and self.java_service_password)
+
+    @property
+    def java_root_url(self) -> str:
+        """Java's base URL without `/api/v1` (its actuator lives there)."""
+        url = self.java_api_url
+        return url[: -len("/api/v1")] if url.endswith("/api/v1") else url
+
+    @property
+    def embedded_db_path(self) -> Path:
+        return self.data_dir / "salesflow.duckdb"
+
+
+class ConfigurationError(Exception):
+    """Settings cannot be built; the message is one line per problem and holds no secret."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into a secret-free `ConfigurationError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]  # overrides are checked by pydantic
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, naming the setting but never echoing the input (it may be a secret)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        name = ".".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {message}" if name else message)
+    return "; ".join(lines)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings; only the CLI and the app/worker entry points call this."""
+    return load_settings()

@@ -1,0 +1,295 @@
+"""Cache-aside (AD-03): Redis when configured, a bounded in-process TTL+LRU otherwise or while Redis is down.
+
+Keys are built only by `cache_key`/`cache_prefix`: `sf:v1:<pipeline>:<scope>:<params>`. Values are bytes
+(orjson by default). `Cache.get_or_compute` runs one computation per key at a time: an in-process lock per
+key, plus a short Redis lock across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "sf:v1"
+T = TypeVar("T")
+_REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+_LOCK_TTL_MS = 60_000
+_LOCK_POLL_SECONDS = 0.05
+
+
+def cache_key(pipeline: str, scope: str, **params: object) -> str:
+    """The one place cache keys are built; every parameter that changes the answer must be passed."""
+    encoded = "&".join(f"{name}={params[name]}" for name in sorted(params))
+    return f"{NAMESPACE}:{pipeline}:{scope}:{encoded}"
+
+
+def cache_prefix(pipeline: str | None = None, scope: str | None = None) -> str:
+    """Prefix for invalidation: everything, a pipeline, or one scope of a pipeline."""
+    parts = [NAMESPACE, *(part for part in (pipeline, scope) if part is not None)]
+    return ":".join(parts) + ":"
+
+
+class MemoryBackend:
+    """Bounded in-process TTL + LRU store."""
+
+    def __init__(self, *, max_entries: int = 2048) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires_at, value = entry
+        if expires_at <= time.monotonic():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        self._entries[key] = (time.monotonic() + ttl_seconds, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        doomed = [key for key in self._entries if key.startswith(prefix)]
+        for key in doomed:
+            del self._entries[key]
+        return len(doomed)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class RedisBackend:
+    """Redis through redis-py's asyncio client; every error propagates to `Cache`, which falls back."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisBackend:
+        # No client-side retries: a failure must reach `Cache` at once so it can fall back.
+        client = aioredis.Redis.from_url(
+            url, socket_timeout=1.0, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+        )
+        return cls(client)
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self.client.get(key)
+        return value.encode() if isinstance(value, str) else value
+
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        await self.client.set(key, value, ex=ttl_seconds)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """SCAN + UNLINK in batches: never KEYS (blocks Redis) nor FLUSHDB (not ours to flush)."""
+        deleted = 0
+        batch: list[bytes] = []
+        async for key in self.client.scan_iter(match=_glob_escape(prefix) + "*", count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += await self.client.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += await self.client.unlink(*batch)
+        return deleted
+
+    async def try_lock(self, key: str) -> bool:
+        return bool(await self.client.set(f"{key}:lock", b"1", nx=True, px=_LOCK_TTL_MS))
+
+    async def unlock(self, key: str) -> None:
+        await self.client.delete(f"{key}:lock")
+
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Counters readable by tests and exposed as metrics."""
+
+    hits: int
+    misses: int
+    redis_errors: int
+    backend: Literal["redis", "memory"]
+    redis_configured: bool
+
+
+class Cache:
+    """The cache port: cache-aside with Redis failover to memory and back."""
+
+    def __init__(
+        self,
+        *,
+        redis: RedisBackend | None,
+        memory: MemoryBackend,
+        redis_retry_seconds: float = 5.0,
+    ) -> None:
+        self.redis = redis
+        self.memory = memory
+        self.redis_retry_seconds = redis_retry_seconds
+        self._redis_up = redis is not None
+        self._hits = 0
+        self._misses = 0
+        self._redis_errors = 0
+        self._key_locks: dict[str, asyncio.Lock] = {}
+        self._invalidated_while_down: set[str] = set()
+        self._reconnect_task: asyncio.Task[None] | None = None
+
+    def stats(self) -> CacheStats:
+        return CacheStats(
+            hits=self._hits,
+            misses=self._misses,
+            redis_errors=self._redis_errors,
+            backend="redis" if self._redis_up else "memory",
+            redis_configured=self.redis is not None,
+        )
+
+    async def get_or_compute(
+        self,
+        key: str,
+        ttl_seconds: int,
+        compute: Callable[[], Awaitable[T]],
+        *,
+        encode: Callable[[T], bytes] = orjson.dumps,
+        decode: Callable[[bytes], Any] = orjson.loads,
+    ) -> T:
+        """Return the cached value for `key`, computing and storing it once on a miss."""
+        cached = await self._get(key)
+        if cached is not None:
+            self._hits += 1
+            return decode(cached)  # type: ignore[no-any-return]  # decode is the inverse of encode
+        lock = self._key_locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                cached = await self._get(key)  # another task may have filled it while we waited
+                if cached is not None:
+                    self._hits += 1
+                    return decode(cached)  # type: ignore[no-any-return]
+                cached = await self._wait_for_other_process(key)
+                if cached is not None:
+                    self._hits += 1
+                    return decode(cached)  # type: ignore[no-any-return]
+                self._misses += 1
+                try:
+                    value = await compute()
+                    await self._set(key, encode(value), ttl_seconds)
+                finally:
+                    await self._release_process_lock(key)
+                return value
+        finally:
+            if not lock.locked() and self._key_locks.get(key) is lock:
+                del self._key_locks[key]
+
+    async def invalidate(self, prefix: str) -> int:
+        """Delete every key under `prefix` (see `cache_prefix`); returns how many were removed."""
+        removed = await self.memory.delete_prefix(prefix)
+        if self.redis is not None:
+            if self._redis_up:
+                try:
+                    return removed + await self.redis.delete_prefix(prefix)
+                except _REDIS_FAILURES as exc:
+                    self._on_redis_failure(exc)
+            # Redis may hold entries written before it went down: clear them once it is back.
+            self._invalidated_while_down.add(prefix)
+        return removed
+
+    async def aclose(self) -> None:
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnect_task
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def _get(self, key: str) -> bytes | None:
+        if self.redis is not None and self._redis_up:
+            try:
+                return await self.redis.get(key)
+            except _REDIS_FAILURES as exc:
+                self._on_redis_failure(exc)
+        return await self.memory.get(key)
+
+    async def _set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        if self.redis is not None and self._redis_up:
+            try:
+                await self.redis.set(key, value, ttl_seconds)
+                return
+            except _REDIS_FAILURES as exc:
+                self._on_redis_failure(exc)
+        await self.memory.set(key, value, ttl_seconds)
+
+    async def _wait_for_other_process(self, key: str) -> bytes | None:
+        """Take the cross-process lock, or wait (bounded) for the process holding it to store the value."""
+        if self.redis is None or not self._redis_up:
+            return None
+        try:
+            deadline = time.monotonic() + _LOCK_TTL_MS / 1000
+            while not await self.redis.try_lock(key):
+                value = await self.redis.get(key)
+                if value is not None or time.monotonic() > deadline:
+                    return value
+                await asyncio.sleep(_LOCK_POLL_SECONDS)
+        except _REDIS_FAILURES as exc:
+            self._on_redis_failure(exc)
+        return None
+
+    async def _release_process_lock(self, key: str) -> None:
+        if self.redis is not None and self._redis_up:
+            try:
+                await self.redis.unlock(key)
+            except _REDIS_FAILURES as exc:
+                self._on_redis_failure(exc)
+
+    def _on_redis_failure(self, exc: BaseException) -> None:
+        self._redis_errors += 1
+        if not self._redis_up:
+            return
+        self._redis_up = False
+        logger.warning(
+            "redis unavailable; serving from the in-process cache",
+            extra={"error": type(exc).__name__},
+        )
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        if self.redis is None:
+            return
+        while True:
+            await asyncio.sleep(self.redis_retry_seconds)
+            try:
+                await self.redis.ping()
+                for prefix in sorted(self._invalidated_while_down):
+                    await self.redis.delete_prefix(prefix)
+            except _REDIS_FAILURES:
+                continue
+            self._invalidated_while_down.clear()
+            self._redis_up = True
+            logger.info("redis is back; using it again")
+            return
+
+
+def _glob_escape(text: str) -> str:
+    """Escape Redis glob metacharacters so a prefix matches literally."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)

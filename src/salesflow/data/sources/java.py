@@ -1,0 +1,49 @@
+"""The `DataSource` port on the Java system of record (PROD)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from salesflow.clients.java import JavaClient
+from salesflow.data.sources.base import SALE_LINE_COLUMNS, SaleInput, WriteResult, empty_frame
+from salesflow.models.auth import User
+
+
+class JavaDataSource:
+    """Reads under the service account; writes with the caller's own token (Java's rules apply to them)."""
+
+    kind: Literal["java"] = "java"
+
+    def __init__(self, client: JavaClient, *, timezone: ZoneInfo, root_url: str) -> None:
+        self.client = client
+        self.timezone = timezone
+        self.root_url = root_url
+
+    async def products(self) -> pd.DataFrame:
+        return await self.client.products()
+
+    async def sale_lines(self, start: datetime, end: datetime) -> pd.DataFrame:
+        # Java has no window query: `/sales/history?days=N` starts at the beginning of (its today - N days).
+        today = datetime.now(self.timezone).date()
+        days = (today - start.date()).days
+        if days < 0 or end <= start:
+            return empty_frame(SALE_LINE_COLUMNS)
+        lines = await self.client.sale_history(days)
+        in_window = (lines["sold_at"] >= start) & (lines["sold_at"] < end)
+        return lines.loc[in_window].sort_values(["sold_at", "sale_id"], kind="stable").reset_index(drop=True)
+
+    async def record_sales(self, sales: Sequence[SaleInput], *, user: User) -> WriteResult:
+        token = user.token.get_secret_value() if user.token else await self.client.account.token()
+        await self.client.bulk_sales(sales, token=token)
+        return WriteResult(sales_written=len(sales), lines_written=sum(len(s.items) for s in sales))
+
+    async def check(self) -> None:
+        await self.client.actuator_health(self.root_url)
+
+    async def aclose(self) -> None:
+        """The shared HTTP client is closed by its owner (`Resources`)."""

@@ -1,0 +1,72 @@
+"""The service's exception tree. Services and clients raise these; `api/errors.py` maps them to HTTP.
+
+SalesflowError
+├── AuthError             the caller is not authenticated (401)
+├── PermissionDenied      authenticated, but the role does not allow it (403)
+├── NotFound              the named thing does not exist (404)
+├── Conflict              the request clashes with the current state (409)
+├── InvalidInput          a field, row or value is wrong (422)
+└── UpstreamError         the Java system of record failed us
+    ├── UpstreamRejected      Java answered with an error about our request (502)
+    ├── UpstreamUnavailable   Java could not be reached or is down (503)
+    └── UpstreamTimeout       Java did not answer in time (504)
+"""
+
+from __future__ import annotations
+
+
+class SalesflowError(Exception):
+    """Base of every error this service raises on purpose; `detail` is safe to show to a user."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class AuthError(SalesflowError):
+    """Raised when a request carries no usable credentials."""
+
+
+class PermissionDenied(SalesflowError):
+    """Raised when the caller's role does not allow the operation."""
+
+
+class NotFound(SalesflowError):
+    """Raised when a product, import, job or file does not exist (or is not the caller's)."""
+
+
+class Conflict(SalesflowError):
+    """Raised when an operation clashes with the current state (e.g. a repeated commit)."""
+
+
+class InvalidInput(SalesflowError):
+    """Raised for bad input; names the field, and the row and value when there is one."""
+
+    def __init__(
+        self, detail: str, *, field: str | None = None, row: int | None = None, value: object = None
+    ) -> None:
+        super().__init__(detail)
+        self.field = field
+        self.row = row
+        self.value = value
+
+
+class UpstreamError(SalesflowError):
+    """Raised when the Java system of record fails; `detail` names the upstream problem."""
+
+
+class UpstreamRejected(UpstreamError):
+    """Raised when Java answers our request with an error status."""
+
+    def __init__(self, detail: str, *, status: int, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Raised when Java cannot be reached, refuses the connection or answers 5xx."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """Raised when Java does not answer within the configured timeout."""

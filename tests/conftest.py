@@ -1,0 +1,138 @@
+"""Real components for the suite: a private Redis, the Java stand-in over HTTP, and the app on uvicorn."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from salesflow.api.main import create_app
+from salesflow.config import Settings
+from salesflow.data.sources.embedded import EmbeddedStore
+from tests.java_standin import DEV_SECRET, StandinState, create_standin
+from tests.servers import RedisProcess, UvicornThread
+
+# A small store: enough history for every pipeline, quick to seed.
+SMALL_STORE = {"n_products": 40, "days": 120, "seed": 7}
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    server = RedisProcess(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisProcess) -> Iterator[str]:
+    """The private Redis, restarted if a previous test stopped it, and emptied after each test."""
+    if not redis_server._answers():
+        redis_server.start()
+    yield redis_server.url
+    if redis_server._answers():
+        with redis_server.client() as client:
+            client.flushdb()  # our private server only, never the machine's shared one
+
+
+@pytest.fixture(scope="session")
+def seeded_store_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo store seeded once per session; tests copy it before writing."""
+    path = tmp_path_factory.mktemp("store") / "template.duckdb"
+    store = EmbeddedStore(path)
+    store.seed_demo(today=datetime.now().date(), **SMALL_STORE)
+    store.close()
+    return path
+
+
+@pytest.fixture
+def store_file(seeded_store_file: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "data" / "salesflow.duckdb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(seeded_store_file, path)
+    return path
+
+
+@pytest.fixture
+def standin(tmp_path: Path, seeded_store_file: Path) -> Iterator[tuple[UvicornThread, StandinState]]:
+    """The Java stand-in on its own copy of the demo store, served over HTTP."""
+    path = tmp_path / "java" / "java.duckdb"
+    path.parent.mkdir(parents=True)
+    shutil.copy(seeded_store_file, path)
+    state = StandinState(store=EmbeddedStore(path))
+    server = UvicornThread(create_standin(state)).start()
+    yield server, state
+    server.stop()
+    state.store.close()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings isolated from the developer's environment and `.env`."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "dev_mode": False,
+            "app_env": "test",
+            "java_jwt_secret": DEV_SECRET,
+            "data_source": "embedded",
+            "redis_url": None,
+            "data_dir": tmp_path / "data",
+            "export_dir": tmp_path / "exports",
+            "outbox_dir": tmp_path / "outbox",
+            "cache_redis_retry_seconds": 0.05,
+            "java_timeout_seconds": 5.0,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture
+def prod_settings(
+    make_settings: Callable[..., Settings], standin: tuple[UvicornThread, StandinState], redis_url: str
+) -> Settings:
+    """PROD mode: JWT auth, the Java stand-in as data source, the private Redis as cache."""
+    server, _ = standin
+    return make_settings(
+        data_source="java",
+        java_api_url=f"{server.url}/api/v1",
+        java_service_phone="0000000000",
+        java_service_password="password",
+        redis_url=redis_url,
+    )
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Settings], httpx.Client]]:
+    """Start the app with given settings on uvicorn; returns an HTTP client bound to it."""
+    servers: list[UvicornThread] = []
+    clients: list[httpx.Client] = []
+
+    def start(settings: Settings, app: Any = None) -> httpx.Client:
+        server = UvicornThread(app or create_app(settings)).start()
+        servers.append(server)
+        client = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30, trust_env=False)
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        client.close()
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def tokens(standin: tuple[UvicornThread, StandinState]) -> dict[str, str]:
+    """Real access tokens issued by the stand-in for its ADMIN and USER."""
+    _, state = standin
+    return {
+        "ADMIN": state.issue_access_token(state.users["0000000000"]),
+        "USER": state.issue_access_token(state.users["0600000001"]),
+    }

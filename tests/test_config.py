@@ -1,0 +1,99 @@
+"""Settings: safe defaults and one clear line for each misconfiguration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from salesflow.config import ConfigurationError, load_settings
+
+SECRET = "5Yz8Q9wXJ2cU7aLm4RkT1bNf9PqS8zL3KxV7Nh9WsD4Ef2RgH1Jk8LpM Esau"
+
+
+def settings(**values: object):
+    return load_settings(_env_file=None, **values)
+
+
+def test_dev_mode_is_off_by_default_and_then_a_secret_is_required() -> None:
+    with pytest.raises(ConfigurationError, match="JAVA_JWT_SECRET is required when DEV_MODE is false"):
+        settings(java_service_phone="1", java_service_password="p")
+
+
+def test_short_secret_is_refused_with_its_length_but_not_its_value() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        settings(dev_mode=True, java_jwt_secret="too-short-secret")
+    assert "at least 32 bytes (got 16)" in str(caught.value)
+    assert "too-short-secret" not in str(caught.value)
+
+
+def test_dev_mode_is_refused_in_production() -> None:
+    with pytest.raises(ConfigurationError, match="DEV_MODE=true is refused when APP_ENV=production"):
+        settings(dev_mode=True, app_env="production")
+
+
+def test_prod_without_any_way_to_call_java_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="JAVA_SERVICE_PHONE and JAVA_SERVICE_PASSWORD"):
+        settings(java_jwt_secret=SECRET)
+
+
+def test_prod_accepts_a_system_token_or_an_embedded_source() -> None:
+    assert settings(java_jwt_secret=SECRET, system_jwt_token="tok").uses_java
+    assert not settings(java_jwt_secret=SECRET, data_source="embedded").uses_java
+
+
+def test_secret_is_used_byte_for_byte_with_spaces_kept() -> None:
+    padded = f" {SECRET} "
+    loaded = settings(dev_mode=True, java_jwt_secret=padded)
+    assert loaded.java_jwt_secret_bytes == padded.encode()
+    assert SECRET not in repr(loaded)
+
+
+def test_lists_come_from_comma_separated_or_json_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "http://a.test, http://b.test")
+    monkeypatch.setenv("ALERT_RECIPIENTS", '["boss@shop.test"]')
+    loaded = settings(dev_mode=True)
+    assert loaded.cors_origins == ["http://a.test", "http://b.test"]
+    assert loaded.alert_recipients == ["boss@shop.test"]
+
+
+def test_default_cors_origins_are_the_frontends() -> None:
+    origins = settings(dev_mode=True).cors_origins
+    for port in (5173, 5174, 4173):
+        assert f"http://127.0.0.1:{port}" in origins and f"http://localhost:{port}" in origins
+
+
+def test_unknown_time_zone_is_named() -> None:
+    with pytest.raises(ConfigurationError, match="BUSINESS_TZ: unknown IANA time zone 'Mars/Olympus'"):
+        settings(dev_mode=True, business_tz="Mars/Olympus")
+
+
+def test_env_example_lists_every_setting() -> None:
+    from salesflow.config import Settings
+
+    example = (Path(__file__).parents[1] / ".env.example").read_text()
+    listed = {line.split("=", 1)[0].lstrip("# ").strip() for line in example.splitlines() if "=" in line}
+    assert {name.upper() for name in Settings.model_fields} <= listed
+
+
+def test_cli_fails_at_start_with_one_line_and_no_secret(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
+    env.update({"DEV_MODE": "true", "APP_ENV": "production", "JAVA_JWT_SECRET": SECRET})
+    result = subprocess.run(
+        [sys.executable, "-m", "salesflow.cli", "serve"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "salesflow: configuration error: DEV_MODE=true is refused when APP_ENV=production "
+        "(authentication would be off)"
+    ]
+    assert "Esau" not in result.stderr

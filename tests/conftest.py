@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from salesflow.api.main import create_app
 from salesflow.config import Settings
@@ -109,13 +110,13 @@ def prod_settings(
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Settings], httpx.Client]]:
-    """Start the app with given settings on uvicorn; returns an HTTP client bound to it."""
+def serve() -> Iterator[Callable[[Settings | FastAPI], httpx.Client]]:
+    """Serve the app (built from settings, or given) on uvicorn; returns an HTTP client bound to it."""
     servers: list[UvicornThread] = []
     clients: list[httpx.Client] = []
 
-    def start(settings: Settings, app: Any = None) -> httpx.Client:
-        server = UvicornThread(app or create_app(settings)).start()
+    def start(target: Settings | FastAPI) -> httpx.Client:
+        server = UvicornThread(create_app(target) if isinstance(target, Settings) else target).start()
         servers.append(server)
         client = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30, trust_env=False)
         clients.append(client)

@@ -1,12 +1,10 @@
-"""A faithful HTTP stand-in of the Java system of record (java-system-of-record.md), on the embedded store.
+"""A faithful HTTP stand-in of the Java system of record (java-system-of-record.md) on the embedded store.
 
-It issues real HS256 tokens with Java's exact claims, answers a bare 403 for a missing, bad or expired token,
-keeps `/sales/**` ADMIN-only, replies `text/plain` to `/sales/bulk`, and creates sales with Java's rules (current
-price, server now, stock decremented, all-or-nothing). Fault knobs on `StandinState` let tests produce
-outages, 5xx answers and slow replies.
+It issues real HS256 tokens with Java's exact claims, answers a bare 403 for a missing, bad or expired
+token, keeps `/sales/**` ADMIN-only, replies `text/plain` to `/sales/bulk`, and creates sales with Java's
+rules (current price, server now, stock decremented, all-or-nothing). Fault knobs on `StandinState`
+let tests produce outages, 5xx answers and slow replies.
 """
-
-from __future__ import annotations
 
 import asyncio
 import time

@@ -43,10 +43,12 @@ class ServiceAccount:
         login: Callable[[], Awaitable[str]] | None,
         static_token: SecretStr | None = None,
         renew_margin_seconds: float = 120.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.login = login
         self.static_token = static_token
         self.renew_margin_seconds = renew_margin_seconds
+        self.clock = clock
         self.login_count = 0
         self._token: str | None = None
         self._renew_at = 0.0
@@ -75,11 +77,11 @@ class ServiceAccount:
             self._token = None
 
     def _is_fresh(self) -> bool:
-        return self._token is not None and time.monotonic() < self._renew_at
+        return self._token is not None and self.clock() < self._renew_at
 
     def _store(self, token: str) -> None:
         self._token = token
-        self._renew_at = time.monotonic() + _seconds_to_renewal(token, self.renew_margin_seconds)
+        self._renew_at = _renewal_time(token, self.renew_margin_seconds, now=self.clock())
 
 
 class JavaClient:
@@ -108,7 +110,8 @@ class JavaClient:
     async def login(self, phone: str, password: SecretStr) -> str:
         """`POST /auth/login` → access token; Java's 400 `RUNTIME_ERROR` means wrong credentials."""
         body = {"phoneNumber": phone, "password": password.get_secret_value()}
-        response = await self._send("POST", "/auth/login", json=body, token=None, idempotent=False)
+        # Logging in changes nothing on Java's side, so it is retried like a read.
+        response = await self._send("POST", "/auth/login", json=body, token=None, idempotent=True)
         if response.status_code == 400:
             raise UpstreamRejected("Java refused the login (wrong phone number or password)", status=400)
         _raise_for_status(response)
@@ -177,17 +180,19 @@ class JavaClient:
         """One request, retried with backoff on transport errors and 502/503/504 when idempotent."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         attempts = 1 + (self.read_retries if idempotent else 0)
+        request = self.http.build_request(method, url, params=params, json=json, headers=headers)
+        where = f"{method} {request.url.path}"
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = await self.http.request(method, url, params=params, json=json, headers=headers)
+                response = await self.http.send(request)
             except httpx.TimeoutException as exc:
                 if last:
-                    raise UpstreamTimeout(f"Java did not answer {method} {_path(url)} in time") from exc
+                    raise UpstreamTimeout(f"Java did not answer {where} in time") from exc
             except httpx.TransportError as exc:
                 if last:
                     raise UpstreamUnavailable(
-                        f"Java is unreachable ({type(exc).__name__} on {method} {_path(url)})"
+                        f"Java is unreachable ({type(exc).__name__} on {where})"
                     ) from exc
             else:
                 if response.status_code not in _RETRY_STATUSES or last:
@@ -202,7 +207,7 @@ def _raise_for_status(response: httpx.Response) -> None:
     if status < 400:
         return
     error = _api_error(response)
-    where = f"{response.request.method} {_path(str(response.request.url))}"
+    where = f"{response.request.method} {response.request.url.path}"
     said = f": {error.code} {error.message}" if error.code or error.message else ""
     if status == 404:
         raise NotFound(error.message or f"Java has no such resource ({where})")
@@ -227,19 +232,14 @@ def _item_body(product_id: int | None, sku: str | None, quantity: int) -> dict[s
     return item
 
 
-def _path(url: str) -> str:
-    """The path of a URL, for error details that never expose hosts or credentials."""
-    return httpx.URL(url).path
-
-
-def _seconds_to_renewal(token: str, margin: float) -> float:
-    """Seconds until the token should be renewed: before `exp`, by `margin` or a fifth of its lifetime."""
+def _renewal_time(token: str, margin: float, *, now: float) -> float:
+    """When (epoch seconds) to renew: before `exp` by `margin`, or by a fifth of a shorter lifetime."""
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.InvalidTokenError:
-        return margin  # not a JWT we can read: renew on the first 403 instead
+        return float("inf")  # not a JWT we can read: renew after Java refuses it (403)
     exp, iat = claims.get("exp"), claims.get("iat")
     if not isinstance(exp, int | float):
         return float("inf")
     lifetime = exp - iat if isinstance(iat, int | float) else margin * 5
-    return max(0.0, exp - time.time() - min(margin, lifetime / 5))
+    return max(now, exp - min(margin, lifetime / 5))

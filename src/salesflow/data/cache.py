@@ -46,8 +46,9 @@ def cache_prefix(pipeline: str | None = None, scope: str | None = None) -> str:
 class MemoryBackend:
     """Bounded in-process TTL + LRU store."""
 
-    def __init__(self, *, max_entries: int = 2048) -> None:
+    def __init__(self, *, max_entries: int = 2048, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_entries = max_entries
+        self.clock = clock
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
 
     async def get(self, key: str) -> bytes | None:
@@ -55,14 +56,14 @@ class MemoryBackend:
         if entry is None:
             return None
         expires_at, value = entry
-        if expires_at <= time.monotonic():
+        if expires_at <= self.clock():
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
         return value
 
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
-        self._entries[key] = (time.monotonic() + ttl_seconds, value)
+        self._entries[key] = (self.clock() + ttl_seconds, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

@@ -263,8 +263,8 @@ def expected_demand(catalog: DemoCatalog, first_day: int, n_days: int, total_day
     p = catalog.profile
     day = np.arange(first_day, first_day + n_days)[:, None]
     dates = pd.date_range(catalog.start + timedelta(days=first_day), periods=n_days, freq="D")
-    weekday = _WEEKLY[dates.dayofweek.to_numpy()][:, None]
-    doy = dates.dayofyear.to_numpy()[:, None]
+    weekday = _WEEKLY[dates.day_of_week.to_numpy()][:, None]
+    doy = dates.day_of_year.to_numpy()[:, None]
     yearly = 1 + p["season_amp"].to_numpy() * np.cos(2 * np.pi * (doy - p["season_peak"].to_numpy()) / 365.25)
     trend = p["trend"].to_numpy() ** (day / max(total_days, 1))
     active = (day >= p["launch_day"].to_numpy()) & (day < p["end_day"].to_numpy())
@@ -282,7 +282,9 @@ def expected_demand(catalog: DemoCatalog, first_day: int, n_days: int, total_day
 def injected_events(catalog: DemoCatalog, total_days: int) -> pd.DataFrame:
     """A few shop-wide and product anomalies at fixed places in the history."""
     rng = np.random.default_rng([catalog.seed, 3])
-    offsets = rng.choice(np.arange(60, total_days - 14), size=5, replace=False)
+    # Away from both ends, so that detectors have history before and the latest days stay ordinary.
+    low = min(60, total_days // 4)
+    offsets = rng.choice(np.arange(low, max(low + 5, total_days - 14)), size=5, replace=False)
     smooth = catalog.products["product_id"].to_numpy()[catalog.profile["kind"].to_numpy() == "smooth"]
     rows = [
         (offsets[0], -1, "HIGH_SPIKE", 3.5),

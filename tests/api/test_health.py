@@ -1,0 +1,60 @@
+"""Readiness in PROD through the Java stand-in and a real Redis, including their outages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from salesflow.config import Settings
+from tests.servers import RedisProcess, wait_until
+
+
+def test_prod_readiness_checks_java_redis_and_disk(
+    serve: Callable[..., httpx.Client], prod_settings: Settings
+) -> None:
+    api = serve(prod_settings)
+    response = api.get("/health/ready")
+    assert response.status_code == 200
+    assert {k: v["status"] for k, v in response.json()["checks"].items()} == {
+        "data_source": "ok",
+        "redis": "ok",
+        "disk": "ok",
+    }
+
+
+def test_java_outage_makes_readiness_503_and_names_it(
+    serve: Callable[..., httpx.Client], prod_settings: Settings, standin, tokens: dict[str, str]
+) -> None:
+    server, _ = standin
+    api = serve(prod_settings)
+    server.stop()
+    response = api.get("/health/ready")
+    assert response.status_code == 503
+    check = response.json()["checks"]["data_source"]
+    assert check["status"] == "error" and check["detail"].startswith("Java is unreachable (ConnectError")
+    assert api.get("/health").status_code == 200  # liveness does not depend on Java
+
+
+def test_redis_outage_degrades_but_requests_keep_working(
+    serve: Callable[..., httpx.Client],
+    prod_settings: Settings,
+    redis_server: RedisProcess,
+    tokens: dict[str, str],
+) -> None:
+    api = serve(prod_settings)
+    admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    assert api.get("/admin/cache", headers=admin).json()["backend"] == "redis"
+
+    redis_server.stop()
+    invalidated = api.post("/admin/cache/invalidate", json={"pipeline": "analytics"}, headers=admin)
+    assert invalidated.status_code == 200
+    assert api.get("/admin/cache", headers=admin).json()["backend"] == "memory"
+    ready = api.get("/health/ready")
+    assert ready.status_code == 200 and ready.json()["checks"]["redis"]["status"] == "degraded"
+
+    redis_server.start()
+    wait_until(
+        lambda: api.get("/admin/cache", headers=admin).json()["backend"] == "redis", what="redis reuse"
+    )
+    assert api.get("/health/ready").json()["checks"]["redis"]["status"] == "ok"

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import anyio
 import httpx
 import jwt
 import msgspec
@@ -133,7 +134,7 @@ class JavaClient:
     async def sale_history(self, days: int) -> pd.DataFrame:
         """`GET /sales/history?days=N`: lines of sales since the start of (Java's today - N days)."""
         raw = await self._service_get("/sales/history", params={"days": days})
-        return java_codec.decode_sale_lines(raw)
+        return await anyio.to_thread.run_sync(java_codec.decode_sale_lines, raw)
 
     async def bulk_sales(self, sales: Sequence[SaleInput], *, token: str) -> None:
         """`POST /sales/bulk` with the caller's own token; Java's 200 `text/plain` reply is success."""

@@ -1,0 +1,30 @@
+"""Helpers shared by the benchmarks: timing with medians, peak RSS, machine description."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def median_seconds(run: Callable[[], Any], *, repeat: int = 5, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        run()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> dict[str, Any]:
+    return {"cores": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()}

@@ -82,6 +82,20 @@ async def test_sale_lines_in_a_window_equal_the_embedded_store(
     )
 
 
+async def test_sparse_by_sku_history_is_zero_filled(
+    java: JavaClient, standin: tuple[UvicornThread, StandinState]
+) -> None:
+    _, state = standin
+    lines = state.store.sale_lines(datetime(2000, 1, 1), datetime(9999, 1, 1))
+    sku = lines["sku"].value_counts().index[-1]  # the rarest seller: most days have no sale
+    today = datetime.now().date()
+    daily = await java.daily_quantity_by_sku(sku, days=60, today=today)
+    assert len(daily) == 61 and daily.index[-1].date() == today
+    recent = lines[(lines["sku"] == sku) & (lines["sold_at"] >= pd.Timestamp(today - timedelta(days=60)))]
+    assert daily.sum() == recent["quantity"].sum()
+    assert (daily == 0).sum() > 0
+
+
 async def test_service_account_logs_in_once_under_concurrency(
     java: JavaClient, standin: tuple[UvicornThread, StandinState]
 ) -> None:

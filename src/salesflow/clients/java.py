@@ -11,7 +11,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import date, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import httpx
@@ -135,6 +137,12 @@ class JavaClient:
         """`GET /sales/history?days=N`: lines of sales since the start of (Java's today - N days)."""
         raw = await self._service_get("/sales/history", params={"days": days})
         return await anyio.to_thread.run_sync(java_codec.decode_sale_lines, raw)
+
+    async def daily_quantity_by_sku(self, sku: str, *, days: int, today: date) -> pd.Series:
+        """`GET /sales/history/by-sku/{sku}`, zero-filled: Java lists only the days that have sales."""
+        path = f"/sales/history/by-sku/{quote(sku, safe='')}"
+        raw = await self._service_get(path, params={"days": days})
+        return java_codec.decode_daily_quantities(raw, start=today - timedelta(days=days), end=today)
 
     async def bulk_sales(self, sales: Sequence[SaleInput], *, token: str) -> None:
         """`POST /sales/bulk` with the caller's own token; Java's 200 `text/plain` reply is success."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,11 @@ class _InventoryItem(Struct, rename="camel", kw_only=True, gc=False):
     category: str | None = None
 
 
+class _DailyQuantity(Struct, kw_only=True, gc=False):
+    date: str
+    quantity: int
+
+
 class LoginReply(Struct, rename="camel", kw_only=True):
     """The part of `POST /auth/login`'s reply we use."""
 
@@ -73,6 +79,7 @@ class ApiError(Struct, kw_only=True):
 _sales_decoder = json.Decoder(list[_Sale])
 _products_decoder = json.Decoder(list[_Product])
 _inventory_decoder = json.Decoder(list[_InventoryItem])
+_daily_decoder = json.Decoder(list[_DailyQuantity])
 login_decoder = json.Decoder(LoginReply)
 api_error_decoder = json.Decoder(ApiError)
 
@@ -105,6 +112,16 @@ def _sale_lines_frame(sales: list[_Sale]) -> pd.DataFrame:
             ),
         }
     )
+
+
+def decode_daily_quantities(raw: bytes, *, start: date, end: date) -> pd.Series:
+    """`[{date, quantity}]` (only days with sales) → a quantity for every day `start..end`, zeros included."""
+    rows = _daily_decoder.decode(raw)
+    days = pd.date_range(start, end, freq="D")
+    observed = pd.Series(
+        [r.quantity for r in rows], index=pd.to_datetime([r.date for r in rows]), dtype="int64"
+    )
+    return observed.groupby(level=0).sum().reindex(days, fill_value=0).rename("quantity")
 
 
 def decode_products(raw_products: bytes, raw_inventory: bytes | None) -> pd.DataFrame:

@@ -6,9 +6,12 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 
 def median_seconds(run: Callable[[], Any], *, repeat: int = 5, warmup: int = 1) -> float:
@@ -28,3 +31,8 @@ def peak_rss_mb() -> float:
 
 def machine() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()}
+
+
+def emit(bench: str, figures: dict[str, Any]) -> None:
+    """Print one JSON line: the bench's name, the machine, and its figures."""
+    sys.stdout.write(orjson.dumps({"bench": bench, **machine(), **figures}).decode() + "\n")

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import sys
 import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
-import orjson
 import pandas as pd
 
-from bench.common import machine, median_seconds
+from bench.common import emit, median_seconds
 from salesflow.data.sources.base import SALE_LINE_COLUMNS, conform
 from salesflow.data.sources.embedded import _SALE_LINES_SQL, EmbeddedStore
 
@@ -77,26 +75,22 @@ def main() -> None:
         lite_q = median_seconds(lambda: read_sqlite(sqlite, quarter, end), repeat=args.repeat)
         store.close()
         sqlite.close()
-    sys.stdout.write(
-        orjson.dumps(
-            {
-                "bench": "embedded_store_read",
-                **machine(),
-                "lines": seeded.lines_written,
-                "window_all": {
-                    "duckdb_s": round(duckdb_s, 3),
-                    "sqlite_s": round(sqlite_s, 3),
-                    "sqlite_over_duckdb": round(sqlite_s / duckdb_s, 1),
-                },
-                "window_90_days": {
-                    "lines": len(duck[duck["sold_at"] >= quarter]),
-                    "duckdb_s": round(duck_q, 3),
-                    "sqlite_s": round(lite_q, 3),
-                    "sqlite_over_duckdb": round(lite_q / duck_q, 1),
-                },
-            }
-        ).decode()
-        + "\n"
+    emit(
+        "embedded_store_read",
+        {
+            "lines": seeded.lines_written,
+            "window_all": {
+                "duckdb_s": round(duckdb_s, 3),
+                "sqlite_s": round(sqlite_s, 3),
+                "sqlite_over_duckdb": round(sqlite_s / duckdb_s, 1),
+            },
+            "window_90_days": {
+                "lines": len(duck[duck["sold_at"] >= quarter]),
+                "duckdb_s": round(duck_q, 3),
+                "sqlite_s": round(lite_q, 3),
+                "sqlite_over_duckdb": round(lite_q / duck_q, 1),
+            },
+        },
     )
 
 

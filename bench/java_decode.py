@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from datetime import date, datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ import orjson
 import pandas as pd
 from tests.java_standin import _history_json
 
-from bench.common import machine, median_seconds
+from bench.common import emit, median_seconds
 from salesflow.clients.java_codec import decode_sale_lines
 from salesflow.data.sources.base import SALE_LINE_COLUMNS, conform
 from salesflow.data.sources.embedded import EmbeddedStore
@@ -83,20 +82,16 @@ def main() -> None:
     ours_s = median_seconds(lambda: decode_sale_lines(raw), repeat=args.repeat)
     orjson_s = median_seconds(lambda: orjson_rows(raw), repeat=args.repeat)
     naive_s = median_seconds(lambda: naive(raw), repeat=args.repeat)
-    sys.stdout.write(
-        orjson.dumps(
-            {
-                "bench": "java_history_decode",
-                **machine(),
-                "lines": len(ours),
-                "json_mb": round(len(raw) / 2**20, 1),
-                "msgspec_columns_s": round(ours_s, 3),
-                "orjson_comprehension_s": round(orjson_s, 3),
-                "json_loads_json_normalize_s": round(naive_s, 3),
-                "naive_over_ours": round(naive_s / ours_s, 1),
-            }
-        ).decode()
-        + "\n"
+    emit(
+        "java_history_decode",
+        {
+            "lines": len(ours),
+            "json_mb": round(len(raw) / 2**20, 1),
+            "msgspec_columns_s": round(ours_s, 3),
+            "orjson_comprehension_s": round(orjson_s, 3),
+            "json_loads_json_normalize_s": round(naive_s, 3),
+            "naive_over_ours": round(naive_s / ours_s, 1),
+        },
     )
 
 

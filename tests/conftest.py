@@ -89,7 +89,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "java_timeout_seconds": 5.0,
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return make
 

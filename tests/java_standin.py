@@ -245,7 +245,7 @@ def create_standin(state: StandinState) -> FastAPI:
         lines = await anyio.to_thread.run_sync(state.store.sale_lines, start, datetime(9999, 1, 1))
         lines = lines[lines["sku"] == sku]
         daily = lines.groupby(lines["sold_at"].dt.date)["quantity"].sum().sort_index()
-        return JSONResponse([{"date": d.isoformat(), "quantity": int(q)} for d, q in daily.items()])
+        return JSONResponse([{"date": str(d), "quantity": int(q)} for d, q in daily.items()])
 
     @app.post("/api/v1/sales/bulk")
     async def sales_bulk(request: Request, _: Admin) -> Response:

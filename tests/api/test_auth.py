@@ -6,29 +6,10 @@ import time
 from collections.abc import Callable
 
 import httpx
-import jwt
 import pytest
 
 from salesflow.config import Settings
-from tests.java_standin import DEV_SECRET
-
-KEY = DEV_SECRET.encode()
-
-
-def forged(**changes: object) -> str:
-    now = int(time.time())
-    claims = {
-        "sub": "0000000000",
-        "iss": "salesflow-app",
-        "role": "ADMIN",
-        "username": "admin",
-        "iat": now,
-        "exp": now + 3600,
-    }
-    claims.update(changes)
-    algorithm = str(claims.pop("alg", "HS256"))
-    key = claims.pop("key", KEY)
-    return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm=algorithm)  # type: ignore[arg-type]
+from tests.builders import make_token
 
 
 @pytest.fixture
@@ -72,12 +53,18 @@ def test_admin_route_refuses_user_with_403(api: httpx.Client, tokens: dict[str, 
         ({"Authorization": "Bearer"}, "Bearer token is empty"),
         (bearer("abc.def"), "Malformed token"),
         (bearer("dev-token-123456"), "Malformed token"),
-        (bearer(forged(key=b"x" * 40)), "Invalid token signature"),
-        (bearer(forged(iss="elsewhere")), "Invalid token issuer"),
-        (bearer(forged(exp=int(time.time()) - 3600)), "Token expired"),
-        (bearer(forged(alg="HS384")), "Unsupported token algorithm 'HS384': only HS256 is accepted"),
-        (bearer(forged(alg="none", key=None)), "Unsupported token algorithm 'none': only HS256 is accepted"),
-        (bearer(forged(role=None)), "Token carries no role (a refresh token cannot call the API)"),
+        (bearer(make_token(key=b"x" * 40)), "Invalid token signature"),
+        (bearer(make_token(iss="elsewhere")), "Invalid token issuer"),
+        (bearer(make_token(exp=int(time.time()) - 3600)), "Token expired"),
+        (
+            bearer(make_token(algorithm="HS384")),
+            "Unsupported token algorithm 'HS384': only HS256 is accepted",
+        ),
+        (
+            bearer(make_token(algorithm="none", key=None)),
+            "Unsupported token algorithm 'none': only HS256 is accepted",
+        ),
+        (bearer(make_token(role=None)), "Token carries no role (a refresh token cannot call the API)"),
     ],
 )
 def test_bad_credentials_get_401_with_a_precise_detail(
@@ -123,7 +110,7 @@ def test_required_roles_in_the_envelope_grant_nothing(api: httpx.Client, tokens:
 
 
 @pytest.mark.parametrize(
-    "headers", [{}, bearer("dev-token-123456"), bearer("anything"), bearer(forged(iss="x"))]
+    "headers", [{}, bearer("dev-token-123456"), bearer("anything"), bearer(make_token(iss="x"))]
 )
 def test_dev_mode_treats_every_caller_as_dev_admin(
     serve: Callable[..., httpx.Client],

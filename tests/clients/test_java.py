@@ -172,16 +172,12 @@ async def test_bulk_sales_text_reply_is_success_and_stock_is_decremented(
 ) -> None:
     _, state = standin
     before = state.store.products().set_index("sku")["stock_quantity"]
-    sku = before[before >= 3].index[0]
+    sku = str(before[before >= 3].index[0])
+    catalog = state.store.products()
+    product_id = int(catalog.loc[catalog["sku"] == sku, "product_id"].item())
     sales = [
         SaleInput(items=(SaleItemInput(quantity=2, sku=sku),)),
-        SaleInput(
-            items=(
-                SaleItemInput(
-                    quantity=1, product_id=int(state.store.products().set_index("sku").index.get_loc(sku)) + 1
-                ),
-            )
-        ),
+        SaleInput(items=(SaleItemInput(quantity=1, product_id=product_id),)),
     ]
     result = await source.record_sales(sales, user=user_of(state, "0000000000"))
     assert (result.sales_written, result.lines_written) == (2, 2)

@@ -70,6 +70,20 @@ class Settings(BaseSettings):
     cache_memory_max_entries: int = Field(default=2048, ge=16)
     cache_redis_retry_seconds: float = Field(default=5.0, gt=0)
 
+    # Analytics
+    label_language: Literal["en", "fr"] = "en"
+    analytics_max_window_days: int = Field(default=366, ge=1)
+    dead_stock_days: int = Field(default=90, ge=1)
+    demand_window_days: int = Field(default=28, ge=1)
+    reorder_lead_days: int = Field(default=7, ge=1)
+    review_period_days: int = Field(default=14, ge=0)
+    service_level: float = Field(default=0.95, gt=0.5, lt=1.0)
+
+    # Columnar cache of sale lines (read by every pipeline)
+    sales_history_days: int = Field(default=400, ge=30)
+    sales_refresh_seconds: float = Field(default=15.0, ge=0)
+    sales_full_reload_seconds: float = Field(default=3600.0, gt=0)
+
     # Demo data (embedded store)
     demo_products: int = Field(default=300, ge=10)
     demo_days: int = Field(default=730, ge=30)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -16,10 +16,14 @@ import httpx
 from salesflow.clients.java import JavaClient
 from salesflow.config import Settings
 from salesflow.data.cache import Cache, MemoryBackend, RedisBackend
+from salesflow.data.sale_lines import Clock, SaleLineCache, utc_now
 from salesflow.data.sources.base import DataSource
 from salesflow.data.sources.embedded import EmbeddedDataSource, EmbeddedStore
 from salesflow.data.sources.java import JavaDataSource
 from salesflow.integration.jwt import TokenValidator
+from salesflow.services.analytics.demand import DemandRule
+from salesflow.services.analytics.sales import SalesAnalyticsService
+from salesflow.services.analytics.stock import StockAnalyticsService
 
 logger = logging.getLogger(__name__)
 
@@ -32,19 +36,26 @@ class Resources:
     cache: Cache
     data_source: DataSource
     token_validator: TokenValidator | None
+    lines: SaleLineCache
+    sales_analytics: SalesAnalyticsService
+    stock_analytics: StockAnalyticsService
     http: httpx.AsyncClient | None = None
     java: JavaClient | None = None
     store: EmbeddedStore | None = None
 
     async def aclose(self) -> None:
+        await self.lines.aclose()
         await self.cache.aclose()
         await self.data_source.aclose()
         if self.http is not None:
             await self.http.aclose()
 
 
-async def build_resources(settings: Settings) -> Resources:
-    """Build every long-lived object from settings; the caller must `aclose()` the result."""
+async def build_resources(settings: Settings, *, clock: Clock = utc_now) -> Resources:
+    """Build every long-lived object from settings; the caller must `aclose()` the result.
+
+    `clock` (aware "now") is injectable so that tests can pin "today".
+    """
     for folder in (settings.data_dir, settings.export_dir):
         folder.mkdir(parents=True, exist_ok=True)
     cache = Cache(
@@ -67,15 +78,67 @@ async def build_resources(settings: Settings) -> Resources:
             system_token=settings.system_jwt_token,
             read_retries=settings.java_read_retries,
         )
-        source = JavaDataSource(
-            java, timezone=ZoneInfo(settings.java_timezone), root_url=settings.java_root_url
+        source: DataSource = JavaDataSource(
+            java, timezone=ZoneInfo(settings.java_timezone), root_url=settings.java_root_url, clock=clock
         )
-        return Resources(settings, cache, source, validator, http=http, java=java)
+        return _with_pipelines(settings, cache, source, validator, clock, http=http, java=java)
     store = await anyio.to_thread.run_sync(EmbeddedStore, settings.embedded_db_path)
     if settings.dev_mode:
-        await anyio.to_thread.run_sync(ensure_demo_data, store, settings)
-    embedded = EmbeddedDataSource(store, timezone=ZoneInfo(settings.java_timezone))
-    return Resources(settings, cache, embedded, validator, store=store)
+        await anyio.to_thread.run_sync(ensure_demo_data, store, settings, clock)
+    embedded = EmbeddedDataSource(store, timezone=ZoneInfo(settings.java_timezone), clock=clock)
+    return _with_pipelines(settings, cache, embedded, validator, clock, store=store)
+
+
+def _with_pipelines(
+    settings: Settings,
+    cache: Cache,
+    source: DataSource,
+    validator: TokenValidator | None,
+    clock: Clock,
+    **adapters: Any,
+) -> Resources:
+    """The pipelines' services on top of the data source and cache."""
+    lines = SaleLineCache(
+        source,
+        cache,
+        java_tz=ZoneInfo(settings.java_timezone),
+        business_tz=ZoneInfo(settings.business_tz),
+        history_days=settings.sales_history_days,
+        refresh_seconds=settings.sales_refresh_seconds,
+        full_reload_seconds=settings.sales_full_reload_seconds,
+        clock=clock,
+    )
+    rule = DemandRule(
+        window_days=settings.demand_window_days,
+        lead_days=settings.reorder_lead_days,
+        review_days=settings.review_period_days,
+        service_level=settings.service_level,
+    )
+    ttl = settings.cache_ttl_analytics_seconds
+    return Resources(
+        settings=settings,
+        cache=cache,
+        data_source=source,
+        token_validator=validator,
+        lines=lines,
+        sales_analytics=SalesAnalyticsService(
+            lines,
+            cache,
+            ttl_seconds=ttl,
+            max_window_days=settings.analytics_max_window_days,
+            language=settings.label_language,
+        ),
+        stock_analytics=StockAnalyticsService(
+            lines,
+            cache,
+            ttl_seconds=ttl,
+            rule=rule,
+            dead_stock_days=settings.dead_stock_days,
+            language=settings.label_language,
+            mode="dev" if settings.dev_mode else "prod",
+        ),
+        **adapters,
+    )
 
 
 def build_java_http_client(settings: Settings) -> httpx.AsyncClient:
@@ -88,9 +151,9 @@ def build_java_http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-def ensure_demo_data(store: EmbeddedStore, settings: Settings) -> None:
+def ensure_demo_data(store: EmbeddedStore, settings: Settings, clock: Clock = utc_now) -> None:
     """Seed the demo history on first start, and extend it to today on later days."""
-    today = datetime.now(ZoneInfo(settings.java_timezone)).date()
+    today = clock().astimezone(ZoneInfo(settings.java_timezone)).date()
     if store.is_empty():
         logger.info("seeding demo data (first start)")
         result = store.seed_demo(

@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from salesflow.clients.java import JavaClient, ServiceAccount
+from salesflow.data.sale_lines import utc_now
 from salesflow.data.sources.base import PRODUCT_COLUMNS, SALE_LINE_COLUMNS, SaleInput, SaleItemInput
 from salesflow.data.sources.java import JavaDataSource
 from salesflow.errors import NotFound, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
@@ -36,7 +37,7 @@ def java(http: httpx.AsyncClient) -> JavaClient:
 @pytest.fixture
 def source(java: JavaClient, standin: tuple[UvicornThread, StandinState]) -> JavaDataSource:
     server, _ = standin
-    return JavaDataSource(java, timezone=ZoneInfo("UTC"), root_url=server.url)
+    return JavaDataSource(java, timezone=ZoneInfo("UTC"), root_url=server.url, clock=utc_now)
 
 
 def user_of(state: StandinState, phone: str) -> User:

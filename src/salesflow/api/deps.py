@@ -15,6 +15,8 @@ from salesflow.errors import AuthError, PermissionDenied
 from salesflow.integration.jwt import DEV_USER
 from salesflow.models.auth import User
 from salesflow.resources import Resources
+from salesflow.services.analytics.sales import SalesAnalyticsService
+from salesflow.services.analytics.stock import StockAnalyticsService
 
 # Declares the bearer scheme in OpenAPI; the header itself is parsed below for precise 401 details.
 _bearer_scheme = HTTPBearer(auto_error=False, description="Java-issued JWT (any token in DEV mode)")
@@ -40,7 +42,17 @@ def get_data_source(resources: ResourcesDep) -> DataSource:
     return resources.data_source
 
 
+def get_sales_analytics(resources: ResourcesDep) -> SalesAnalyticsService:
+    return resources.sales_analytics
+
+
+def get_stock_analytics(resources: ResourcesDep) -> StockAnalyticsService:
+    return resources.stock_analytics
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SalesAnalyticsDep = Annotated[SalesAnalyticsService, Depends(get_sales_analytics)]
+StockAnalyticsDep = Annotated[StockAnalyticsService, Depends(get_stock_analytics)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
 DataSourceDep = Annotated[DataSource, Depends(get_data_source)]
 

@@ -13,8 +13,9 @@ from fastapi.routing import APIRoute
 from salesflow import __version__
 from salesflow.api.errors import install_error_handlers
 from salesflow.api.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
-from salesflow.api.routes import admin, auth, health
+from salesflow.api.routes import admin, analytics, auth, health, stock
 from salesflow.config import Settings, get_settings
+from salesflow.data.sale_lines import Clock, utc_now
 from salesflow.resources import build_resources
 
 logger = logging.getLogger(__name__)
@@ -22,8 +23,8 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the ASGI app; `settings` defaults to the environment's."""
+def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> FastAPI:
+    """Build the ASGI app; `settings` defaults to the environment's, `clock` to the real time."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -32,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.warning(
                 "DEV MODE: AUTHENTICATION IS OFF - every caller is an ADMIN; never expose this instance"
             )
-        app.state.resources = await build_resources(settings)
+        app.state.resources = await build_resources(settings, clock=clock)
         logger.info("service started", extra={"data_source": app.state.resources.data_source.kind})
         try:
             yield
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, auth, admin):
+    for module in (health, auth, admin, analytics, stock):
         api.include_router(module.router)
     app.include_router(api)
     return app

@@ -202,6 +202,13 @@ class Cache:
             if not lock.locked() and self._key_locks.get(key) is lock:
                 del self._key_locks[key]
 
+    async def get_raw(self, key: str) -> bytes | None:
+        """The stored bytes of `key`, if any (no counters: for values that are not computed results)."""
+        return await self._get(key)
+
+    async def set_raw(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        await self._set(key, value, ttl_seconds)
+
     async def invalidate(self, prefix: str) -> int:
         """Delete every key under `prefix` (see `cache_prefix`); returns how many were removed."""
         removed = await self.memory.delete_prefix(prefix)

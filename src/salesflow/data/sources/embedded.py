@@ -9,7 +9,7 @@ Calls are blocking; the async `DataSource` methods run them in worker threads, e
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -293,9 +293,10 @@ class EmbeddedDataSource:
 
     kind: Literal["embedded"] = "embedded"
 
-    def __init__(self, store: EmbeddedStore, *, timezone: ZoneInfo) -> None:
+    def __init__(self, store: EmbeddedStore, *, timezone: ZoneInfo, clock: Callable[[], datetime]) -> None:
         self.store = store
         self.timezone = timezone
+        self.clock = clock
 
     async def products(self) -> pd.DataFrame:
         return await anyio.to_thread.run_sync(self.store.products)
@@ -305,7 +306,7 @@ class EmbeddedDataSource:
 
     async def record_sales(self, sales: Sequence[SaleInput], *, user: User) -> WriteResult:
         def write() -> WriteResult:
-            now = datetime.now(self.timezone).replace(tzinfo=None)
+            now = self.clock().astimezone(self.timezone).replace(tzinfo=None)
             return self.store.record_sales(sales, semantics="embedded", now=now)
 
         return await anyio.to_thread.run_sync(write)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -19,17 +19,20 @@ class JavaDataSource:
 
     kind: Literal["java"] = "java"
 
-    def __init__(self, client: JavaClient, *, timezone: ZoneInfo, root_url: str) -> None:
+    def __init__(
+        self, client: JavaClient, *, timezone: ZoneInfo, root_url: str, clock: Callable[[], datetime]
+    ) -> None:
         self.client = client
         self.timezone = timezone
         self.root_url = root_url
+        self.clock = clock
 
     async def products(self) -> pd.DataFrame:
         return await self.client.products()
 
     async def sale_lines(self, start: datetime, end: datetime) -> pd.DataFrame:
         # Java has no window query: `/sales/history?days=N` starts at the beginning of (its today - N days).
-        today = datetime.now(self.timezone).date()
+        today = self.clock().astimezone(self.timezone).date()
         days = (today - start.date()).days
         if days < 0 or end <= start:
             return empty_frame(SALE_LINE_COLUMNS)

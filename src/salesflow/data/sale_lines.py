@@ -1,0 +1,264 @@
+"""Columnar cache of sale lines and products, shared by every pipeline.
+
+Java's history has no pagination, so reading it per request re-downloads tens of MB. This cache keeps
+the lines of the last `SALES_HISTORY_DAYS` in memory, sorted by time, with each line's business day
+(`BUSINESS_TZ`) precomputed:
+
+- cold: load only as far back as the first request needs (a later request may extend it);
+- warm: at most one incremental refresh per `SALES_REFRESH_SECONDS`: fetch the lines since the start of the
+  day before the last refresh and replace that tail (merge by time range and sale id);
+- a full reload every `SALES_FULL_RELOAD_SECONDS` picks up edits and deletions;
+- with Redis, the loaded lines are shared as an Arrow snapshot, so other processes start warm.
+
+Java stays the source of truth: when a refresh fails, the last lines are served (logged); when there are
+none, the failure propagates. Concurrent callers share one fetch (one lock), so a request burst reads the
+source once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import anyio
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from salesflow.data.cache import Cache, cache_key
+from salesflow.data.sources.base import SALE_LINE_COLUMNS, DataSource, conform
+from salesflow.errors import UpstreamError
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+SNAPSHOT_KEY = cache_key("lines", "shared", kind="snapshot")
+_SNAPSHOT_TTL_SECONDS = 24 * 3600
+_SNAPSHOT_MIN_INTERVAL_SECONDS = 60.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class LinesState:
+    """The cached lines and what they cover (naive Java-local times)."""
+
+    lines: pd.DataFrame  # SALE_LINE_COLUMNS + `day` (business day, datetime64[s]), sorted by sold_at
+    since: datetime  # every line with sold_at >= since is present
+    refreshed_at: datetime  # Java-local time of the last fetch
+    loaded_at: datetime  # Java-local time of the last full load
+
+
+class SaleLineCache:
+    """Sale lines and products for the pipelines, read from a `DataSource` as rarely as possible."""
+
+    def __init__(
+        self,
+        source: DataSource,
+        cache: Cache,
+        *,
+        java_tz: ZoneInfo,
+        business_tz: ZoneInfo,
+        history_days: int = 400,
+        refresh_seconds: float = 15.0,
+        full_reload_seconds: float = 3600.0,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.source = source
+        self.cache = cache
+        self.java_tz = java_tz
+        self.business_tz = business_tz
+        self.history_days = history_days
+        self.refresh_seconds = refresh_seconds
+        self.full_reload_seconds = full_reload_seconds
+        self.clock = clock
+        self.fetches = 0  # reads of the source's sale lines, for tests and metrics
+        self._state: LinesState | None = None
+        self._refreshed_monotonic = 0.0
+        self._products: pd.DataFrame | None = None
+        self._products_monotonic = 0.0
+        self._lines_lock = asyncio.Lock()
+        self._products_lock = asyncio.Lock()
+        self._snapshot_written = 0.0
+        self._background: set[asyncio.Task[None]] = set()
+
+    def today(self) -> date:
+        """Today in the business time zone."""
+        return self.clock().astimezone(self.business_tz).date()
+
+    async def window(self, first_day: date, last_day: date) -> pd.DataFrame:
+        """Lines whose business day is in `first_day..last_day` (inclusive), sorted by time."""
+        since = datetime.combine(first_day - timedelta(days=1), datetime.min.time())  # covers any tz offset
+        horizon = self._java_now() - timedelta(days=self.history_days)
+        if since < horizon:  # older than what is kept: read the source for this window only
+            end = datetime.combine(last_day + timedelta(days=2), datetime.min.time())
+            lines = await self.source.sale_lines(since, end)
+            frame = await anyio.to_thread.run_sync(self._with_days, lines)
+        else:
+            frame = (await self._lines_since(since)).lines
+        return _days_between(frame, first_day, last_day)
+
+    async def products(self) -> pd.DataFrame:
+        """Every product, refreshed at most once per `SALES_REFRESH_SECONDS`."""
+        async with self._products_lock:
+            stale = time.monotonic() - self._products_monotonic >= self.refresh_seconds
+            if self._products is None or stale:
+                try:
+                    self._products = await self.source.products()
+                    self._products_monotonic = time.monotonic()
+                except UpstreamError:
+                    if self._products is None:
+                        raise
+                    logger.warning("products refresh failed; serving the last products")
+            return self._products
+
+    def invalidate(self) -> None:
+        """Refresh on the next read (after a write through this service)."""
+        self._refreshed_monotonic = 0.0
+        self._products_monotonic = 0.0
+
+    async def aclose(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _lines_since(self, since: datetime) -> LinesState:
+        async with self._lines_lock:
+            state = self._state or await self._read_snapshot()
+            now = self._java_now()
+            try:
+                if state is None or since < state.since:
+                    start = min(since, state.since) if state is not None else since
+                    state = await self._full_load(start, now)
+                elif (now - state.loaded_at).total_seconds() >= self.full_reload_seconds:
+                    state = await self._full_load(
+                        max(state.since, now - timedelta(days=self.history_days)), now
+                    )
+                elif time.monotonic() - self._refreshed_monotonic >= self.refresh_seconds:
+                    state = await self._incremental(state, now)
+            except UpstreamError:
+                if self._state is None:
+                    raise
+                logger.warning("sale lines refresh failed; serving the last lines", exc_info=True)
+                return self._state
+            self._state = state
+            return state
+
+    async def _full_load(self, since: datetime, now: datetime) -> LinesState:
+        self.fetches += 1
+        lines = await self.source.sale_lines(since, now + timedelta(days=1))
+        frame = await anyio.to_thread.run_sync(self._with_days, lines)
+        self._refreshed_monotonic = time.monotonic()
+        state = LinesState(lines=frame, since=since, refreshed_at=now, loaded_at=now)
+        self._share(state)
+        return state
+
+    async def _incremental(self, state: LinesState, now: datetime) -> LinesState:
+        """Replace the tail since the start of the day before the last refresh with a fresh read."""
+        self.fetches += 1
+        tail_start = datetime.combine(state.refreshed_at.date() - timedelta(days=1), datetime.min.time())
+        fresh = await self.source.sale_lines(tail_start, now + timedelta(days=1))
+        merged = await anyio.to_thread.run_sync(self._merge, state.lines, fresh, tail_start)
+        horizon = now - timedelta(days=self.history_days)
+        since = max(state.since, horizon)
+        if since > state.since:
+            merged = merged.iloc[int(merged["sold_at"].searchsorted(since)) :].reset_index(drop=True)
+        self._refreshed_monotonic = time.monotonic()
+        new_state = LinesState(lines=merged, since=since, refreshed_at=now, loaded_at=state.loaded_at)
+        if len(fresh) and time.monotonic() - self._snapshot_written >= _SNAPSHOT_MIN_INTERVAL_SECONDS:
+            self._share(new_state)
+        return new_state
+
+    def _merge(self, lines: pd.DataFrame, fresh: pd.DataFrame, tail_start: datetime) -> pd.DataFrame:
+        keep = lines.iloc[: int(lines["sold_at"].searchsorted(tail_start))]
+        keep = keep[~keep["sale_id"].isin(fresh["sale_id"])]  # a sale is never counted twice
+        merged = pd.concat([keep, self._with_days(fresh)], ignore_index=True)
+        return merged.sort_values("sold_at", kind="stable").reset_index(drop=True)
+
+    def _with_days(self, lines: pd.DataFrame) -> pd.DataFrame:
+        """Sorted lines with their business day."""
+        if not lines["sold_at"].is_monotonic_increasing:
+            lines = lines.sort_values("sold_at", kind="stable").reset_index(drop=True)
+        return lines.assign(day=business_days(lines["sold_at"], self.java_tz, self.business_tz))
+
+    def _java_now(self) -> datetime:
+        return self.clock().astimezone(self.java_tz).replace(tzinfo=None)
+
+    def _share(self, state: LinesState) -> None:
+        """Write the lines to Redis for other processes, in the background."""
+        if self.cache.redis is None:
+            return
+        self._snapshot_written = time.monotonic()
+        task = asyncio.get_running_loop().create_task(self._write_snapshot(state))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _write_snapshot(self, state: LinesState) -> None:
+        payload = await anyio.to_thread.run_sync(_encode_snapshot, state)
+        await self.cache.set_raw(SNAPSHOT_KEY, payload, _SNAPSHOT_TTL_SECONDS)
+
+    async def _read_snapshot(self) -> LinesState | None:
+        if self.cache.redis is None:
+            return None
+        payload = await self.cache.get_raw(SNAPSHOT_KEY)
+        if payload is None:
+            return None
+        state = await anyio.to_thread.run_sync(_decode_snapshot, payload)
+        if (self._java_now() - state.loaded_at).total_seconds() >= self.full_reload_seconds:
+            return None
+        logger.info("sale lines loaded from the shared snapshot", extra={"lines": len(state.lines)})
+        return state
+
+
+def business_days(sold_at: pd.Series, java_tz: ZoneInfo, business_tz: ZoneInfo) -> pd.Series:
+    """The business day (midnight, naive) of each naive Java-local timestamp."""
+    if java_tz.key == business_tz.key:
+        midnight: pd.Series = sold_at.dt.floor("D").astype("datetime64[s]")
+        return midnight
+    # Ambiguous wall times (the repeated hour when clocks go back) are read as standard time.
+    aware = sold_at.dt.tz_localize(
+        java_tz, ambiguous=np.zeros(len(sold_at), dtype=bool), nonexistent="shift_forward"
+    )
+    local: pd.Series = aware.dt.tz_convert(business_tz).dt.tz_localize(None).dt.floor("D")
+    days: pd.Series = local.astype("datetime64[s]")
+    return days
+
+
+def _days_between(frame: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFrame:
+    days = frame["day"]
+    mask = (days >= pd.Timestamp(first_day)) & (days <= pd.Timestamp(last_day))
+    return frame.loc[mask].reset_index(drop=True)
+
+
+def _encode_snapshot(state: LinesState) -> bytes:
+    table = pa.Table.from_pandas(state.lines, preserve_index=False)
+    meta = {
+        b"since": state.since.isoformat().encode(),
+        b"refreshed_at": state.refreshed_at.isoformat().encode(),
+        b"loaded_at": state.loaded_at.isoformat().encode(),
+    }
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _decode_snapshot(payload: bytes) -> LinesState:
+    table = pa.ipc.open_stream(payload).read_all()
+    meta = table.schema.metadata or {}
+    lines = table.to_pandas()
+    lines = conform(lines, SALE_LINE_COLUMNS).assign(day=lines["day"].astype("datetime64[s]"))
+    return LinesState(
+        lines=lines,
+        since=datetime.fromisoformat(meta[b"since"].decode()),
+        refreshed_at=datetime.fromisoformat(meta[b"refreshed_at"].decode()),
+        loaded_at=datetime.fromisoformat(meta[b"loaded_at"].decode()),
+    )

@@ -1,0 +1,268 @@
+"""Stock analytics pipeline (UC3) and stock alerts (UC4): load → per-product state → KPIs / alerts → cache.
+
+Stages, in order:
+1. load: products (stock, threshold, price) and a year of sale lines from the line cache.
+2. `product_states` (pure, vectorised): demand (demand.py), last sale, status, coverage, reorder
+   point, suggested order, ABC class.
+3. `stock_kpis` / `stock_alerts`: what the screens show.
+4. shape: the contract's models, serialised once and cached per (scope, kind, as-of day).
+
+Status, in this order (frontend-contract.md call 2): `OUT_OF_STOCK` if stock ≤ 0; `LOW_STOCK` if
+stock < threshold (Java's strict rule; a null threshold is 10); `DEAD_STOCK` if no sale for
+`DEAD_STOCK_DAYS`; else OK. `rotation_per_year` = units sold over the last 365 days (annualised when
+less history is known) ÷ units in stock.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any, Literal
+
+import anyio
+import numpy as np
+import pandas as pd
+
+from salesflow.data.cache import Cache, cache_key
+from salesflow.data.sale_lines import SaleLineCache
+from salesflow.models.analytics import (
+    AlertKind,
+    Period,
+    ProductStock,
+    StockAlert,
+    StockAlerts,
+    StockAnalytics,
+    StockKpis,
+)
+from salesflow.services.analytics import demand
+from salesflow.services.analytics.windows import period_label
+
+Severity = Literal["low", "medium", "high"]
+PIPELINE = "analytics"
+YEAR_DAYS = 365
+
+
+class StockAnalyticsService:
+    """`GET /analytics/stock` and `GET /stock/alerts`."""
+
+    def __init__(
+        self,
+        lines: SaleLineCache,
+        cache: Cache,
+        *,
+        ttl_seconds: int,
+        rule: demand.DemandRule,
+        dead_stock_days: int = 90,
+        language: str = "en",
+        mode: Literal["dev", "prod"] = "prod",
+    ) -> None:
+        self.lines = lines
+        self.cache = cache
+        self.ttl_seconds = ttl_seconds
+        self.rule = rule
+        self.dead_stock_days = dead_stock_days
+        self.language = language
+        self.mode = mode
+
+    async def report_json(self, period: Period, *, scope: str) -> bytes:
+        """Stock KPIs and the products that need attention, as JSON bytes (cached)."""
+        as_of = self.lines.today()
+        key = cache_key(PIPELINE, scope, kind="stock", period=period, as_of=as_of)
+
+        async def compute() -> bytes:
+            states = await self.product_states(as_of)
+            report = _stock_report(
+                states, period, as_of, language=self.language, lead_days=self.rule.lead_days
+            )
+            return report.model_dump_json().encode()
+
+        return await self.cache.get_or_compute(key, self.ttl_seconds, compute, encode=bytes, decode=bytes)
+
+    async def alerts_json(self, *, scope: str) -> bytes:
+        """Out-of-stock, low-stock and urgent-reorder alerts, as JSON bytes (cached)."""
+        as_of = self.lines.today()
+        key = cache_key(PIPELINE, scope, kind="alerts", as_of=as_of)
+
+        async def compute() -> bytes:
+            states = await self.product_states(as_of)
+            alerts = stock_alerts(states, lead_days=self.rule.lead_days)
+            return StockAlerts(mode=self.mode, as_of=as_of, alerts=alerts).model_dump_json().encode()
+
+        return await self.cache.get_or_compute(key, self.ttl_seconds, compute, encode=bytes, decode=bytes)
+
+    async def product_states(self, as_of: date) -> pd.DataFrame:
+        """Every product's stock state on `as_of` (see `product_states`)."""
+        lookback = max(YEAR_DAYS, self.dead_stock_days + 1, self.rule.window_days + 1)
+        lines = await self.lines.window(as_of - timedelta(days=lookback), as_of)
+        products = await self.lines.products()
+        return await anyio.to_thread.run_sync(
+            lambda: product_states(
+                products, lines, as_of=as_of, rule=self.rule, dead_stock_days=self.dead_stock_days
+            )
+        )
+
+
+def product_states(
+    products: pd.DataFrame, lines: pd.DataFrame, *, as_of: date, rule: demand.DemandRule, dead_stock_days: int
+) -> pd.DataFrame:
+    """One row per product: stock, status, demand, coverage, reorder point, suggested order, ABC class."""
+    ids = products["product_id"].to_numpy()
+    stock = products["stock_quantity"].to_numpy(dtype=np.int64)
+    threshold = products["low_stock_threshold"].to_numpy(dtype=np.int64)
+    table = demand.demand_table(lines, ids, as_of=as_of, rule=rule)
+    rate = table["daily_demand"].to_numpy()
+    by_product = lines.groupby("product_id", sort=False)
+    last_sale = by_product["day"].max().reindex(ids)
+    year = lines[lines["day"] > pd.Timestamp(as_of - timedelta(days=YEAR_DAYS))]
+    revenue = year.groupby("product_id", sort=False)["subtotal"].sum().reindex(ids, fill_value=0.0)
+    dead_since = pd.Timestamp(as_of - timedelta(days=dead_stock_days))
+    no_recent_sale = (last_sale.isna() | (last_sale <= dead_since)).to_numpy()
+    status = np.select(
+        [stock <= 0, stock < threshold, no_recent_sale],
+        ["OUT_OF_STOCK", "LOW_STOCK", "DEAD_STOCK"],
+        default="OK",
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coverage = np.where(rate > 0, np.maximum(stock, 0) / rate, np.nan)
+    return pd.DataFrame(
+        {
+            "product_id": ids,
+            "sku": products["sku"].to_numpy(dtype=object),
+            "name": products["name"].to_numpy(dtype=object),
+            "status": status,
+            "current_stock": stock,
+            "min_stock": threshold,
+            "unit_price": products["price"].to_numpy(dtype=np.float64),
+            "stock_value": np.maximum(stock, 0) * products["price"].to_numpy(dtype=np.float64),
+            "last_sale_date": last_sale.to_numpy(),
+            "coverage_days": coverage,
+            "daily_demand": rate,
+            "reorder_point": table["reorder_point"].to_numpy(),
+            "suggested_order_qty": demand.suggested_order(
+                stock, rate, table["reorder_point"].to_numpy(), rule
+            ),
+            "abc_class": demand.abc_classes(revenue).to_numpy(),
+            "units_last_year": year.groupby("product_id", sort=False)["quantity"]
+            .sum()
+            .reindex(ids, fill_value=0)
+            .to_numpy(),
+        }
+    ).assign(history_days=_history_days(lines, as_of))
+
+
+def stock_kpis(states: pd.DataFrame, *, lead_days: int) -> StockKpis:
+    """The contract's KPIs; see the module docstring for the formulas."""
+    n = len(states)
+    status = states["status"]
+    coverage = states["coverage_days"]
+    selling = coverage.notna()
+    units_in_stock = float(states["current_stock"].clip(lower=0).sum())
+    history_days = int(states["history_days"].iloc[0]) if n else 0
+    yearly_units = float(states["units_last_year"].sum()) * YEAR_DAYS / max(history_days, 1)
+    low = int((status == "LOW_STOCK").sum())
+    return StockKpis(
+        total_stock_value=round(float(states["stock_value"].sum()), 2),
+        out_of_stock_count=int((status == "OUT_OF_STOCK").sum()),
+        low_stock_count=low,
+        low_stock_ratio=round(low / n * 100, 2) if n else 0.0,
+        urgent_reorder_count=int((selling & (coverage < lead_days)).sum()),
+        dead_stock_count=int((status == "DEAD_STOCK").sum()),
+        rotation_per_year=round(yearly_units / units_in_stock, 2)
+        if units_in_stock and history_days
+        else None,
+        avg_coverage_days=round(float(coverage[selling].median()), 1) if selling.any() else None,
+    )
+
+
+def stock_alerts(states: pd.DataFrame, *, lead_days: int) -> list[StockAlert]:
+    """One alert per product that is out of stock, below its threshold, or covers less than the lead time."""
+    urgent = states["coverage_days"].notna() & (states["coverage_days"] < lead_days)
+    flagged = states[states["status"].isin(["OUT_OF_STOCK", "LOW_STOCK"]) | urgent]
+    alerts = [_alert(_keyed(row), lead_days) for row in flagged.to_dict("records")]
+    order = {"high": 0, "medium": 1, "low": 2}
+    return sorted(alerts, key=lambda a: (order[a.severity], a.coverage_days or 0.0, a.product_id))
+
+
+def _stock_report(
+    states: pd.DataFrame, period: Period, as_of: date, *, language: str, lead_days: int
+) -> StockAnalytics:
+    critical = states[states["status"] != "OK"]
+    to_order = states[states["suggested_order_qty"] > 0].sort_values("coverage_days", kind="stable")
+    return StockAnalytics(
+        period=period,
+        period_label=period_label(period, language),
+        as_of=as_of,
+        kpis=stock_kpis(states, lead_days=lead_days),
+        critical_products=_product_rows(critical),
+        reorder_suggestions=_product_rows(to_order),
+    )
+
+
+def _product_rows(states: pd.DataFrame) -> list[ProductStock]:
+    rows = states.drop(columns=["units_last_year", "history_days"]).to_dict("records")
+    return [ProductStock(**_clean(_keyed(row))) for row in rows]
+
+
+def _keyed(row: dict[Any, Any]) -> dict[str, Any]:
+    return {str(name): value for name, value in row.items()}
+
+
+def _clean(row: dict[str, object]) -> dict[str, object]:
+    """Missing values become null; numbers are rounded for people."""
+    cleaned: dict[str, object] = {}
+    for name, value in row.items():
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
+            cleaned[name] = None
+        elif name == "last_sale_date":
+            cleaned[name] = pd.Timestamp(value).date()  # type: ignore[arg-type]  # datetime64 here
+        elif name in ("coverage_days", "daily_demand") or name in ("stock_value", "unit_price"):
+            cleaned[name] = round(float(value), 2)  # type: ignore[arg-type]  # a number here
+        else:
+            cleaned[name] = value
+    return cleaned
+
+
+def _alert(r: dict[str, Any], lead_days: int) -> StockAlert:
+    label = f"{r['name']} ({r['sku']})"
+    stock, threshold, rate, coverage = (
+        r["current_stock"],
+        r["min_stock"],
+        r["daily_demand"],
+        r["coverage_days"],
+    )
+    selling = f"it sold {rate:.1f} units/day over the last weeks" if rate > 0 else "it has not sold recently"
+    kind: AlertKind
+    severity: Severity
+    if r["status"] == "OUT_OF_STOCK":
+        kind, severity = "OUT_OF_STOCK", "high"
+        message = f"{label} is out of stock; {selling}."
+    elif r["status"] == "LOW_STOCK":
+        kind = "LOW_STOCK"
+        ratio = stock / threshold if threshold else 0.0
+        severity = "high" if ratio <= 0.25 else "medium" if ratio <= 0.5 else "low"
+        message = f"Only {stock} left of {label}, below its threshold of {threshold}; {selling}."
+    else:
+        kind = "URGENT_REORDER"
+        severity = "high" if coverage < lead_days / 3 else "medium" if coverage < 2 * lead_days / 3 else "low"
+        message = (
+            f"{label}: {stock} in stock cover {coverage:.1f} days at {rate:.1f} units/day, "
+            f"less than the {lead_days}-day lead time; order {r['suggested_order_qty']} now."
+        )
+    return StockAlert(
+        product_id=int(r["product_id"]),
+        message=message,
+        severity=severity,
+        sku=str(r["sku"]),
+        name=str(r["name"]),
+        kind=kind,
+        current_stock=int(stock),
+        threshold=int(threshold),
+        coverage_days=None if coverage is None or np.isnan(coverage) else round(float(coverage), 2),
+    )
+
+
+def _history_days(lines: pd.DataFrame, as_of: date) -> int:
+    """Days of sales history behind the yearly figures (at most a year)."""
+    if lines.empty:
+        return 0
+    first = pd.Timestamp(lines["day"].iloc[0]).date()
+    return min(YEAR_DAYS, (as_of - first).days + 1)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, date, datetime
+from datetime import time as clock_time
+from pathlib import Path
 
 import jwt
+import pandas as pd
 
+from salesflow.data.sources.base import SaleInput, SaleItemInput
+from salesflow.data.sources.embedded import EmbeddedStore
 from tests.java_standin import DEV_SECRET, ISSUER
 
 
@@ -25,3 +31,59 @@ def make_token(
     claims.update(changes)
     present = {name: value for name, value in claims.items() if value is not None}
     return jwt.encode(present, key, algorithm=algorithm, headers={"typ": None})
+
+
+# A hand-checked shop (tests/services/test_sales_analytics.py works every number out by hand).
+HAND_TODAY = date(2026, 3, 18)  # a Wednesday
+HAND_PRODUCTS = [
+    # id, sku, name, category, price, stock, threshold (None = Java's null, read as 10)
+    (1, "A-1", "Apple Juice", "Beverages", 2.00, 0, 10),
+    (2, "B-1", "Bread", "Bakery", 3.00, 5, 10),
+    (3, "C-1", "Candle", "Household", 10.00, 50, None),
+    (4, "D-1", "Dish Soap", "Household", 4.00, 40, 5),
+    (5, "E-1", "Eggs", "Dairy", 1.50, 30, 10),
+    (6, "F-1", "Flour", "Bakery", 2.50, 100, 10),
+]
+HAND_SALES = [
+    # sold at, [(sku, quantity, unit price)]
+    (datetime(2025, 12, 8, 16, 0), [("C-1", 1, 10.00)]),
+    (datetime(2026, 3, 6, 12, 0), [("A-1", 3, 2.00)]),
+    (datetime(2026, 3, 10, 12, 0), [("D-1", 2, 4.00)]),
+    (datetime(2026, 3, 12, 10, 0), [("A-1", 2, 2.00), ("B-1", 1, 3.00)]),
+    (datetime(2026, 3, 12, 15, 30), [("D-1", 3, 4.00)]),
+    (datetime(2026, 3, 14, 9, 0), [("A-1", 1, 2.00), ("F-1", 4, 2.50)]),
+    (datetime(2026, 3, 18, 11, 0), [("B-1", 2, 3.00)]),
+    (datetime(2026, 3, 18, 18, 0), [("D-1", 1, 4.00), ("A-1", 5, 1.80)]),
+]
+
+
+def hand_clock() -> datetime:
+    """Noon UTC on HAND_TODAY."""
+    return datetime.combine(HAND_TODAY, clock_time(12, 0), tzinfo=UTC)
+
+
+def build_hand_store(path: Path) -> Path:
+    """The hand-checked shop in an embedded store file."""
+    store = EmbeddedStore(path)
+    products = pd.DataFrame(
+        HAND_PRODUCTS,
+        columns=["product_id", "sku", "name", "category", "price", "stock_quantity", "low_stock_threshold"],
+    ).assign(
+        description=None,
+        image_url=None,
+        low_stock_threshold=lambda f: f["low_stock_threshold"].astype("Int64"),
+    )
+    empty_sales = pd.DataFrame({"id": [], "sale_date": [], "total_amount": []})
+    empty_items = pd.DataFrame(
+        columns=["id", "sale_id", "product_id", "product_name", "sku", "quantity", "unit_price", "subtotal"]
+    )
+    store.load(products, empty_sales, empty_items)
+    sales = [
+        SaleInput(
+            items=tuple(SaleItemInput(quantity=q, sku=sku, unit_price=p) for sku, q, p in items), sold_at=when
+        )
+        for when, items in HAND_SALES
+    ]
+    store.record_sales(sales, semantics="embedded", now=hand_clock().replace(tzinfo=None))
+    store.close()
+    return path

@@ -8,8 +8,9 @@ let tests produce outages, 5xx answers and slow replies.
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -55,6 +56,7 @@ class StandinState:
     tokens_not_before: float = 0.0  # tokens issued earlier are refused (simulates a secret rotation)
     history_cache: dict[tuple[int, date, int], bytes] = field(default_factory=dict)
     writes: int = 0
+    clock: Callable[[], datetime] = field(default_factory=lambda: lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
         if not self.users:
@@ -82,7 +84,8 @@ class StandinState:
         return jwt.encode(claims, self.secret.encode(), algorithm="HS256", headers={"typ": None})
 
     def now(self) -> datetime:
-        return datetime.now(self.timezone).replace(tzinfo=None)
+        """Java's server time: naive, local."""
+        return self.clock().astimezone(self.timezone).replace(tzinfo=None)
 
 
 def api_error(status: int, code: str, message: str, details: object = None) -> JSONResponse:

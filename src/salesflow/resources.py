@@ -24,6 +24,7 @@ from salesflow.integration.jwt import TokenValidator
 from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.sales import SalesAnalyticsService
 from salesflow.services.analytics.stock import StockAnalyticsService
+from salesflow.services.sales_recording import SalesRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Resources:
     lines: SaleLineCache
     sales_analytics: SalesAnalyticsService
     stock_analytics: StockAnalyticsService
+    sales_recorder: SalesRecorder
     http: httpx.AsyncClient | None = None
     java: JavaClient | None = None
     store: EmbeddedStore | None = None
@@ -137,6 +139,7 @@ def _with_pipelines(
             language=settings.label_language,
             mode="dev" if settings.dev_mode else "prod",
         ),
+        sales_recorder=SalesRecorder(source, lines, cache),
         **adapters,
     )
 

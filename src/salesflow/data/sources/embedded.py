@@ -63,6 +63,29 @@ FROM products ORDER BY id
 """
 
 
+_PRODUCT_TABLE_COLUMNS = [
+    "product_id",
+    "name",
+    "sku",
+    "price",
+    "stock_quantity",
+    "description",
+    "image_url",
+    "low_stock_threshold",
+    "category",
+]
+_ITEM_TABLE_COLUMNS = [
+    "id",
+    "sale_id",
+    "product_id",
+    "product_name",
+    "sku",
+    "quantity",
+    "unit_price",
+    "subtotal",
+]
+
+
 class StoreLocked(Exception):
     """Raised when another process holds the DuckDB file."""
 
@@ -226,32 +249,38 @@ class EmbeddedStore:
             "scale": scale,
             "seeded_through": today.isoformat(),
         }
+        return self.load(products, history.sales, history.items, events=history.events, meta=meta)
+
+    def load(
+        self,
+        products: pd.DataFrame,
+        sales: pd.DataFrame,
+        items: pd.DataFrame,
+        *,
+        events: pd.DataFrame | None = None,
+        meta: dict[str, object] | None = None,
+    ) -> WriteResult:
+        """Replace the store's content in one transaction (demo data, real data sets for tests and benches).
+
+        `products`: product_id, name, sku, price, stock_quantity, description, image_url, low_stock_threshold,
+        category; `sales`: id, sale_date, total_amount; `items`: id, sale_id, product_id, product_name, sku,
+        quantity, unit_price, subtotal.
+        """
         with self._write_lock:
             cur = self.cursor()
             cur.execute("BEGIN TRANSACTION")
             for table in ("sale_items", "sales", "products", "store_meta", "demo_events"):
                 cur.execute(f"DELETE FROM {table}")
-            _insert_frame(
-                cur,
-                "products",
-                products[
-                    [
-                        "product_id",
-                        "name",
-                        "sku",
-                        "price",
-                        "stock_quantity",
-                        "description",
-                        "image_url",
-                        "low_stock_threshold",
-                        "category",
-                    ]
-                ],
-            )
-            _insert_history(cur, history)
-            cur.executemany("INSERT INTO store_meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
+            _insert_frame(cur, "products", products[_PRODUCT_TABLE_COLUMNS])
+            _insert_frame(cur, "sales", sales[["id", "sale_date", "total_amount"]])
+            _insert_frame(cur, "sale_items", items[_ITEM_TABLE_COLUMNS])
+            if events is not None:
+                _insert_frame(cur, "demo_events", events)
+            rows = [(k, str(v)) for k, v in (meta or {}).items()]
+            if rows:
+                cur.executemany("INSERT INTO store_meta VALUES (?, ?)", rows)
             cur.execute("COMMIT")
-        return WriteResult(sales_written=len(history.sales), lines_written=len(history.items))
+        return WriteResult(sales_written=len(sales), lines_written=len(items))
 
     def extend_demo(self, *, today: date) -> WriteResult:
         """Generate demo sales for the days between the last seeded day and today."""
@@ -282,7 +311,8 @@ class EmbeddedStore:
                 first_item_id=int(next_item),
             )
             cur.execute("BEGIN TRANSACTION")
-            _insert_history(cur, history, with_events=False)
+            _insert_frame(cur, "sales", history.sales)
+            _insert_frame(cur, "sale_items", history.items[_ITEM_TABLE_COLUMNS])
             cur.execute("UPDATE store_meta SET value = ? WHERE key = 'seeded_through'", [today.isoformat()])
             cur.execute("COMMIT")
         return WriteResult(sales_written=len(history.sales), lines_written=len(history.items))
@@ -334,15 +364,6 @@ def _resolve_product(
     raise NotFound(
         f"Product not found: {'id ' + str(product_id) if product_id is not None else 'sku ' + str(sku)}"
     )
-
-
-def _insert_history(
-    cur: duckdb.DuckDBPyConnection, history: demo.DemoHistory, *, with_events: bool = True
-) -> None:
-    _insert_frame(cur, "sales", history.sales)
-    _insert_frame(cur, "sale_items", history.items)
-    if with_events:
-        _insert_frame(cur, "demo_events", history.events)
 
 
 def _insert_frame(cur: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:

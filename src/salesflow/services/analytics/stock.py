@@ -84,7 +84,7 @@ class StockAnalyticsService:
 
         async def compute() -> bytes:
             states = await self.product_states(as_of)
-            alerts = stock_alerts(states, lead_days=self.rule.lead_days)
+            alerts = stock_alerts(states, rule=self.rule)
             return StockAlerts(mode=self.mode, as_of=as_of, alerts=alerts).model_dump_json().encode()
 
         return await self.cache.get_or_compute(key, self.ttl_seconds, compute, encode=bytes, decode=bytes)
@@ -173,11 +173,11 @@ def stock_kpis(states: pd.DataFrame, *, lead_days: int) -> StockKpis:
     )
 
 
-def stock_alerts(states: pd.DataFrame, *, lead_days: int) -> list[StockAlert]:
+def stock_alerts(states: pd.DataFrame, *, rule: demand.DemandRule) -> list[StockAlert]:
     """One alert per product that is out of stock, below its threshold, or covers less than the lead time."""
-    urgent = states["coverage_days"].notna() & (states["coverage_days"] < lead_days)
+    urgent = states["coverage_days"].notna() & (states["coverage_days"] < rule.lead_days)
     flagged = states[states["status"].isin(["OUT_OF_STOCK", "LOW_STOCK"]) | urgent]
-    alerts = [_alert(_keyed(row), lead_days) for row in flagged.to_dict("records")]
+    alerts = [_alert(_keyed(row), rule) for row in flagged.to_dict("records")]
     order = {"high": 0, "medium": 1, "low": 2}
     return sorted(alerts, key=lambda a: (order[a.severity], a.coverage_days or 0.0, a.product_id))
 
@@ -221,7 +221,7 @@ def _clean(row: dict[str, object]) -> dict[str, object]:
     return cleaned
 
 
-def _alert(r: dict[str, Any], lead_days: int) -> StockAlert:
+def _alert(r: dict[str, Any], rule: demand.DemandRule) -> StockAlert:
     label = f"{r['name']} ({r['sku']})"
     stock, threshold, rate, coverage = (
         r["current_stock"],
@@ -229,7 +229,9 @@ def _alert(r: dict[str, Any], lead_days: int) -> StockAlert:
         r["daily_demand"],
         r["coverage_days"],
     )
-    selling = f"it sold {rate:.1f} units/day over the last weeks" if rate > 0 else "it has not sold recently"
+    lead_days, window = rule.lead_days, rule.window_days
+    sold = round(rate * window)
+    selling = f"{sold} sold over the last {window} days" if sold else f"none sold in the last {window} days"
     kind: AlertKind
     severity: Severity
     if r["status"] == "OUT_OF_STOCK":

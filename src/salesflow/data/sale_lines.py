@@ -4,7 +4,7 @@ Java's history has no pagination, so reading it per request re-downloads tens of
 the lines of the last `SALES_HISTORY_DAYS` in memory, sorted by time, with each line's business day
 (`BUSINESS_TZ`) precomputed:
 
-- cold: load only as far back as the first request needs (a later request may extend it);
+- cold: load the whole `SALES_HISTORY_DAYS` once, which serves every pipeline of a request burst;
 - warm: at most one incremental refresh per `SALES_REFRESH_SECONDS`: fetch the lines since the start of the
   day before the last refresh and replace that tail (merge by time range and sale id);
 - a full reload every `SALES_FULL_RELOAD_SECONDS` picks up edits and deletions;
@@ -134,9 +134,10 @@ class SaleLineCache:
             state = self._state or await self._read_snapshot()
             now = self._java_now()
             try:
-                if state is None or since < state.since:
-                    start = min(since, state.since) if state is not None else since
-                    state = await self._full_load(start, now)
+                if state is None:  # cold: load everything kept, so that every pipeline of a burst is served
+                    state = await self._full_load(now - timedelta(days=self.history_days), now)
+                elif since < state.since:
+                    state = await self._full_load(since, now)
                 elif (now - state.loaded_at).total_seconds() >= self.full_reload_seconds:
                     state = await self._full_load(
                         max(state.since, now - timedelta(days=self.history_days)), now

@@ -1,0 +1,183 @@
+"""The columnar line cache over the Java stand-in: cold load, incremental refresh, sharing, failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import orjson
+import pandas as pd
+import pytest
+from pydantic import SecretStr
+
+from salesflow.clients.java import JavaClient
+from salesflow.config import Settings
+from salesflow.data.cache import Cache, MemoryBackend, RedisBackend
+from salesflow.data.sale_lines import SNAPSHOT_KEY, SaleLineCache, business_days, utc_now
+from salesflow.data.sources.base import SaleInput, SaleItemInput
+from salesflow.data.sources.java import JavaDataSource
+from salesflow.errors import UpstreamUnavailable
+from salesflow.models.analytics import Period, SalesQuery
+from salesflow.models.auth import User
+from salesflow.resources import build_resources
+from tests.java_standin import StandinState
+from tests.servers import UvicornThread
+
+UTC_ZONE = ZoneInfo("UTC")
+
+
+@pytest.fixture
+async def java_source(standin: tuple[UvicornThread, StandinState]) -> AsyncIterator[JavaDataSource]:
+    server, _ = standin
+    async with httpx.AsyncClient(base_url=f"{server.url}/api/v1", timeout=10, trust_env=False) as http:
+        client = JavaClient(http=http, service_phone="0000000000", service_password=SecretStr("password"))
+        yield JavaDataSource(client, timezone=UTC_ZONE, root_url=server.url, clock=utc_now)
+
+
+def make_lines(source: JavaDataSource, cache: Cache | None = None, **options: object) -> SaleLineCache:
+    return SaleLineCache(
+        source,
+        cache or Cache(redis=None, memory=MemoryBackend()),
+        java_tz=UTC_ZONE,
+        business_tz=UTC_ZONE,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def history_calls(state: StandinState) -> list[str]:
+    return [path for method, path in state.requests if path == "/api/v1/sales/history"]
+
+
+async def test_cold_load_serves_a_burst_with_one_fetch(java_source: JavaDataSource, standin) -> None:
+    _, state = standin
+    lines = make_lines(java_source)
+    today = date.today()
+    week, year, products = await asyncio.gather(
+        lines.window(today - timedelta(days=6), today),
+        lines.window(today - timedelta(days=365), today),
+        lines.products(),
+    )
+    assert len(history_calls(state)) == 1 and lines.fetches == 1
+    assert len(week) > 0 and len(year) > len(week) and len(products) == 40
+    expected = state.store.sale_lines(
+        datetime.combine(today - timedelta(days=6), datetime.min.time()), datetime(9999, 1, 1)
+    )
+    assert len(week) == len(expected)
+
+
+async def test_new_sales_arrive_by_incremental_refresh(java_source: JavaDataSource, standin) -> None:
+    _, state = standin
+    lines = make_lines(java_source, refresh_seconds=0)
+    today = date.today()
+    before = await lines.window(today, today)
+    skus = state.store.products().query("stock_quantity > 100")["sku"].tolist()
+    state.store.record_sales(
+        [SaleInput(items=(SaleItemInput(quantity=1, sku=skus[i % len(skus)]),)) for i in range(1000)],
+        semantics="java",
+        now=state.now(),
+    )
+    state.writes += 1
+    state.requests.clear()
+    after = await lines.window(today, today)
+    assert len(after) == len(before) + 1000
+    assert after["sale_id"].nunique() == before["sale_id"].nunique() + 1000
+    assert len(history_calls(state)) == 1 and lines.fetches == 2  # one small incremental read, no reload
+
+
+async def test_incremental_read_asks_for_recent_days_only(java_source: JavaDataSource, monkeypatch) -> None:
+    asked: list[int] = []
+    original = java_source.client.sale_history
+
+    async def spy(days: int) -> pd.DataFrame:
+        asked.append(days)
+        return await original(days)
+
+    monkeypatch.setattr(java_source.client, "sale_history", spy)
+    lines = make_lines(java_source, refresh_seconds=0, history_days=400)
+    today = date.today()
+    await lines.window(today - timedelta(days=89), today)
+    await lines.window(today - timedelta(days=89), today)
+    assert asked == [400, 1]
+
+
+async def test_refresh_is_throttled(java_source: JavaDataSource, standin) -> None:
+    lines = make_lines(java_source, refresh_seconds=3600)
+    today = date.today()
+    for _ in range(5):
+        await lines.window(today, today)
+    assert lines.fetches == 1
+
+
+async def test_a_second_process_starts_from_the_shared_snapshot(
+    java_source: JavaDataSource, redis_url: str
+) -> None:
+    first_cache = Cache(redis=RedisBackend.from_url(redis_url), memory=MemoryBackend())
+    first = make_lines(java_source, first_cache)
+    today = date.today()
+    expected = await first.window(today - timedelta(days=30), today)
+    async with asyncio.timeout(10):
+        # Written by a background task with nothing to await from here: poll with a deadline.
+        while await first_cache.get_raw(SNAPSHOT_KEY) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    second_cache = Cache(redis=RedisBackend.from_url(redis_url), memory=MemoryBackend())
+    second = make_lines(java_source, second_cache)
+    asked: list[int] = []
+    original = java_source.client.sale_history
+
+    async def spy(days: int) -> pd.DataFrame:
+        asked.append(days)
+        return await original(days)
+
+    java_source.client.sale_history = spy  # type: ignore[method-assign]
+    got = await second.window(today - timedelta(days=30), today)
+    assert asked == [1]  # only the tail since the snapshot, not the whole history
+    pd.testing.assert_frame_equal(got, expected)
+    for cache in (first_cache, second_cache):
+        await cache.aclose()
+
+
+async def test_java_outage_serves_the_last_lines_but_a_cold_start_fails(
+    java_source: JavaDataSource, standin
+) -> None:
+    server, _ = standin
+    warm = make_lines(java_source, refresh_seconds=0)
+    cold = make_lines(java_source)
+    today = date.today()
+    expected = await warm.window(today - timedelta(days=6), today)
+    server.stop()
+    pd.testing.assert_frame_equal(await warm.window(today - timedelta(days=6), today), expected)
+    with pytest.raises(UpstreamUnavailable):
+        await cold.window(today, today)
+
+
+def test_business_days_follow_the_business_time_zone() -> None:
+    sold_at = pd.Series(pd.to_datetime(["2026-03-17 10:59", "2026-03-17 11:00", "2026-10-25 02:30"]))
+    auckland = business_days(sold_at, ZoneInfo("UTC"), ZoneInfo("Pacific/Auckland"))  # UTC+13 in March
+    assert [d.date().isoformat() for d in auckland] == ["2026-03-17", "2026-03-18", "2026-10-25"]
+    paris_to_utc = business_days(sold_at, ZoneInfo("Europe/Paris"), ZoneInfo("UTC"))
+    # 02:30 on 2026-10-25 happens twice in Paris (clocks go back): read as standard time, 01:30 UTC.
+    assert [d.date().isoformat() for d in paris_to_utc] == ["2026-03-17", "2026-03-17", "2026-10-25"]
+    same = business_days(sold_at, ZoneInfo("UTC"), ZoneInfo("UTC"))
+    assert str(same.dtype) == "datetime64[s]" and same.iloc[0] == pd.Timestamp("2026-03-17")
+
+
+async def test_recorded_sales_show_up_at_once(make_settings: Callable[..., Settings], store_file) -> None:
+    resources = await build_resources(make_settings())
+    try:
+        service = resources.sales_analytics
+        before = await service.report_json(SalesQuery(period=Period.DAILY), scope="admin")
+        sku = (await resources.lines.products())["sku"].iloc[0]
+        now = datetime.now(UTC).replace(tzinfo=None)
+        sale = SaleInput(items=(SaleItemInput(quantity=7, sku=sku, unit_price=100.0),), sold_at=now)
+        await resources.sales_recorder.record(
+            [sale], user=User(subject="t", username="t", roles=frozenset({"ADMIN"}))
+        )
+        after = await service.report_json(SalesQuery(period=Period.DAILY), scope="admin")
+        old, new = orjson.loads(before)["kpis"], orjson.loads(after)["kpis"]
+        assert new["total_revenue"] == pytest.approx(old["total_revenue"] + 700.0)
+        assert new["total_transactions"] == old["total_transactions"] + 1
+    finally:
+        await resources.aclose()

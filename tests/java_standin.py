@@ -239,7 +239,9 @@ def create_standin(state: StandinState) -> FastAPI:
         key = (days, today, state.writes)
         if key not in state.history_cache:
             start = datetime.combine(today - timedelta(days=days), datetime.min.time())
-            state.history_cache = {key: await anyio.to_thread.run_sync(_history_json, state.store, start)}
+            body = await anyio.to_thread.run_sync(_history_json, state.store, start)
+            state.history_cache = {k: v for k, v in state.history_cache.items() if k[1:] == key[1:]}
+            state.history_cache[key] = body  # rendering a large history is slow; keep one per `days`
         return Response(state.history_cache[key], media_type="application/json")
 
     @app.get("/api/v1/sales/history/by-sku/{sku}")

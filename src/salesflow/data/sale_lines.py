@@ -103,7 +103,7 @@ class SaleLineCache:
             frame = await anyio.to_thread.run_sync(self._with_days, lines)
         else:
             frame = (await self._lines_since(since)).lines
-        return _days_between(frame, first_day, last_day)
+        return days_between(frame, first_day, last_day)
 
     async def products(self) -> pd.DataFrame:
         """Every product, refreshed at most once per `SALES_REFRESH_SECONDS`."""
@@ -232,10 +232,15 @@ def business_days(sold_at: pd.Series, java_tz: ZoneInfo, business_tz: ZoneInfo) 
     return days
 
 
-def _days_between(frame: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFrame:
+def days_between(frame: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFrame:
+    """The rows whose `day` is in `first_day..last_day`: a positional slice when days are sorted (always,
+    but for the repeated hour when clocks go back), else a mask."""
     days = frame["day"]
-    mask = (days >= pd.Timestamp(first_day)) & (days <= pd.Timestamp(last_day))
-    return frame.loc[mask].reset_index(drop=True)
+    first, after = pd.Timestamp(first_day), pd.Timestamp(last_day) + pd.Timedelta(days=1)
+    if days.is_monotonic_increasing:
+        start, stop = days.searchsorted(first), days.searchsorted(after)
+        return frame.iloc[int(start) : int(stop)]
+    return frame.loc[(days >= first) & (days < after)]
 
 
 def _encode_snapshot(state: LinesState) -> bytes:

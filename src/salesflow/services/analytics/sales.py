@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from salesflow.data.cache import Cache, cache_key
-from salesflow.data.sale_lines import SaleLineCache
+from salesflow.data.sale_lines import SaleLineCache, days_between
 from salesflow.models.analytics import (
     CategorySales,
     Comparison,
@@ -81,8 +81,8 @@ class SalesAnalyticsService:
     def _compute(
         self, query: SalesQuery, window: Window, previous: Window, lines: pd.DataFrame, products: pd.DataFrame
     ) -> SalesAnalytics:
-        split = int(lines["day"].searchsorted(pd.Timestamp(window.first)))
-        current, before = lines.iloc[split:], lines.iloc[:split]
+        current = days_between(lines, window.first, window.last)
+        before = days_between(lines, previous.first, previous.last)
         now, then = kpis(current), kpis(before)
         daily = daily_series(current, window.first, window.last)
         return SalesAnalytics(

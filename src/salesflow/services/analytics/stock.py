@@ -105,17 +105,20 @@ def product_states(
     products: pd.DataFrame, lines: pd.DataFrame, *, as_of: date, rule: demand.DemandRule, dead_stock_days: int
 ) -> pd.DataFrame:
     """One row per product: stock, status, demand, coverage, reorder point, suggested order, ABC class."""
-    ids = products["product_id"].to_numpy()
+    products = products.sort_values("product_id", kind="stable")
+    ids = products["product_id"].to_numpy(dtype=np.int64)
     stock = products["stock_quantity"].to_numpy(dtype=np.int64)
     threshold = products["low_stock_threshold"].to_numpy(dtype=np.int64)
-    table = demand.demand_table(lines, ids, as_of=as_of, rule=rule)
+    price = products["price"].to_numpy(dtype=np.float64)
+    by_product = demand.ProductLines(lines, ids)
+    table = demand.demand_table(by_product, as_of=as_of, rule=rule)
     rate = table["daily_demand"].to_numpy()
-    by_product = lines.groupby("product_id", sort=False)
-    last_sale = by_product["day"].max().reindex(ids)
-    year = lines[lines["day"] > pd.Timestamp(as_of - timedelta(days=YEAR_DAYS))]
-    revenue = year.groupby("product_id", sort=False)["subtotal"].sum().reindex(ids, fill_value=0.0)
-    dead_since = pd.Timestamp(as_of - timedelta(days=dead_stock_days))
-    no_recent_sale = (last_sale.isna() | (last_sale <= dead_since)).to_numpy()
+    reorder_point = table["reorder_point"].to_numpy()
+    last_sale = by_product.last_day()
+    year = by_product.between(as_of - timedelta(days=YEAR_DAYS - 1), as_of)
+    no_recent_sale = np.isnat(last_sale) | (
+        last_sale <= np.datetime64(as_of - timedelta(days=dead_stock_days))
+    )
     status = np.select(
         [stock <= 0, stock < threshold, no_recent_sale],
         ["OUT_OF_STOCK", "LOW_STOCK", "DEAD_STOCK"],
@@ -131,22 +134,18 @@ def product_states(
             "status": status,
             "current_stock": stock,
             "min_stock": threshold,
-            "unit_price": products["price"].to_numpy(dtype=np.float64),
-            "stock_value": np.maximum(stock, 0) * products["price"].to_numpy(dtype=np.float64),
-            "last_sale_date": last_sale.to_numpy(),
+            "unit_price": price,
+            "stock_value": np.maximum(stock, 0) * price,
+            "last_sale_date": last_sale,
             "coverage_days": coverage,
             "daily_demand": rate,
-            "reorder_point": table["reorder_point"].to_numpy(),
-            "suggested_order_qty": demand.suggested_order(
-                stock, rate, table["reorder_point"].to_numpy(), rule
-            ),
-            "abc_class": demand.abc_classes(revenue).to_numpy(),
-            "units_last_year": year.groupby("product_id", sort=False)["quantity"]
-            .sum()
-            .reindex(ids, fill_value=0)
-            .to_numpy(),
+            "reorder_point": reorder_point,
+            "suggested_order_qty": demand.suggested_order(stock, rate, reorder_point, rule),
+            "abc_class": demand.abc_classes(by_product.total(by_product.subtotal, year)),
+            "units_last_year": by_product.total(by_product.quantity, year),
+            "history_days": _history_days(lines, as_of),
         }
-    ).assign(history_days=_history_days(lines, as_of))
+    )
 
 
 def stock_kpis(states: pd.DataFrame, *, lead_days: int) -> StockKpis:

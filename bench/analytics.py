@@ -96,9 +96,11 @@ WITH w AS (SELECT * FROM lines WHERE day BETWEEN $first AND $last),
 p AS (SELECT * FROM lines WHERE day BETWEEN $prev_first AND $prev_last)
 SELECT
   (SELECT sum(subtotal) FROM w), (SELECT sum(quantity) FROM w), (SELECT count(DISTINCT sale_id) FROM w),
-  (SELECT list(product_id) FROM (SELECT product_id, sum(subtotal) r FROM w GROUP BY 1 ORDER BY r DESC LIMIT 5)),
+  (SELECT list(product_id) FROM
+       (SELECT product_id, sum(subtotal) r FROM w GROUP BY 1 ORDER BY r DESC LIMIT 5)),
   (SELECT list(r) FROM (SELECT d.day, coalesce(sum(w.subtotal), 0) r, count(DISTINCT w.sale_id) t
-       FROM (SELECT unnest(range($first::TIMESTAMP, $last::TIMESTAMP + INTERVAL 1 DAY, INTERVAL 1 DAY)) AS day) d
+       FROM (SELECT unnest(range($first::TIMESTAMP, $last::TIMESTAMP + INTERVAL 1 DAY, INTERVAL 1 DAY))
+             AS day) d
        LEFT JOIN w ON w.day = d.day GROUP BY d.day ORDER BY d.day)),
   (SELECT list(r) FROM (SELECT c.category, sum(w.subtotal) r FROM w JOIN products c USING (product_id)
        GROUP BY 1 ORDER BY r DESC)),
@@ -108,16 +110,19 @@ SELECT
 STOCK_SQL = """
 WITH last_sale AS (SELECT product_id, max(day) last_day FROM lines GROUP BY 1),
 demand AS (SELECT product_id, sum(quantity) / 28.0 rate, sum(quantity * quantity) sq FROM
-       (SELECT product_id, day, sum(quantity) quantity FROM lines WHERE day >= $d28 AND day < $today GROUP BY 1, 2)
+       (SELECT product_id, day, sum(quantity) quantity FROM lines
+        WHERE day >= $d28 AND day < $today GROUP BY 1, 2)
        GROUP BY 1),
 year AS (SELECT product_id, sum(subtotal) revenue, sum(quantity) units FROM lines WHERE day > $y GROUP BY 1),
-s AS (SELECT p.*, l.last_day, coalesce(d.rate, 0) rate, coalesce(y.revenue, 0) revenue, coalesce(y.units, 0) units,
+s AS (SELECT p.*, l.last_day, coalesce(d.rate, 0) rate, coalesce(y.revenue, 0) revenue,
+        coalesce(y.units, 0) units,
         CASE WHEN stock_quantity <= 0 THEN 'OUT' WHEN stock_quantity < low_stock_threshold THEN 'LOW'
              WHEN l.last_day IS NULL OR l.last_day <= $d90 THEN 'DEAD' ELSE 'OK' END status,
         CASE WHEN d.rate > 0 THEN greatest(stock_quantity, 0) / d.rate END coverage
       FROM products p LEFT JOIN last_sale l USING (product_id) LEFT JOIN demand d USING (product_id)
       LEFT JOIN year y USING (product_id))
-SELECT sum(greatest(stock_quantity, 0) * price), count(*) FILTER (status = 'OUT'), count(*) FILTER (status = 'LOW'),
+SELECT sum(greatest(stock_quantity, 0) * price), count(*) FILTER (status = 'OUT'),
+       count(*) FILTER (status = 'LOW'),
        count(*) FILTER (status = 'DEAD'), count(*) FILTER (coverage < 7), median(coverage),
        sum(units) / sum(greatest(stock_quantity, 0)),
        list(product_id ORDER BY revenue DESC), list(status)

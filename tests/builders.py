@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, date, datetime
 from datetime import time as clock_time
@@ -32,6 +33,9 @@ def make_token(
     present = {name: value for name, value in claims.items() if value is not None}
     return jwt.encode(present, key, algorithm=algorithm, headers={"typ": None})
 
+
+# The real public data sets (../shared/data, beside the project; CI lays a copy there too).
+SHARED = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 
 # A hand-checked shop (tests/services/test_sales_analytics.py works every number out by hand).
 HAND_TODAY = date(2026, 3, 18)  # a Wednesday

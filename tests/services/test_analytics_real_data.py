@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -16,11 +15,9 @@ from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.resources import Resources, build_resources
 from salesflow.services.analytics.windows import period_window
+from tests.builders import SHARED
 
-RETAIL = (
-    Path(os.environ.get("SHARED_DIR", Path(__file__).parents[3] / "shared"))
-    / "data/retail/uci_online_retail.parquet"
-)
+RETAIL = SHARED / "data/retail/uci_online_retail.parquet"
 RETAIL_LAST_DAY = date(2011, 12, 9)
 
 

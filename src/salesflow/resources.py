@@ -24,6 +24,8 @@ from salesflow.integration.jwt import TokenValidator
 from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.sales import SalesAnalyticsService
 from salesflow.services.analytics.stock import StockAnalyticsService
+from salesflow.services.ml.anomalies import AnomalyService
+from salesflow.services.ml.forecasting import ForecastService
 from salesflow.services.sales_recording import SalesRecorder
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ class Resources:
     sales_analytics: SalesAnalyticsService
     stock_analytics: StockAnalyticsService
     sales_recorder: SalesRecorder
+    forecasts: ForecastService
+    anomalies: AnomalyService
     http: httpx.AsyncClient | None = None
     java: JavaClient | None = None
     store: EmbeddedStore | None = None
@@ -140,6 +144,12 @@ def _with_pipelines(
             mode="dev" if settings.dev_mode else "prod",
         ),
         sales_recorder=SalesRecorder(source, lines, cache),
+        forecasts=ForecastService(
+            lines, cache, ttl_seconds=settings.cache_ttl_ml_seconds, history_days=settings.sales_history_days
+        ),
+        anomalies=AnomalyService(
+            lines, cache, ttl_seconds=settings.cache_ttl_ml_seconds, history_days=settings.sales_history_days
+        ),
         **adapters,
     )
 

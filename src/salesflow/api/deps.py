@@ -17,6 +17,8 @@ from salesflow.models.auth import User
 from salesflow.resources import Resources
 from salesflow.services.analytics.sales import SalesAnalyticsService
 from salesflow.services.analytics.stock import StockAnalyticsService
+from salesflow.services.ml.anomalies import AnomalyService
+from salesflow.services.ml.forecasting import ForecastService
 
 # Declares the bearer scheme in OpenAPI; the header itself is parsed below for precise 401 details.
 _bearer_scheme = HTTPBearer(auto_error=False, description="Java-issued JWT (any token in DEV mode)")
@@ -50,7 +52,17 @@ def get_stock_analytics(resources: ResourcesDep) -> StockAnalyticsService:
     return resources.stock_analytics
 
 
+def get_forecasts(resources: ResourcesDep) -> ForecastService:
+    return resources.forecasts
+
+
+def get_anomalies(resources: ResourcesDep) -> AnomalyService:
+    return resources.anomalies
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+ForecastDep = Annotated[ForecastService, Depends(get_forecasts)]
+AnomalyDep = Annotated[AnomalyService, Depends(get_anomalies)]
 SalesAnalyticsDep = Annotated[SalesAnalyticsService, Depends(get_sales_analytics)]
 StockAnalyticsDep = Annotated[StockAnalyticsService, Depends(get_stock_analytics)]
 CacheDep = Annotated[Cache, Depends(get_cache)]

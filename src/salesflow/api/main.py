@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,10 +14,10 @@ from fastapi.routing import APIRoute
 from salesflow import __version__
 from salesflow.api.errors import install_error_handlers
 from salesflow.api.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
-from salesflow.api.routes import admin, analytics, auth, health, stock
+from salesflow.api.routes import admin, analytics, auth, health, ml, stock
 from salesflow.config import Settings, get_settings
 from salesflow.data.sale_lines import Clock, utc_now
-from salesflow.resources import build_resources
+from salesflow.resources import Resources, build_resources
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             )
         app.state.resources = await build_resources(settings, clock=clock)
         logger.info("service started", extra={"data_source": app.state.resources.data_source.kind})
+        # Compile the forecasting models in the background: the first forecast must not pay for it.
+        warm_up = asyncio.get_running_loop().create_task(_warm_up(app.state.resources))
         try:
             yield
         finally:
+            warm_up.cancel()
+            await asyncio.gather(warm_up, return_exceptions=True)
             await app.state.resources.aclose()
 
     app = FastAPI(
@@ -57,10 +62,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, auth, admin, analytics, stock):
+    for module in (health, auth, admin, analytics, stock, ml):
         api.include_router(module.router)
     app.include_router(api)
     return app
+
+
+async def _warm_up(resources: Resources) -> None:
+    try:
+        seconds = await resources.forecasts.warm_up()
+    except Exception:  # a failed warm-up only means a slower first forecast
+        logger.warning("forecast warm-up failed", exc_info=True)
+        return
+    logger.info("forecast models warmed up", extra={"seconds": round(seconds, 2)})
 
 
 def _operation_id(route: APIRoute) -> str:

@@ -36,8 +36,9 @@ def test_official_weekly_scores_are_reproduced(
     smapes, mases = [], []
     for row in rows.itertuples(index=False):
         forecast = np.asarray(row[2:15], dtype=float)
-        smapes.append(metrics.smape(actual[row.id], forecast))
-        mases.append(metrics.mase(actual[row.id], forecast, history[row.id], season_length=1))
+        key = str(row.id)
+        smapes.append(metrics.smape(actual[key], forecast))
+        mases.append(metrics.mase(actual[key], forecast, history[key], season_length=1))
     assert round(float(np.mean(smapes)), 3) == expected_smape
     assert round(float(np.mean(mases)), 3) == expected_mase
 

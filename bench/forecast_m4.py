@@ -1,0 +1,97 @@
+"""Run the `auto` forecaster on every series of an M4-format pair of files and score it the M4 way.
+
+    .venv/bin/python -m bench.forecast_m4 --train Weekly-train.csv --test Weekly-test.csv \\
+        --season-length 1 --horizon 13 --out forecasts.csv [--naive2 FILE] [--workers 2]
+
+Writes the forecasts in M4 format (`id,F1..FH`) and prints one JSON line: sMAPE, MASE (M4 definitions, MASE
+scaled with `--season-length`), OWA when `--naive2` is given (an M4-format forecast file, or the official
+benchmark file with a `method` column), the wall time and the number of failed series.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.common import emit
+from salesflow.services.ml import metrics
+from salesflow.services.ml.selection import AutoForecaster
+
+
+def read_m4(path: Path) -> dict[str, np.ndarray]:
+    """M4's wide format: an id column, then the values (trailing blanks for shorter series)."""
+    frame = pd.read_csv(path)
+    values = frame.iloc[:, 1:].to_numpy(dtype=np.float64)
+    return {str(key): row[~np.isnan(row)] for key, row in zip(frame.iloc[:, 0], values, strict=True)}
+
+
+def read_naive2(path: Path, horizon: int) -> dict[str, np.ndarray]:
+    frame = pd.read_csv(path)
+    if "method" in frame.columns:
+        frame = frame[frame["method"] == "Naive2"].drop(columns="method")
+    return {
+        str(row[0]): np.asarray(row[1 : horizon + 1], dtype=np.float64)
+        for row in frame.itertuples(index=False)
+    }
+
+
+def forecast_one(args: tuple[str, np.ndarray, int, int]) -> tuple[str, np.ndarray, str | None]:
+    key, y, season_length, horizon = args
+    try:
+        model = AutoForecaster(season_length=season_length, horizon=horizon).fit(y)
+        return key, model.predict(horizon)["mean"], None
+    except Exception as exc:  # a failed series is counted and reported, never silently dropped
+        return key, np.full(horizon, y[-1]), f"{type(exc).__name__}: {exc}"
+
+
+def score(
+    train: dict[str, np.ndarray], test: dict[str, np.ndarray], forecasts: dict[str, np.ndarray], m: int
+) -> tuple[float, float]:
+    smapes = [metrics.smape(test[k][: len(f)], f) for k, f in forecasts.items()]
+    mases = [metrics.mase(test[k][: len(f)], f, train[k], m) for k, f in forecasts.items()]
+    return float(np.mean(smapes)), float(np.nanmean(mases))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=Path, required=True)
+    parser.add_argument("--test", type=Path, required=True)
+    parser.add_argument("--season-length", type=int, required=True)
+    parser.add_argument("--horizon", type=int, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--naive2", type=Path)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    train, test = read_m4(args.train), read_m4(args.test)
+    started = time.perf_counter()
+    jobs = [(key, y, args.season_length, args.horizon) for key, y in train.items()]
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        results = list(pool.map(forecast_one, jobs, chunksize=4))
+    wall = time.perf_counter() - started
+    forecasts = {key: f for key, f, _ in results}
+    failures = [(key, error) for key, _, error in results if error]
+    columns = {f"F{i + 1}": [forecasts[k][i] for k in forecasts] for i in range(args.horizon)}
+    pd.DataFrame({"id": list(forecasts), **columns}).to_csv(args.out, index=False)
+
+    smape, mase = score(train, test, forecasts, args.season_length)
+    figures: dict[str, object] = {"series": len(forecasts), "smape": round(smape, 3), "mase": round(mase, 3)}
+    if args.naive2 is not None:
+        naive2 = read_naive2(args.naive2, args.horizon)
+        smape2, mase2 = score(train, test, {k: naive2[k] for k in forecasts}, args.season_length)
+        figures |= {
+            "naive2_smape": round(smape2, 3),
+            "naive2_mase": round(mase2, 3),
+            "owa": round(metrics.owa(smape, mase, smape2, mase2), 4),
+        }
+    figures |= {"wall_s": round(wall, 1), "failed_series": len(failures), "workers": args.workers}
+    emit("forecast_m4", figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Wire models of the ML routes (frontend-contract.md calls 3 and 4); extra keys are additions."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class Scope(StrEnum):
+    GLOBAL = "GLOBAL"
+    PRODUCT = "PRODUCT"
+
+
+class Bucket(StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+class ProductRef(BaseModel):
+    """Which product: by SKU, name or id (PRODUCT scope)."""
+
+    scope: Scope = Scope.GLOBAL
+    sku: str | None = None
+    name: str | None = None
+    product_id: int | None = None
+    period: Bucket = Bucket.DAILY
+    metric: Literal["quantity", "revenue"] = "quantity"
+
+    @model_validator(mode="after")
+    def _product_named(self) -> ProductRef:
+        if self.scope == Scope.PRODUCT and not (self.sku or self.name or self.product_id is not None):
+            raise ValueError("PRODUCT scope needs sku, name or product_id")
+        return self
+
+
+class ForecastRequest(ProductRef):
+    forecast_days: int = Field(default=7, ge=1, le=365)
+    model: str = "auto"
+    level: list[int] = Field(default_factory=lambda: [80, 95])
+
+    @model_validator(mode="after")
+    def _levels(self) -> ForecastRequest:
+        if any(not 0 < lv < 100 for lv in self.level):
+            raise ValueError("level values must be between 0 and 100 (exclusive)")
+        return self
+
+
+class AnomalyRequest(ProductRef):
+    model: str = "robust_seasonal"
+
+
+class ProductInfo(BaseModel):
+    id: int
+    sku: str
+    name: str
+
+
+class ForecastSummary(BaseModel):
+    total: float
+    daily_average: float
+    peak_value: float
+    peak_day: date | None
+    trend: Literal["upward", "downward", "stable"]
+    period_label: str
+
+
+class ModelInfo(BaseModel):
+    name: str
+    kind: str
+    reason: str
+    season_length: int
+    history_periods: int
+
+
+class Accuracy(BaseModel):
+    mae: float
+    wape: float | None
+    mase: float | None
+
+
+class Backtest(BaseModel):
+    """Accuracy on the held-out tail of the history (the last `horizon` periods)."""
+
+    horizon: int
+    model: Accuracy
+    seasonal_naive: Accuracy
+
+
+class ForecastResponse(BaseModel):
+    scope: Scope
+    product_id: int | None
+    dates: list[date]
+    predictions: list[float]
+    summary: ForecastSummary
+    product: ProductInfo | None
+    bucket: Bucket
+    metric: str
+    lower: dict[str, list[float]]
+    upper: dict[str, list[float]]
+    model: ModelInfo
+    backtest: Backtest | None
+
+
+class Anomaly(BaseModel):
+    date: date
+    value: float
+    expected: float
+    score: float
+    severity: Literal["high", "medium"]
+    type: Literal["HIGH_SPIKE", "DROP", "ZERO_DROP"]
+    explanation: str
+
+
+class AnomalyResponse(BaseModel):
+    scope: Scope
+    product_id: int | None
+    period: Bucket
+    count: int
+    anomalies: list[Anomaly]
+    product: ProductInfo | None
+    model: str
+    threshold: float

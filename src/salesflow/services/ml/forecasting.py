@@ -1,0 +1,263 @@
+"""Forecast pipeline (UC8): resolve product → series → strategy (auto by default) → backtest → shape → cache.
+
+Stages, in order:
+1. `resolve_product` and `build_series` (series.py): the bucketed history, ending yesterday.
+2. `run_forecast` (pure, CPU-heavy, in a worker thread): fit the strategy, forecast `horizon` buckets with
+   intervals, and backtest it against seasonal naive on the held-out tail.
+3. shape: dates, predictions, intervals, summary, model explanation; serialised once and cached.
+A batch path (`forecast_many`) forecasts many series in a process pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from datetime import date, timedelta
+
+import anyio
+import numpy as np
+
+from salesflow.data.cache import Cache, cache_key
+from salesflow.data.sale_lines import SaleLineCache
+from salesflow.errors import InvalidInput
+from salesflow.models.ml import (
+    Accuracy,
+    Backtest,
+    ForecastRequest,
+    ForecastResponse,
+    ForecastSummary,
+    ModelInfo,
+    ProductInfo,
+)
+from salesflow.services.ml import metrics
+from salesflow.services.ml.selection import AutoForecaster
+from salesflow.services.ml.series import SEASON, Series, build_series, horizon, resolve_product
+from salesflow.services.ml.strategies import FORECASTERS, FloatArray, Forecaster, SeasonalNaive
+
+logger = logging.getLogger(__name__)
+
+PIPELINE = "ml"
+TREND_TOLERANCE = 0.05  # within ±5% of the recent level: "stable"
+MODELS = ("auto", *FORECASTERS)
+
+
+class ForecastService:
+    """`POST /ml/forecast`."""
+
+    def __init__(self, lines: SaleLineCache, cache: Cache, *, ttl_seconds: int, history_days: int) -> None:
+        self.lines = lines
+        self.cache = cache
+        self.ttl_seconds = ttl_seconds
+        self.history_days = history_days
+        # numba compiles statsforecast's models on first use, and two threads compiling at once can fail:
+        # model fitting runs in one worker thread at a time (it is CPU-bound anyway).
+        self._fitting = anyio.CapacityLimiter(1)
+
+    async def forecast_json(self, request: ForecastRequest, *, scope: str) -> bytes:
+        """The forecast as JSON bytes (cached per request and day)."""
+        if request.model not in MODELS:
+            raise InvalidInput(
+                f"unknown model {request.model!r}; one of: {', '.join(MODELS)}",
+                field="model",
+                value=request.model,
+            )
+        today = self.lines.today()
+        product = resolve_product(await self.lines.products(), request)
+        key = cache_key(
+            PIPELINE,
+            scope,
+            kind="forecast",
+            product=product.id if product else "all",
+            days=request.forecast_days,
+            bucket=request.period,
+            metric=request.metric,
+            model=request.model,
+            level=",".join(map(str, sorted(request.level))),
+            today=today,
+        )
+
+        async def compute() -> bytes:
+            series = await self.series(product, request, today)
+            response = await anyio.to_thread.run_sync(
+                run_forecast, series, request, product, limiter=self._fitting
+            )
+            return response.model_dump_json().encode()
+
+        return await self.cache.get_or_compute(key, self.ttl_seconds, compute, encode=bytes, decode=bytes)
+
+    async def series(self, product: ProductInfo | None, request: ForecastRequest, today: date) -> Series:
+        first_day = today - timedelta(days=self.history_days - 1)
+        lines = await self.lines.window(first_day, today - timedelta(days=1))
+        return await anyio.to_thread.run_sync(
+            lambda: build_series(
+                lines,
+                product=product,
+                bucket=request.period,
+                metric=request.metric,
+                today=today,
+                first_day=first_day,
+            )
+        )
+
+    async def warm_up(self) -> float:
+        """Compile every model's numba code once, off the event loop; returns the seconds it took."""
+        started = time.perf_counter()
+        await anyio.to_thread.run_sync(_exercise_models, limiter=self._fitting)
+        return time.perf_counter() - started
+
+
+def _exercise_models() -> None:
+    smooth = 10 + np.sin(np.arange(120) * 2 * np.pi / 7) + np.arange(120) * 0.01
+    sporadic = np.where(np.arange(120) % 9 == 0, 2.0, 0.0)
+    for y in (smooth, sporadic):
+        AutoForecaster(season_length=7, horizon=7).fit(y).predict(7, [80])
+    for factory in FORECASTERS.values():
+        factory(7).fit(smooth).predict(7, [80])
+
+
+def make_strategy(name: str, *, season_length: int, h: int) -> Forecaster | AutoForecaster:
+    """A strategy by name (`auto` or one of `FORECASTERS`)."""
+    if name == "auto":
+        return AutoForecaster(season_length=season_length, horizon=h)
+    return FORECASTERS[name](season_length)
+
+
+def run_forecast(series: Series, request: ForecastRequest, product: ProductInfo | None) -> ForecastResponse:
+    """Fit, forecast and backtest (pure; CPU-heavy)."""
+    h = horizon(request.forecast_days, request.period)
+    season = SEASON[request.period]
+    y = series.values
+    strategy = make_strategy(request.model, season_length=season, h=h)
+    if len(y) == 0:
+        forecast: dict[str, FloatArray] = {"mean": np.zeros(h)} | {
+            f"{side}-{lv}": np.zeros(h) for lv in request.level for side in ("lo", "hi")
+        }
+        info = ModelInfo(
+            name="none",
+            kind="empty",
+            reason="no sales history yet: zero",
+            season_length=season,
+            history_periods=0,
+        )
+    else:
+        strategy.fit(y)
+        forecast = {k: np.maximum(v, 0.0) for k, v in strategy.predict(h, request.level).items()}
+        info = _model_info(strategy, season, len(y))
+    mean = np.round(forecast["mean"], 2)
+    dates = series.future_starts(h)
+    return ForecastResponse(
+        scope=request.scope,
+        product_id=product.id if product else None,
+        dates=dates,
+        predictions=mean.tolist(),
+        summary=_summary(mean, dates, y, series.bucket_days, request),
+        product=product,
+        bucket=request.period,
+        metric=request.metric,
+        lower={str(lv): np.round(forecast[f"lo-{lv}"], 2).tolist() for lv in request.level},
+        upper={str(lv): np.round(forecast[f"hi-{lv}"], 2).tolist() for lv in request.level},
+        model=info,
+        backtest=backtest_tail(y, request.model, season_length=season, h=h),
+    )
+
+
+def backtest_tail(y: FloatArray, model: str, *, season_length: int, h: int) -> Backtest | None:
+    """The strategy and seasonal naive refitted without the last `h` periods, scored on them."""
+    if len(y) < 2 * h + 7:
+        return None
+    train, actual = y[:-h], y[-h:]
+    ours = np.maximum(make_strategy(model, season_length=season_length, h=h).fit(train).predict(h)["mean"], 0)
+    naive = SeasonalNaive(season_length=season_length).fit(train).predict(h)["mean"]
+    return Backtest(
+        horizon=h,
+        model=_accuracy(actual, ours, train, season_length),
+        seasonal_naive=_accuracy(actual, naive, train, season_length),
+    )
+
+
+def forecast_many(
+    series: Sequence[FloatArray],
+    *,
+    h: int,
+    season_length: int,
+    level: Sequence[int],
+    executor: Executor | None = None,
+) -> list[dict[str, FloatArray]]:
+    """Forecast every series (the batch path); with an executor, in parallel processes."""
+    jobs = [(y, h, season_length, tuple(level)) for y in series]
+    if executor is None:
+        return [_forecast_one(job) for job in jobs]
+    return list(executor.map(_forecast_one, jobs, chunksize=8))
+
+
+async def forecast_many_async(
+    series: Sequence[FloatArray], *, h: int, season_length: int, level: Sequence[int], executor: Executor
+) -> list[dict[str, FloatArray]]:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        None, lambda: forecast_many(series, h=h, season_length=season_length, level=level, executor=executor)
+    )
+
+
+def _forecast_one(job: tuple[FloatArray, int, int, tuple[int, ...]]) -> dict[str, FloatArray]:
+    y, h, season_length, level = job
+    if len(y) == 0:
+        return {"mean": np.zeros(h)}
+    return AutoForecaster(season_length=season_length, horizon=h).fit(y).predict(h, level)
+
+
+def _model_info(strategy: Forecaster | AutoForecaster, season: int, n: int) -> ModelInfo:
+    if isinstance(strategy, AutoForecaster):
+        choice = strategy.choice_
+        return ModelInfo(
+            name="+".join(choice.members),
+            kind=choice.kind,
+            reason=choice.reason,
+            season_length=strategy.period_,
+            history_periods=n,
+        )
+    return ModelInfo(
+        name=strategy.name,
+        kind="requested",
+        reason=f"{strategy.name} as requested",
+        season_length=season,
+        history_periods=n,
+    )
+
+
+def _accuracy(actual: FloatArray, forecast: FloatArray, train: FloatArray, season_length: int) -> Accuracy:
+    wape = metrics.wape(actual, forecast)
+    mase = metrics.mase(actual, forecast, train, season_length)
+    return Accuracy(
+        mae=round(metrics.mae(actual, forecast), 3),
+        wape=None if np.isnan(wape) else round(wape, 2),
+        mase=None if np.isnan(mase) else round(mase, 3),
+    )
+
+
+def _summary(
+    mean: FloatArray, dates: list[date], history: FloatArray, bucket_days: int, request: ForecastRequest
+) -> ForecastSummary:
+    total = float(mean.sum())
+    recent = history[-len(mean) :] if len(history) else np.zeros(0)
+    level = float(recent.mean()) if len(recent) else 0.0
+    change = (float(mean.mean()) - level) / level if level else (1.0 if total > 0 else 0.0)
+    trend = "upward" if change > TREND_TOLERANCE else "downward" if change < -TREND_TOLERANCE else "stable"
+    peak = int(np.argmax(mean)) if len(mean) else 0
+    unit = {1: "day", 7: "week", 30: "30 days"}[bucket_days]
+    label = (
+        f"Next {request.forecast_days} days, by {unit}"
+        if bucket_days > 1
+        else f"Next {request.forecast_days} days"
+    )
+    return ForecastSummary(
+        total=round(total, 2),
+        daily_average=round(total / (len(mean) * bucket_days), 2) if len(mean) else 0.0,
+        peak_value=round(float(mean[peak]), 2) if len(mean) else 0.0,
+        peak_day=dates[peak] if dates else None,
+        trend=trend,
+        period_label=label,
+    )

@@ -1,0 +1,185 @@
+"""`auto`: classify a series, then pick or combine models by a rolling-origin backtest on its own history.
+
+1. classify: `short` (fewer than `min_history` points: mean level, Poisson intervals), `intermittent` (over
+   `intermittent_share` of the periods without demand: Croston SBA / TSB / ADIDA), else `smooth`.
+2. backtest: for `n_windows` origins (the last `n_windows`·h points, h at a time) each base model is
+   fitted once and every candidate combination is scored from those forecasts (MAE scaled by the
+   in-sample naive error).
+3. choose: the default combination (Theta + ARIMA for smooth series, measured best on M4 Weekly) unless a
+   challenger's backtest error is under `switch_ratio` of it: a few held-out points are noisy, so the
+   default only gives way to a clear winner.
+4. refit the chosen members on the (recent) history and forecast; forecasts are never negative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Self
+
+import numpy as np
+
+from salesflow.services.ml.metrics import mase_scale
+from salesflow.services.ml.strategies import (
+    FORECASTERS,
+    Ensemble,
+    FloatArray,
+    Forecast,
+    Forecaster,
+    ShortHistory,
+    combine,
+)
+
+SMOOTH_BASES = ("theta", "arima", "ets", "seasonal_naive")
+SMOOTH_CANDIDATES: tuple[tuple[str, ...], ...] = (
+    ("theta", "arima"),
+    ("theta",),
+    ("arima",),
+    ("ets",),
+    ("theta", "arima", "ets"),
+    ("seasonal_naive",),
+)
+INTERMITTENT_BASES = ("croston_sba", "tsb", "adida")
+INTERMITTENT_CANDIDATES: tuple[tuple[str, ...], ...] = (("croston_sba",), ("tsb",), ("adida",))
+# Seasonal periods looked for when none is given: week of days, year of months, day of hours, year of weeks.
+CALENDAR_PERIODS = (7, 12, 24, 52)
+# What a model fit can raise on a degenerate series (constant, tiny, extreme values).
+MODEL_FAILURES = (ValueError, ZeroDivisionError, np.linalg.LinAlgError, FloatingPointError, IndexError)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What `auto` chose for a series, and why (shown to people in the API's `model` block)."""
+
+    kind: str  # short | intermittent | smooth
+    members: tuple[str, ...]
+    reason: str
+    scores: dict[str, float] = field(default_factory=dict)  # candidate → backtest error (scaled MAE)
+
+
+class AutoForecaster:
+    """The default strategy (see the module docstring)."""
+
+    name = "auto"
+
+    def __init__(
+        self,
+        *,
+        season_length: int = 7,
+        horizon: int = 7,
+        n_windows: int = 2,
+        max_history: int = 300,
+        min_history: int = 14,
+        intermittent_share: float = 0.5,
+        switch_ratio: float = 0.8,
+    ) -> None:
+        self.season_length = season_length
+        self.horizon = horizon
+        self.n_windows = n_windows
+        self.max_history = max_history
+        self.min_history = min_history
+        self.intermittent_share = intermittent_share
+        self.switch_ratio = switch_ratio
+
+    def fit(self, y: FloatArray) -> Self:
+        y = np.asarray(y, dtype=np.float64)
+        self.period_ = self.season_length if self.season_length > 1 else detect_season(y)
+        y = y[-max(self.max_history, 3 * self.period_) :]
+        self.choice_ = self._choose(y)
+        if self.choice_.kind == "short":
+            self.model_: Forecaster = ShortHistory().fit(y)
+        else:
+            members = [FORECASTERS[name](self.period_) for name in self.choice_.members]
+            try:
+                self.model_ = (Ensemble(members) if len(members) > 1 else members[0]).fit(y)
+            except MODEL_FAILURES as exc:
+                self.model_ = FORECASTERS["seasonal_naive"](self.period_).fit(y)
+                reason = (
+                    f"{self.choice_.reason}; it failed on this series ({type(exc).__name__}): seasonal naive"
+                )
+                self.choice_ = Choice(self.choice_.kind, ("seasonal_naive",), reason, self.choice_.scores)
+        return self
+
+    def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
+        return {key: np.maximum(values, 0.0) for key, values in self.model_.predict(h, level).items()}
+
+    def _choose(self, y: FloatArray) -> Choice:
+        if len(y) < self.min_history:
+            return Choice("short", ("short_history_mean",), f"only {len(y)} periods of history: their mean")
+        intermittent = float(np.mean(y == 0)) > self.intermittent_share
+        kind = "intermittent" if intermittent else "smooth"
+        bases, candidates = (
+            (INTERMITTENT_BASES, INTERMITTENT_CANDIDATES)
+            if intermittent
+            else (SMOOTH_BASES, SMOOTH_CANDIDATES)
+        )
+        h = self.horizon
+        if len(y) < self.min_history + self.n_windows * h:
+            default = candidates[0]
+            return Choice(
+                kind, default, f"{kind} series, too short to backtest: the default {'+'.join(default)}"
+            )
+        scores = backtest(y, bases, candidates, season_length=self.period_, h=h, n_windows=self.n_windows)
+        preferred = "+".join(candidates[0])
+        best = min(scores, key=scores.__getitem__)
+        if best != preferred and scores[best] < self.switch_ratio * scores[preferred]:
+            reason = (
+                f"{kind} series: {best} beat {preferred} in the backtest"
+                f" (scaled error {scores[best]:.3f} vs {scores[preferred]:.3f})"
+            )
+            return Choice(kind, tuple(best.split("+")), reason, scores)
+        reason = (
+            f"{kind} series: {preferred} (best in the backtest or within {1 - self.switch_ratio:.0%} of it)"
+        )
+        return Choice(kind, candidates[0], reason, scores)
+
+
+def detect_season(y: FloatArray, candidates: Sequence[int] = CALENDAR_PERIODS) -> int:
+    """The calendar period with the strongest significant autocorrelation (90%, as Theta's own test), or 1.
+
+    Used when the caller knows no season (M4 scores Weekly with m = 1, yet weekly sales have a yearly cycle).
+    """
+    best, best_acf = 1, 0.0
+    x = np.diff(y) if len(y) > 2 else y
+    x = x - x.mean()
+    denominator = float(np.dot(x, x))
+    if denominator <= 0:
+        return 1
+    for period in candidates:
+        if len(x) < 3 * period:
+            continue
+        acf = np.array([np.dot(x[: len(x) - k], x[k:]) / denominator for k in range(1, period + 1)])
+        limit = 1.645 * np.sqrt((1 + 2 * np.sum(acf[:-1] ** 2)) / len(x))
+        if acf[-1] > limit and acf[-1] > best_acf:
+            best, best_acf = period, float(acf[-1])
+    return best
+
+
+def backtest(
+    y: FloatArray,
+    bases: Sequence[str],
+    candidates: Sequence[tuple[str, ...]],
+    *,
+    season_length: int,
+    h: int,
+    n_windows: int,
+) -> dict[str, float]:
+    """Mean scaled MAE of each candidate over `n_windows` rolling origins (base models fitted once each)."""
+    errors: dict[str, list[float]] = {"+".join(c): [] for c in candidates}
+    for window in range(n_windows, 0, -1):
+        cut = len(y) - window * h
+        train, actual = y[:cut], y[cut : cut + h]
+        scale = mase_scale(train, season_length) or mase_scale(train, 1) or 1.0
+        forecasts = {name: _safe_forecast(name, train, h, season_length) for name in bases}
+        for candidate in candidates:
+            mean = combine([forecasts[name] for name in candidate])["mean"]
+            errors["+".join(candidate)].append(float(np.mean(np.abs(actual - np.maximum(mean, 0)))) / scale)
+    return {name: float(np.mean(values)) for name, values in errors.items()}
+
+
+def _safe_forecast(name: str, train: FloatArray, h: int, season_length: int) -> Forecast:
+    """A base model's forecast; a model that fails on this series scores as its naive forecast would."""
+    try:
+        return FORECASTERS[name](season_length).fit(train).predict(h)
+    except MODEL_FAILURES:
+        return {"mean": np.full(h, train[-1] if len(train) else 0.0)}

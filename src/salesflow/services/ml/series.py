@@ -1,0 +1,93 @@
+"""From sale lines to the series the models see: one product (or the whole shop), bucketed, zero-filled.
+
+Buckets end yesterday (the last complete day): `daily` = days, `weekly` = 7-day blocks, `monthly` = 30-day
+blocks, so that every bucket is complete and of equal length. A series starts at its first sale
+(a product launched three days ago has three days of history, not a year of zeros).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from salesflow.errors import NotFound
+from salesflow.models.ml import Bucket, ProductInfo, ProductRef, Scope
+
+BUCKET_DAYS = {Bucket.DAILY: 1, Bucket.WEEKLY: 7, Bucket.MONTHLY: 30}
+SEASON = {Bucket.DAILY: 7, Bucket.WEEKLY: 52, Bucket.MONTHLY: 12}
+
+
+@dataclass(frozen=True)
+class Series:
+    """A bucketed history: `values[i]` covers the days from `starts[i]` for `bucket_days` days."""
+
+    values: np.ndarray
+    starts: list[date]
+    bucket: Bucket
+    first_future: date  # the first day after the history (today)
+
+    @property
+    def bucket_days(self) -> int:
+        return BUCKET_DAYS[self.bucket]
+
+    def future_starts(self, h: int) -> list[date]:
+        return [self.first_future + timedelta(days=i * self.bucket_days) for i in range(h)]
+
+
+def horizon(forecast_days: int, bucket: Bucket) -> int:
+    """Buckets needed to cover `forecast_days` days."""
+    return math.ceil(forecast_days / BUCKET_DAYS[bucket])
+
+
+def resolve_product(products: pd.DataFrame, ref: ProductRef) -> ProductInfo | None:
+    """The product named by id, SKU or name (in that order); None for GLOBAL; NotFound when unknown."""
+    if ref.scope == Scope.GLOBAL:
+        return None
+    match = products.iloc[0:0]
+    if ref.product_id is not None:
+        match = products[products["product_id"] == ref.product_id]
+    elif ref.sku:
+        match = products[products["sku"] == ref.sku]
+    elif ref.name:
+        match = products[products["name"].str.casefold() == ref.name.casefold()]
+    if match.empty:
+        named = (
+            f"id {ref.product_id}"
+            if ref.product_id is not None
+            else f"SKU {ref.sku!r}"
+            if ref.sku
+            else f"name {ref.name!r}"
+        )
+        raise NotFound(f"No product with {named}")
+    row = match.iloc[0]
+    return ProductInfo(id=int(row["product_id"]), sku=str(row["sku"]), name=str(row["name"]))
+
+
+def build_series(
+    lines: pd.DataFrame,
+    *,
+    product: ProductInfo | None,
+    bucket: Bucket,
+    metric: str,
+    today: date,
+    first_day: date,
+) -> Series:
+    """Σ quantity (or revenue) per bucket from `first_day` (or the product's first sale) to yesterday."""
+    if product is not None:
+        lines = lines[lines["product_id"] == product.id]
+    column = "quantity" if metric == "quantity" else "subtotal"
+    daily = lines.groupby("day", sort=True)[column].sum()
+    # The history starts at the first sale: days before it are "not selling yet", not "selling zero".
+    first_day = max(first_day, daily.index.min().date()) if len(daily) else today - timedelta(days=1)
+    days = pd.date_range(first_day, today - timedelta(days=1), freq="D")
+    values = daily.reindex(days.astype("datetime64[s]"), fill_value=0).to_numpy(dtype=np.float64)
+    size = BUCKET_DAYS[bucket]
+    usable = (len(values) // size) * size  # whole buckets only, aligned on yesterday
+    blocks = values[len(values) - usable :].reshape(-1, size).sum(axis=1)
+    first = today - timedelta(days=usable)
+    starts = [first + timedelta(days=i * size) for i in range(len(blocks))]
+    return Series(values=blocks, starts=starts, bucket=bucket, first_future=today)

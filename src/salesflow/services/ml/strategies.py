@@ -1,0 +1,210 @@
+"""Forecasting strategies, scikit-learn style: parameters in `__init__`, `fit(y)` → self, `predict(h, level)`.
+
+`predict` returns a `Forecast`: `{"mean": ..., "lo-80": ..., "hi-80": ...}` (statsforecast's shape), every
+array of shape (h,). Strategies are looked up by name in `FORECASTERS`; `auto` (selection.py) picks
+among them.
+statsforecast does the heavy models (AutoETS, DynamicOptimizedTheta, AutoARIMA, Croston SBA, TSB, ADIDA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, Self
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+from statsforecast import models as sf
+
+FloatArray = npt.NDArray[np.float64]
+Forecast = dict[str, FloatArray]
+
+# AutoETS supports seasons up to 24; AutoARIMA becomes slow beyond that: longer seasons are left to Theta.
+MAX_ETS_SEASON = 24
+MAX_ARIMA_SEASON = 24
+
+
+class Forecaster(Protocol):
+    name: str
+
+    def fit(self, y: FloatArray) -> Self: ...
+
+    def predict(self, h: int, level: Sequence[int] = ()) -> Forecast: ...
+
+
+class _StatsForecastModel:
+    """Shell around one statsforecast model: the maths lives there, this keeps our interface."""
+
+    name = "statsforecast"
+    season_length = 1
+
+    def _build(self, season: int) -> Any:
+        raise NotImplementedError
+
+    def _usable_season(self, n_obs: int) -> int:
+        """The season when two full seasons are known, else none."""
+        return self.season_length if self.season_length > 1 and n_obs >= 2 * self.season_length else 1
+
+    def fit(self, y: FloatArray) -> Self:
+        self.model_ = self._build(self._usable_season(len(y))).fit(y=np.asarray(y, dtype=np.float64))
+        return self
+
+    def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
+        raw = self.model_.predict(h=h, level=list(level)) if level else self.model_.predict(h=h)
+        return {key: np.asarray(value, dtype=np.float64) for key, value in raw.items()}
+
+
+class SeasonalNaive(_StatsForecastModel):
+    """Repeat the last season (the baseline every other strategy must beat)."""
+
+    name = "seasonal_naive"
+
+    def __init__(self, *, season_length: int = 7) -> None:
+        self.season_length = season_length
+
+    def _usable_season(self, n_obs: int) -> int:
+        return self.season_length if n_obs >= self.season_length else 1
+
+    def _build(self, season: int) -> Any:
+        return sf.SeasonalNaive(season_length=season)
+
+
+class ETS(_StatsForecastModel):
+    """Exponential smoothing with the error/trend/season form chosen by AICc (AutoETS)."""
+
+    name = "ets"
+
+    def __init__(self, *, season_length: int = 7) -> None:
+        self.season_length = season_length
+
+    def _build(self, season: int) -> Any:
+        return sf.AutoETS(season_length=season if season <= MAX_ETS_SEASON else 1)
+
+
+class Theta(_StatsForecastModel):
+    """Dynamic optimised Theta (DOTM), seasonally adjusted when a season is detected."""
+
+    name = "theta"
+
+    def __init__(self, *, season_length: int = 7) -> None:
+        self.season_length = season_length
+
+    def _build(self, season: int) -> Any:
+        return sf.DynamicOptimizedTheta(season_length=season)
+
+
+class ARIMA(_StatsForecastModel):
+    """Auto ARIMA (Hyndman-Khandakar stepwise search)."""
+
+    name = "arima"
+
+    def __init__(self, *, season_length: int = 7) -> None:
+        self.season_length = season_length
+
+    def _build(self, season: int) -> Any:
+        return sf.AutoARIMA(season_length=season if season <= MAX_ARIMA_SEASON else 1)
+
+
+class Intermittent:
+    """Sporadic demand: Croston SBA, TSB or ADIDA for the rate; Poisson intervals around it."""
+
+    def __init__(self, *, method: str = "sba") -> None:
+        self.method = method
+        self.name = f"intermittent_{method}"
+
+    def fit(self, y: FloatArray) -> Self:
+        builder: dict[str, Callable[[], Any]] = {
+            "sba": sf.CrostonSBA,
+            "tsb": lambda: sf.TSB(alpha_d=0.2, alpha_p=0.2),
+            "adida": sf.ADIDA,
+        }
+        self.model_ = builder[self.method]().fit(y=np.asarray(y, dtype=np.float64))
+        return self
+
+    def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
+        mean = np.maximum(np.asarray(self.model_.predict(h=h)["mean"], dtype=np.float64), 0.0)
+        return {"mean": mean, **poisson_intervals(mean, level)}
+
+
+class LinearTrend:
+    """The earlier backend's model (least squares on the time index), kept for comparison."""
+
+    name = "linear_trend"
+
+    def fit(self, y: FloatArray) -> Self:
+        t = np.arange(len(y), dtype=np.float64)
+        slope, intercept = np.polyfit(t, y, 1) if len(y) > 1 else (0.0, float(np.mean(y)))
+        self.slope_, self.intercept_ = float(slope), float(intercept)
+        self.n_obs_ = len(y)
+        self.sigma_ = float(np.std(y - (self.intercept_ + self.slope_ * t))) if len(y) > 2 else 0.0
+        return self
+
+    def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
+        mean = self.intercept_ + self.slope_ * np.arange(self.n_obs_, self.n_obs_ + h, dtype=np.float64)
+        return {"mean": mean, **normal_intervals(mean, np.full(h, self.sigma_), level)}
+
+
+class ShortHistory:
+    """Too little history for a model: the mean of what there is, with count-like (Poisson) intervals."""
+
+    name = "short_history_mean"
+
+    def fit(self, y: FloatArray) -> Self:
+        self.level_ = float(np.mean(y)) if len(y) else 0.0
+        return self
+
+    def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
+        mean = np.full(h, self.level_)
+        return {"mean": mean, **poisson_intervals(mean, level)}
+
+
+class Ensemble:
+    """The mean of its members' forecasts and interval bounds (members are fitted, not refitted)."""
+
+    def __init__(self, members: Sequence[Forecaster]) -> None:
+        self.members = list(members)
+        self.name = "+".join(member.name for member in self.members)
+
+    def fit(self, y: FloatArray) -> Self:
+        for member in self.members:
+            member.fit(y)
+        return self
+
+    def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
+        return combine([member.predict(h, level) for member in self.members])
+
+
+def combine(forecasts: Sequence[Forecast]) -> Forecast:
+    """Average forecasts key by key (keys present in every forecast)."""
+    keys = set.intersection(*(set(f) for f in forecasts))
+    return {key: np.mean([f[key] for f in forecasts], axis=0) for key in keys}
+
+
+def poisson_intervals(mean: FloatArray, level: Sequence[int]) -> Forecast:
+    """Central intervals of a Poisson count with the given mean, per step."""
+    bounds: Forecast = {}
+    for lv in level:
+        tail = (1 - lv / 100) / 2
+        bounds[f"lo-{lv}"] = stats.poisson.ppf(tail, np.maximum(mean, 1e-9)).astype(np.float64)
+        bounds[f"hi-{lv}"] = stats.poisson.ppf(1 - tail, np.maximum(mean, 1e-9)).astype(np.float64)
+    return bounds
+
+
+def normal_intervals(mean: FloatArray, sd: FloatArray, level: Sequence[int]) -> Forecast:
+    bounds: Forecast = {}
+    for lv in level:
+        z = float(stats.norm.ppf(0.5 + lv / 200))
+        bounds[f"lo-{lv}"], bounds[f"hi-{lv}"] = mean - z * sd, mean + z * sd
+    return bounds
+
+
+FORECASTERS: dict[str, Callable[[int], Forecaster]] = {
+    "seasonal_naive": lambda m: SeasonalNaive(season_length=m),
+    "ets": lambda m: ETS(season_length=m),
+    "theta": lambda m: Theta(season_length=m),
+    "arima": lambda m: ARIMA(season_length=m),
+    "croston_sba": lambda m: Intermittent(method="sba"),
+    "tsb": lambda m: Intermittent(method="tsb"),
+    "adida": lambda m: Intermittent(method="adida"),
+    "linear_trend": lambda m: LinearTrend(),
+}

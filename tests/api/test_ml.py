@@ -1,0 +1,132 @@
+"""Forecast and anomaly routes over HTTP: contract keys, product resolution, errors, DEV = PROD."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import httpx
+import pytest
+
+from salesflow.config import Settings
+
+
+@pytest.fixture
+def dev_api(
+    serve: Callable[..., httpx.Client], make_settings: Callable[..., Settings], store_file
+) -> httpx.Client:
+    return serve(make_settings(dev_mode=True, java_jwt_secret=None))
+
+
+@pytest.fixture
+def prod_api(
+    serve: Callable[..., httpx.Client], prod_settings: Settings, tokens: dict[str, str]
+) -> httpx.Client:
+    client = serve(prod_settings)
+    client.headers["Authorization"] = f"Bearer {tokens['USER']}"
+    return client
+
+
+def test_global_forecast_has_the_contract_keys(dev_api: httpx.Client) -> None:
+    body = dev_api.post(
+        "/ml/forecast", json={"payload": {"scope": "GLOBAL", "forecast_days": 14}, "required_roles": []}
+    ).json()
+    assert {"scope", "product_id", "dates", "predictions", "summary", "product"} <= set(body)
+    assert body["scope"] == "GLOBAL" and body["product"] is None and body["product_id"] is None
+    assert len(body["dates"]) == len(body["predictions"]) == 14
+    assert body["dates"][0] == date.today().isoformat()
+    assert all(p >= 0 for p in body["predictions"])
+    for level in ("80", "95"):
+        assert all(
+            lo <= p + 1e-6 <= hi + 2e-6
+            for lo, p, hi in zip(body["lower"][level], body["predictions"], body["upper"][level], strict=True)
+        )
+    summary = body["summary"]
+    assert summary["total"] == pytest.approx(sum(body["predictions"]), abs=0.05)
+    assert summary["peak_value"] == max(body["predictions"]) and summary["trend"] in (
+        "upward",
+        "downward",
+        "stable",
+    )
+    assert summary["period_label"] == "Next 14 days"
+    assert body["model"]["kind"] == "smooth" and body["model"]["reason"]
+    assert body["backtest"]["horizon"] == 14 and body["backtest"]["model"]["mase"] is not None
+
+
+def test_weekly_bucket_and_revenue_metric(dev_api: httpx.Client) -> None:
+    body = dev_api.post(
+        "/ml/forecast", json={"scope": "GLOBAL", "forecast_days": 30, "period": "weekly", "metric": "revenue"}
+    ).json()
+    assert body["bucket"] == "weekly" and body["metric"] == "revenue" and len(body["predictions"]) == 5
+    assert body["summary"]["period_label"] == "Next 30 days, by week"
+
+
+@pytest.mark.parametrize("field", ["sku", "name", "product_id"])
+def test_product_forecast_by_sku_name_or_id(dev_api: httpx.Client, field: str) -> None:
+    products = (
+        dev_api.get("/analytics/stock").json()["critical_products"]
+        + dev_api.get("/analytics/sales", params={"period": "quarterly"}).json()["kpis"]["top_products"]
+    )
+    top = dev_api.get("/analytics/sales", params={"period": "quarterly"}).json()["kpis"]["top_products"][0]
+    value = {"sku": top["sku"], "name": top["name"], "product_id": top["product_id"]}[field]
+    body = dev_api.post("/ml/forecast", json={"scope": "PRODUCT", field: value, "forecast_days": 7}).json()
+    assert body["product"]["id"] == top["product_id"] and body["product_id"] == top["product_id"]
+    assert body["product"]["sku"] == top["sku"] and len(body["predictions"]) == 7
+    assert products
+
+
+def test_unknown_product_is_404(dev_api: httpx.Client) -> None:
+    response = dev_api.post("/ml/forecast", json={"scope": "PRODUCT", "sku": "NOPE-1"})
+    assert response.status_code == 404 and response.json() == {"detail": "No product with SKU 'NOPE-1'"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"scope": "PRODUCT"},
+        {"scope": "GLOBAL", "forecast_days": 0},
+        {"scope": "GLOBAL", "forecast_days": 366},
+        {"scope": "GLOBAL", "period": "hourly"},
+        {"scope": "GLOBAL", "level": [120]},
+    ],
+)
+def test_bad_forecast_requests_are_422(dev_api: httpx.Client, body: dict[str, object]) -> None:
+    assert dev_api.post("/ml/forecast", json=body).status_code == 422
+
+
+def test_unknown_model_is_422_naming_it(dev_api: httpx.Client) -> None:
+    response = dev_api.post("/ml/forecast", json={"scope": "GLOBAL", "model": "prophet"})
+    assert response.status_code == 422 and "unknown model 'prophet'" in response.json()["detail"][0]["msg"]
+
+
+def test_a_requested_model_is_used(dev_api: httpx.Client) -> None:
+    body = dev_api.post("/ml/forecast", json={"scope": "GLOBAL", "model": "linear_trend"}).json()
+    assert body["model"]["name"] == "linear_trend" and body["model"]["kind"] == "requested"
+
+
+def test_anomalies_have_the_contract_keys(dev_api: httpx.Client) -> None:
+    body = dev_api.post("/ml/anomalies", json={"payload": {"scope": "GLOBAL", "period": "daily"}}).json()
+    assert {"scope", "product_id", "period", "count", "anomalies", "product"} <= set(body)
+    assert body["count"] == len(body["anomalies"])
+    for anomaly in body["anomalies"]:
+        assert anomaly["type"] in ("HIGH_SPIKE", "DROP", "ZERO_DROP") and anomaly["severity"] in (
+            "high",
+            "medium",
+        )
+        assert abs(anomaly["score"]) > 3 and "expected" in anomaly["explanation"]
+
+
+def test_dev_and_prod_forecast_the_same(dev_api: httpx.Client, prod_api: httpx.Client) -> None:
+    for request in (
+        {"scope": "GLOBAL", "forecast_days": 7},
+        {"scope": "PRODUCT", "product_id": 3, "forecast_days": 7},
+    ):
+        assert (
+            dev_api.post("/ml/forecast", json=request).json()
+            == prod_api.post("/ml/forecast", json=request).json()
+        )
+    anomalies = {"scope": "GLOBAL"}
+    assert (
+        dev_api.post("/ml/anomalies", json=anomalies).json()
+        == prod_api.post("/ml/anomalies", json=anomalies).json()
+    )

@@ -61,6 +61,8 @@ def test_auto_forecasts_are_never_negative() -> None:
         (np.array([2.0]), "short"),
         (np.zeros(60), "intermittent"),
         (np.where(np.arange(90) % 9 == 0, 2.0, 0.0), "intermittent"),
+        (np.r_[3.0, np.zeros(80)], "intermittent"),  # sold once, never again
+        (np.tile([5.0, 6.0, 0.0, 7.0, 5.0, 8.0, 9.0], 12), "smooth"),  # closed on one weekday
         (weekly_series(), "smooth"),
     ],
 )
@@ -121,3 +123,17 @@ def test_every_registered_strategy_fits_and_predicts() -> None:
         forecast = factory(7).fit(y).predict(7)
         assert forecast["mean"].shape == (7,), name
     assert Ensemble([SeasonalNaive(season_length=7), Theta(season_length=7)]).name == "seasonal_naive+theta"
+
+
+def test_closed_weekdays_are_forecast_zero_and_the_others_modelled() -> None:
+    y = (
+        np.tile([50.0, 60.0, 0.0, 70.0, 50.0, 80.0, 90.0], 16)
+        + np.r_[np.random.default_rng(4).normal(0, 2, 112)]
+    )
+    y[2::7] = 0.0
+    model = AutoForecaster(season_length=7, horizon=14).fit(y)
+    forecast = model.predict(14, level=[80])
+    assert model.closed_ == [2]
+    np.testing.assert_allclose(forecast["mean"][2::7], 0.0)
+    np.testing.assert_allclose(forecast["hi-80"][2::7], 0.0)
+    assert np.all(forecast["mean"][[0, 1, 3, 4, 5, 6]] > 40)

@@ -83,7 +83,15 @@ class AutoForecaster:
 
     def fit(self, y: FloatArray) -> Self:
         y = np.asarray(y, dtype=np.float64)
-        self.period_ = self.season_length if self.season_length > 1 else detect_season(y)
+        period = self.season_length if self.season_length > 1 else detect_season(y)
+        # A shop closed on a weekday sells nothing then: model the open days (their own, shorter season)
+        # and forecast zero for the closed ones, instead of smearing the zeros over the whole week.
+        self.closed_ = closed_positions(y, period)
+        self.n_obs_ = len(y)
+        self.period_ = period
+        if self.closed_:
+            y = y[~np.isin(np.arange(len(y)) % period, self.closed_)]
+            self.period_ = max(period - len(self.closed_), 1)
         y = y[-max(self.max_history, 3 * self.period_) :]
         self.choice_ = self._choose(y)
         if self.choice_.kind == "short":
@@ -101,7 +109,16 @@ class AutoForecaster:
         return self
 
     def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
-        return {key: np.maximum(values, 0.0) for key, values in self.model_.predict(h, level).items()}
+        if not self.closed_:
+            return {key: np.maximum(values, 0.0) for key, values in self.model_.predict(h, level).items()}
+        full_period = self.period_ + len(self.closed_)
+        is_open = ~np.isin(np.arange(self.n_obs_, self.n_obs_ + h) % full_period, self.closed_)
+        forecast = self.model_.predict(int(is_open.sum()), level)
+        spread: Forecast = {}
+        for key, values in forecast.items():
+            spread[key] = np.zeros(h)
+            spread[key][is_open] = np.maximum(values, 0.0)
+        return spread
 
     def _choose(self, y: FloatArray) -> Choice:
         if len(y) < self.min_history:
@@ -132,6 +149,20 @@ class AutoForecaster:
             f"{kind} series: {preferred} (best in the backtest or within {1 - self.switch_ratio:.0%} of it)"
         )
         return Choice(kind, candidates[0], reason, scores)
+
+
+def closed_positions(y: FloatArray, period: int, seasons: int = 8) -> list[int]:
+    """Season positions (e.g. weekdays) with no demand in each of the last `seasons` seasons, when the
+    other positions do sell: the shop is closed then."""
+    if period < 2 or len(y) < seasons * period:
+        return []
+    recent = y[-seasons * period :]
+    positions = np.arange(len(y) - seasons * period, len(y)) % period
+    closed = [p for p in range(period) if not np.any(recent[positions == p])]
+    if not closed or len(closed) == period:
+        return []
+    open_days_sell = np.mean(recent[~np.isin(positions, closed)] > 0) > 0.8
+    return closed if open_days_sell else []
 
 
 def detect_season(y: FloatArray, candidates: Sequence[int] = CALENDAR_PERIODS) -> int:

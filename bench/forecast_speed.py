@@ -50,9 +50,11 @@ def batch_phase(store_path: Path, n_products: int, h: int) -> dict[str, float]:
     by_product = dict(tuple(lines.groupby("product_id")))
     first = today - timedelta(days=400)
     series = []
-    for row in products.itertuples(index=False):
-        info = ProductInfo(id=int(row.product_id), sku=str(row.sku), name=str(row.name))
-        subset = by_product.get(int(row.product_id), lines.iloc[0:0])
+    for product_id, sku, name in zip(
+        products["product_id"].tolist(), products["sku"].tolist(), products["name"].tolist(), strict=True
+    ):
+        info = ProductInfo(id=product_id, sku=sku, name=name)
+        subset = by_product.get(product_id, lines.iloc[0:0])
         series.append(
             build_series(
                 subset, product=info, bucket=Bucket.DAILY, metric="quantity", today=today, first_day=first

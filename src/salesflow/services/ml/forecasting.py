@@ -160,16 +160,25 @@ def run_forecast(series: Series, request: ForecastRequest, product: ProductInfo 
         lower={str(lv): np.round(forecast[f"lo-{lv}"], 2).tolist() for lv in request.level},
         upper={str(lv): np.round(forecast[f"hi-{lv}"], 2).tolist() for lv in request.level},
         model=info,
-        backtest=backtest_tail(y, request.model, season_length=season, h=h),
+        backtest=backtest_tail(y, strategy, season_length=season, h=h) if len(y) else None,
     )
 
 
-def backtest_tail(y: FloatArray, model: str, *, season_length: int, h: int) -> Backtest | None:
-    """The strategy and seasonal naive refitted without the last `h` periods, scored on them."""
+def backtest_tail(
+    y: FloatArray, strategy: Forecaster | AutoForecaster, *, season_length: int, h: int
+) -> Backtest | None:
+    """The chosen model and seasonal naive refitted without the last `h` periods, scored on them."""
     if len(y) < 2 * h + 7:
         return None
     train, actual = y[:-h], y[-h:]
-    ours = np.maximum(make_strategy(model, season_length=season_length, h=h).fit(train).predict(h)["mean"], 0)
+    again: Forecaster | AutoForecaster
+    if isinstance(strategy, AutoForecaster):  # the same choice, without choosing again
+        again = AutoForecaster(
+            season_length=strategy.season_length, horizon=h, members=strategy.choice_.members
+        )
+    else:
+        again = make_strategy(strategy.name, season_length=season_length, h=h)
+    ours = np.maximum(again.fit(train).predict(h)["mean"], 0)
     naive = SeasonalNaive(season_length=season_length).fit(train).predict(h)["mean"]
     return Backtest(
         horizon=h,

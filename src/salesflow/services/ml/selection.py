@@ -72,6 +72,7 @@ class AutoForecaster:
         min_history: int = 14,
         intermittent_share: float = 0.5,
         switch_ratio: float = 0.8,
+        members: tuple[str, ...] | None = None,
     ) -> None:
         self.season_length = season_length
         self.horizon = horizon
@@ -80,6 +81,7 @@ class AutoForecaster:
         self.min_history = min_history
         self.intermittent_share = intermittent_share
         self.switch_ratio = switch_ratio
+        self.members = members  # given: no selection, these models (e.g. to backtest an earlier choice)
 
     def fit(self, y: FloatArray) -> Self:
         y = np.asarray(y, dtype=np.float64)
@@ -125,6 +127,8 @@ class AutoForecaster:
             return Choice("short", ("short_history_mean",), f"only {len(y)} periods of history: their mean")
         intermittent = float(np.mean(y == 0)) > self.intermittent_share
         kind = "intermittent" if intermittent else "smooth"
+        if self.members is not None:
+            return Choice(kind, self.members, f"{'+'.join(self.members)} as given")
         bases, candidates = (
             (INTERMITTENT_BASES, INTERMITTENT_CANDIDATES)
             if intermittent

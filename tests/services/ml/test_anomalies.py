@@ -76,3 +76,14 @@ def test_isolation_forest_strategy_flags_the_spike() -> None:
     y = poisson_weekly(140, 80, seed=2)
     y[70] = y[70] * 5
     assert 70 in np.flatnonzero(IsolationForestDetector().fit(y).detect(y)).tolist()
+
+
+def test_a_yearly_event_is_expected_but_a_one_off_is_flagged() -> None:
+    y = poisson_weekly(3 * 364, 80, seed=5)
+    for year in range(3):
+        y[300 + 364 * year] *= 3  # the same day every year (weekday-aligned): a known event
+    y[500] *= 3  # once
+    flagged = set(np.flatnonzero(RobustSeasonalDetector().fit(y).detect(y)).tolist())
+    assert 500 in flagged
+    assert not flagged & {300, 664, 1028}
+    assert 500 + 364 not in flagged  # last year's one-off does not make this year's normal day look odd

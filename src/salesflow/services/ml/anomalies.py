@@ -2,10 +2,12 @@
 alerting pipeline sends e-mail, elsewhere.
 
 Default detector, `robust_seasonal`: each point's expected value is the median of the same season position
-(e.g. the same weekday) in the `neighbours` seasons before and after it — never the point itself — scaled by
-the local level; the score is the residual over the robust (MAD) spread of the residuals around it. Two
-passes: points flagged in the first are replaced by their expected value before the second, so an anomaly
-cannot hide another one or inflate the spread. `isolation_forest` is the alternative (scikit-learn).
+(e.g. the same weekday) in the `neighbours` seasons before and after it — never the point itself — plus,
+with two years of daily history, what the same weekday a year before and after left unexplained (a point
+must then be unusual with and without it). The score is the residual over the robust (MAD) spread of the
+residuals around it. Two passes: points flagged in the first are replaced by their expected value before
+the second, so an anomaly cannot hide another one or inflate the spread. `isolation_forest` (scikit-learn)
+is the alternative.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from salesflow.services.ml.strategies import FloatArray
 
 PIPELINE = "ml"
 MAD_TO_SD = 1.4826  # MAD of a normal distribution × this = its standard deviation
+YEAR_IN_WEEKS_DAYS = 364  # 52 weeks: the same weekday a year apart
 
 
 class RobustSeasonalDetector:
@@ -58,14 +61,33 @@ class RobustSeasonalDetector:
         # so a 75% drop on a quiet Sunday scores like one on a busy Saturday.
         z = stabilise(y)
         window = self.spread_window * m
-        first = seasonal_baseline(z, m, self.neighbours)
-        flagged = np.abs(robust_scores(z, first, window=window)) > self.clean_threshold
-        cleaned = np.where(flagged, first, z)  # second pass: anomalies no longer shape the baseline
-        baseline = seasonal_baseline(cleaned, m, self.neighbours)
-        self.scale_ = robust_spread(cleaned - baseline, window=window)
-        self.scores_ = (z - baseline) / self.scale_
+        baseline, scale = self._two_passes(z, m, window, np.zeros(len(z)))
+        scores = (z - baseline) / scale
+        yearly = yearly_component(z - seasonal_baseline(z, m, self.neighbours), m)
+        if yearly.any():
+            # Flag only what is unusual both for the time of week and for the time of year: a recurring
+            # yearly event is expected, and a one-off event last year does not make this year look odd.
+            baseline_y, scale_y = self._two_passes(z, m, window, yearly)
+            scores_y = (z - baseline_y) / scale_y
+            keep = np.abs(scores) <= np.abs(scores_y)
+            baseline, scale, scores = (
+                np.where(keep, a, b)
+                for a, b in ((baseline, baseline_y), (scale, scale_y), (scores, scores_y))
+            )
+        self.scale_ = scale
+        self.scores_ = scores
         self.expected_ = unstabilise(baseline)
         return self
+
+    def _two_passes(
+        self, z: FloatArray, m: int, window: int, yearly: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Baseline and spread, suspects of the first pass replaced by their expected value in the second."""
+        first = seasonal_baseline(z - yearly, m, self.neighbours) + yearly
+        flagged = np.abs(robust_scores(z, first, window=window)) > self.clean_threshold
+        cleaned = np.where(flagged, first, z)
+        baseline = seasonal_baseline(cleaned - yearly, m, self.neighbours) + yearly
+        return baseline, robust_spread(cleaned - baseline, window=window)
 
     def score(self, y: FloatArray) -> FloatArray:
         return np.asarray(self.scores_, dtype=np.float64)
@@ -115,6 +137,23 @@ def stabilise(y: FloatArray) -> FloatArray:
 
 def unstabilise(z: FloatArray) -> FloatArray:
     return np.maximum((z / 2) ** 2 - 3 / 8, 0)
+
+
+def yearly_component(residuals: FloatArray, season_length: int) -> FloatArray:
+    """What the same weekday 52 weeks before and after left unexplained (their mean, never the point itself).
+
+    With two years of daily history, a yearly event (a December peak, Black Friday) is expected the next
+    time instead of being flagged every year; with less, or for other buckets, it is zero.
+    """
+    n = len(residuals)
+    if season_length != 7 or n < 2 * YEAR_IN_WEEKS_DAYS:
+        return np.zeros(n)
+    others = np.full((2, n), np.nan)
+    others[0, YEAR_IN_WEEKS_DAYS:] = residuals[:-YEAR_IN_WEEKS_DAYS]
+    others[1, :-YEAR_IN_WEEKS_DAYS] = residuals[YEAR_IN_WEEKS_DAYS:]
+    with np.errstate(all="ignore"):
+        component: FloatArray = np.nan_to_num(np.nanmean(others, axis=0))
+    return component
 
 
 def seasonal_baseline(y: FloatArray, season_length: int, neighbours: int) -> FloatArray:

@@ -87,6 +87,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "outbox_dir": tmp_path / "outbox",
             "cache_redis_retry_seconds": 0.05,
             "java_timeout_seconds": 5.0,
+            "demand_forecasts": False,  # deterministic stock figures; tests/services/ml turn it on
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     reorder_lead_days: int = Field(default=7, ge=1)
     review_period_days: int = Field(default=14, ge=0)
     service_level: float = Field(default=0.95, gt=0.5, lt=1.0)
+    demand_forecasts: bool = True  # reorder points from the daily batch of forecasts once it has run
+    demand_forecast_workers: int = Field(default=1, ge=1, le=16)
 
     # Columnar cache of sale lines (read by every pipeline)
     sales_history_days: int = Field(default=400, ge=30)

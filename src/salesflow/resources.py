@@ -25,6 +25,7 @@ from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.sales import SalesAnalyticsService
 from salesflow.services.analytics.stock import StockAnalyticsService
 from salesflow.services.ml.anomalies import AnomalyService
+from salesflow.services.ml.demand_forecasts import DemandForecasts
 from salesflow.services.ml.forecasting import ForecastService
 from salesflow.services.sales_recording import SalesRecorder
 
@@ -45,6 +46,7 @@ class Resources:
     sales_recorder: SalesRecorder
     forecasts: ForecastService
     anomalies: AnomalyService
+    demand_forecasts: DemandForecasts
     http: httpx.AsyncClient | None = None
     java: JavaClient | None = None
     store: EmbeddedStore | None = None
@@ -121,6 +123,13 @@ def _with_pipelines(
         service_level=settings.service_level,
     )
     ttl = settings.cache_ttl_analytics_seconds
+    demand_forecasts = DemandForecasts(
+        lines,
+        cache,
+        lead_days=settings.reorder_lead_days,
+        history_days=settings.sales_history_days,
+        workers=settings.demand_forecast_workers,
+    )
     return Resources(
         settings=settings,
         cache=cache,
@@ -142,6 +151,7 @@ def _with_pipelines(
             dead_stock_days=settings.dead_stock_days,
             language=settings.label_language,
             mode="dev" if settings.dev_mode else "prod",
+            forecasts=demand_forecasts if settings.demand_forecasts else None,
         ),
         sales_recorder=SalesRecorder(source, lines, cache),
         forecasts=ForecastService(
@@ -150,6 +160,7 @@ def _with_pipelines(
         anomalies=AnomalyService(
             lines, cache, ttl_seconds=settings.cache_ttl_ml_seconds, history_days=settings.sales_history_days
         ),
+        demand_forecasts=demand_forecasts,
         **adapters,
     )
 

@@ -241,6 +241,7 @@ def test_stock_analytics_every_number(api: httpx.Client) -> None:
         "last_sale_date": "2026-03-18",
         "coverage_days": 0.0,
         "daily_demand": 0.21,
+        "demand_source": "rate",
         "reorder_point": 5,
         "suggested_order_qty": 8,
         "abc_class": "A",

@@ -37,12 +37,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         app.state.resources = await build_resources(settings, clock=clock)
         logger.info("service started", extra={"data_source": app.state.resources.data_source.kind})
         # Compile the forecasting models in the background: the first forecast must not pay for it.
-        warm_up = asyncio.get_running_loop().create_task(_warm_up(app.state.resources))
+        loop = asyncio.get_running_loop()
+        background = [loop.create_task(_warm_up(app.state.resources))]
+        if settings.demand_forecasts:
+            background.append(loop.create_task(app.state.resources.demand_forecasts.run()))
         try:
             yield
         finally:
-            warm_up.cancel()
-            await asyncio.gather(warm_up, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await app.state.resources.aclose()
 
     app = FastAPI(

@@ -116,6 +116,7 @@ class ProductStock(BaseModel):
     last_sale_date: date | None
     coverage_days: float | None
     daily_demand: float
+    demand_source: Literal["rate", "forecast"]
     reorder_point: int
     suggested_order_qty: int
     abc_class: AbcClass

@@ -35,6 +35,7 @@ from salesflow.models.analytics import (
 )
 from salesflow.services.analytics import demand
 from salesflow.services.analytics.windows import period_label
+from salesflow.services.ml.demand_forecasts import DemandForecasts
 
 Severity = Literal["low", "medium", "high"]
 PIPELINE = "analytics"
@@ -54,6 +55,7 @@ class StockAnalyticsService:
         dead_stock_days: int = 90,
         language: str = "en",
         mode: Literal["dev", "prod"] = "prod",
+        forecasts: DemandForecasts | None = None,
     ) -> None:
         self.lines = lines
         self.cache = cache
@@ -62,6 +64,7 @@ class StockAnalyticsService:
         self.dead_stock_days = dead_stock_days
         self.language = language
         self.mode = mode
+        self.forecasts = forecasts
 
     async def report_json(self, period: Period, *, scope: str) -> bytes:
         """Stock KPIs and the products that need attention, as JSON bytes (cached)."""
@@ -94,15 +97,23 @@ class StockAnalyticsService:
         lookback = max(YEAR_DAYS, self.dead_stock_days + 1, self.rule.window_days + 1)
         lines = await self.lines.window(as_of - timedelta(days=lookback), as_of)
         products = await self.lines.products()
+        forecast = await self.forecasts.daily_demand(as_of) if self.forecasts is not None else None
+        rule, dead_days = self.rule, self.dead_stock_days
         return await anyio.to_thread.run_sync(
             lambda: product_states(
-                products, lines, as_of=as_of, rule=self.rule, dead_stock_days=self.dead_stock_days
+                products, lines, as_of=as_of, rule=rule, dead_stock_days=dead_days, forecast_daily=forecast
             )
         )
 
 
 def product_states(
-    products: pd.DataFrame, lines: pd.DataFrame, *, as_of: date, rule: demand.DemandRule, dead_stock_days: int
+    products: pd.DataFrame,
+    lines: pd.DataFrame,
+    *,
+    as_of: date,
+    rule: demand.DemandRule,
+    dead_stock_days: int,
+    forecast_daily: dict[int, float] | None = None,
 ) -> pd.DataFrame:
     """One row per product: stock, status, demand, coverage, reorder point, suggested order, ABC class."""
     products = products.sort_values("product_id", kind="stable")
@@ -114,6 +125,16 @@ def product_states(
     table = demand.demand_table(by_product, as_of=as_of, rule=rule)
     rate = table["daily_demand"].to_numpy()
     reorder_point = table["reorder_point"].to_numpy()
+    source = np.full(len(ids), "rate", dtype=object)
+    if forecast_daily:
+        # The day's forecasts (batch path) replace the trailing rate where they exist; the observed daily
+        # variability still sizes the safety stock.
+        forecast = np.array([forecast_daily.get(int(pid), np.nan) for pid in ids])
+        has_forecast = ~np.isnan(forecast)
+        rate = np.where(has_forecast, forecast, rate)
+        variance = table["demand_std"].to_numpy() ** 2
+        reorder_point = demand.reorder_points(rate, variance, rule)
+        source[has_forecast] = "forecast"
     last_sale = by_product.last_day()
     year = by_product.between(as_of - timedelta(days=YEAR_DAYS - 1), as_of)
     no_recent_sale = np.isnat(last_sale) | (
@@ -139,6 +160,7 @@ def product_states(
             "last_sale_date": last_sale,
             "coverage_days": coverage,
             "daily_demand": rate,
+            "demand_source": source,
             "reorder_point": reorder_point,
             "suggested_order_qty": demand.suggested_order(stock, rate, reorder_point, rule),
             "abc_class": demand.abc_classes(by_product.total(by_product.subtotal, year)),

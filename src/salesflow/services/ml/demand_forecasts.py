@@ -1,0 +1,116 @@
+"""Demand forecasts for every product, for stock analytics' reorder points (the batch path, once a day).
+
+Stages: products and a year of daily series → `forecast_many` in a worker process (off the event loop and
+out of the API's threads) → mean daily demand over the lead time per product → cached for the day. With
+Redis the cache's single-flight lock makes one process compute it for all. Until the day's forecasts exist,
+stock analytics uses the trailing-rate estimate (analytics/demand.py); when they land, analytics results are
+invalidated so that the next read uses them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date, timedelta
+
+import anyio
+import numpy as np
+import orjson
+
+from salesflow.data.cache import Cache, cache_key, cache_prefix
+from salesflow.data.sale_lines import SaleLineCache
+from salesflow.models.ml import Bucket, ProductInfo
+from salesflow.services.ml.forecasting import forecast_many
+from salesflow.services.ml.series import build_series
+
+logger = logging.getLogger(__name__)
+
+CHECK_EVERY_SECONDS = 600.0
+_TTL_SECONDS = 26 * 3600
+
+
+class DemandForecasts:
+    """Forecast daily demand per product over the lead time, computed once a day in the background."""
+
+    def __init__(
+        self, lines: SaleLineCache, cache: Cache, *, lead_days: int, history_days: int, workers: int = 1
+    ) -> None:
+        self.lines = lines
+        self.cache = cache
+        self.lead_days = lead_days
+        self.history_days = history_days
+        self.workers = workers
+        self.refreshes = 0
+
+    def key(self, as_of: date) -> str:
+        return cache_key("ml", "shared", kind="demand", as_of=as_of, lead=self.lead_days)
+
+    async def daily_demand(self, as_of: date) -> dict[int, float] | None:
+        """Forecast units a day per product id over the lead time, if today's batch has run."""
+        raw = await self.cache.get_raw(self.key(as_of))
+        if raw is None:
+            return None
+        return {int(k): float(v) for k, v in orjson.loads(raw).items()}
+
+    async def refresh(self) -> dict[int, float]:
+        """Compute today's forecasts (once across processes) and make analytics use them."""
+        as_of = self.lines.today()
+        computed = False
+
+        async def compute() -> dict[str, float]:
+            nonlocal computed
+            computed = True
+            return {str(k): v for k, v in (await self._forecast(as_of)).items()}
+
+        result = await self.cache.get_or_compute(self.key(as_of), _TTL_SECONDS, compute)
+        if computed:
+            self.refreshes += 1
+            await self.cache.invalidate(cache_prefix("analytics"))
+            logger.info("demand forecasts refreshed", extra={"products": len(result), "as_of": str(as_of)})
+        return {int(k): float(v) for k, v in result.items()}
+
+    async def run(self) -> None:
+        """Keep today's forecasts available: compute when missing, check again every few minutes."""
+        while True:
+            try:
+                if await self.daily_demand(self.lines.today()) is None:
+                    await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the rate estimate stays in use; try again at the next check
+                logger.warning("demand forecast refresh failed", exc_info=True)
+            await asyncio.sleep(CHECK_EVERY_SECONDS)
+
+    async def _forecast(self, as_of: date) -> dict[int, float]:
+        first_day = as_of - timedelta(days=self.history_days - 1)
+        lines = await self.lines.window(first_day, as_of - timedelta(days=1))
+        products = await self.lines.products()
+
+        def series() -> list[np.ndarray]:
+            groups = dict(tuple(lines.groupby("product_id", sort=False)))
+            empty = lines.iloc[0:0]
+            return [
+                build_series(
+                    groups.get(pid, empty),
+                    product=ProductInfo(id=pid, sku="", name=""),
+                    bucket=Bucket.DAILY,
+                    metric="quantity",
+                    today=as_of,
+                    first_day=first_day,
+                ).values
+                for pid in products["product_id"].tolist()
+            ]
+
+        all_series = await anyio.to_thread.run_sync(series)
+        # A spawned process: forking a server with threads is unsafe, and the models' work stays out of it.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+            forecasts = await anyio.to_thread.run_sync(
+                lambda: forecast_many(all_series, h=self.lead_days, season_length=7, level=(), executor=pool)
+            )
+        return {
+            int(pid): float(np.mean(f["mean"]))
+            for pid, f in zip(products["product_id"].tolist(), forecasts, strict=True)
+        }

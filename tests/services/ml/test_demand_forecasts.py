@@ -1,0 +1,55 @@
+"""The daily batch of forecasts feeds stock analytics' demand and reorder points."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import numpy as np
+import pytest
+
+from salesflow.config import Settings
+from salesflow.resources import build_resources
+
+
+async def test_batch_forecasts_replace_the_rate_once_they_exist(
+    make_settings: Callable[..., Settings], store_file
+) -> None:
+    resources = await build_resources(make_settings(demand_forecasts=True))
+    try:
+        today = date.today()
+        before = await resources.stock_analytics.product_states(today)
+        assert set(before["demand_source"]) == {"rate"}
+
+        forecasts = await resources.demand_forecasts.refresh()
+        assert len(forecasts) == len(before) and all(v >= 0 for v in forecasts.values())
+        after = (await resources.stock_analytics.product_states(today)).set_index("product_id")
+        assert set(after["demand_source"]) == {"forecast"}
+        expected = np.array([forecasts[pid] for pid in after.index])
+        np.testing.assert_allclose(after["daily_demand"].to_numpy(), expected)
+        selling = after["daily_demand"] > 0
+        np.testing.assert_allclose(
+            after.loc[selling, "coverage_days"],
+            after.loc[selling, "current_stock"].clip(lower=0) / expected[selling],
+        )
+        assert (after.loc[~selling, "reorder_point"] == 0).all()
+
+        await resources.demand_forecasts.refresh()
+        assert resources.demand_forecasts.refreshes == 1  # the day's batch is computed once
+    finally:
+        await resources.aclose()
+
+
+async def test_without_the_batch_the_setting_keeps_the_rate(
+    make_settings: Callable[..., Settings], store_file
+) -> None:
+    resources = await build_resources(make_settings(demand_forecasts=False))
+    try:
+        assert resources.stock_analytics.forecasts is None
+        states = await resources.stock_analytics.product_states(date.today())
+        assert set(states["demand_source"]) == {"rate"}
+    finally:
+        await resources.aclose()
+
+
+pytestmark = pytest.mark.timeout(300)

@@ -22,9 +22,8 @@ from sklearn.ensemble import IsolationForest
 
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
-from salesflow.errors import InvalidInput
-from salesflow.models.ml import Anomaly, AnomalyRequest, AnomalyResponse, Bucket, ProductInfo
-from salesflow.services.ml.series import SEASON, Series, build_series, resolve_product
+from salesflow.models.ml import Anomaly, AnomalyRequest, AnomalyResponse, Bucket
+from salesflow.services.ml.series import SEASON, Series, SeriesLoader, require_known
 from salesflow.services.ml.strategies import FloatArray
 
 PIPELINE = "ml"
@@ -256,17 +255,13 @@ class AnomalyService:
         self.lines = lines
         self.cache = cache
         self.ttl_seconds = ttl_seconds
-        self.history_days = history_days
+        self.loader = SeriesLoader(lines, history_days=history_days)
 
     async def detect_json(self, request: AnomalyRequest, *, scope: str) -> bytes:
-        if request.model not in DETECTORS:
-            raise InvalidInput(
-                f"unknown model {request.model!r}; one of: {', '.join(DETECTORS)}",
-                field="model",
-                value=request.model,
-            )
+        """Anomalies of the named series as JSON bytes (cached per request and day)."""
+        require_known(request.model, DETECTORS)
         today = self.lines.today()
-        product = resolve_product(await self.lines.products(), request)
+        product = await self.loader.product(request)
         key = cache_key(
             PIPELINE,
             scope,
@@ -279,7 +274,7 @@ class AnomalyService:
         )
 
         async def compute() -> bytes:
-            series = await self._series(product, request, today)
+            series = await self.loader.series(product, request, today)
             detection = await anyio.to_thread.run_sync(detect_anomalies, series, request.model)
             return (
                 AnomalyResponse(
@@ -297,17 +292,3 @@ class AnomalyService:
             )
 
         return await self.cache.get_or_compute(key, self.ttl_seconds, compute, encode=bytes, decode=bytes)
-
-    async def _series(self, product: ProductInfo | None, request: AnomalyRequest, today: date) -> Series:
-        from datetime import timedelta
-
-        first_day = today - timedelta(days=self.history_days - 1)
-        lines = await self.lines.window(first_day, today - timedelta(days=1))
-        return build_series(
-            lines,
-            product=product,
-            bucket=request.period,
-            metric=request.metric,
-            today=today,
-            first_day=first_day,
-        )

@@ -10,19 +10,17 @@ A batch path (`forecast_many`) forecasts many series in a process pool.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from datetime import date, timedelta
+from datetime import date
 
 import anyio
 import numpy as np
 
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
-from salesflow.errors import InvalidInput
 from salesflow.models.ml import (
     Accuracy,
     Backtest,
@@ -34,7 +32,7 @@ from salesflow.models.ml import (
 )
 from salesflow.services.ml import metrics
 from salesflow.services.ml.selection import AutoForecaster
-from salesflow.services.ml.series import SEASON, Series, build_series, horizon, resolve_product
+from salesflow.services.ml.series import SEASON, Series, SeriesLoader, horizon, require_known
 from salesflow.services.ml.strategies import FORECASTERS, FloatArray, Forecaster, SeasonalNaive
 
 logger = logging.getLogger(__name__)
@@ -51,21 +49,16 @@ class ForecastService:
         self.lines = lines
         self.cache = cache
         self.ttl_seconds = ttl_seconds
-        self.history_days = history_days
+        self.loader = SeriesLoader(lines, history_days=history_days)
         # numba compiles statsforecast's models on first use, and two threads compiling at once can fail:
         # model fitting runs in one worker thread at a time (it is CPU-bound anyway).
         self._fitting = anyio.CapacityLimiter(1)
 
     async def forecast_json(self, request: ForecastRequest, *, scope: str) -> bytes:
         """The forecast as JSON bytes (cached per request and day)."""
-        if request.model not in MODELS:
-            raise InvalidInput(
-                f"unknown model {request.model!r}; one of: {', '.join(MODELS)}",
-                field="model",
-                value=request.model,
-            )
+        require_known(request.model, MODELS)
         today = self.lines.today()
-        product = resolve_product(await self.lines.products(), request)
+        product = await self.loader.product(request)
         key = cache_key(
             PIPELINE,
             scope,
@@ -80,27 +73,13 @@ class ForecastService:
         )
 
         async def compute() -> bytes:
-            series = await self.series(product, request, today)
+            series = await self.loader.series(product, request, today)
             response = await anyio.to_thread.run_sync(
                 run_forecast, series, request, product, limiter=self._fitting
             )
             return response.model_dump_json().encode()
 
         return await self.cache.get_or_compute(key, self.ttl_seconds, compute, encode=bytes, decode=bytes)
-
-    async def series(self, product: ProductInfo | None, request: ForecastRequest, today: date) -> Series:
-        first_day = today - timedelta(days=self.history_days - 1)
-        lines = await self.lines.window(first_day, today - timedelta(days=1))
-        return await anyio.to_thread.run_sync(
-            lambda: build_series(
-                lines,
-                product=product,
-                bucket=request.period,
-                metric=request.metric,
-                today=today,
-                first_day=first_day,
-            )
-        )
 
     async def warm_up(self) -> float:
         """Compile every model's numba code once, off the event loop; returns the seconds it took."""
@@ -200,15 +179,6 @@ def forecast_many(
     if executor is None:
         return [_forecast_one(job) for job in jobs]
     return list(executor.map(_forecast_one, jobs, chunksize=8))
-
-
-async def forecast_many_async(
-    series: Sequence[FloatArray], *, h: int, season_length: int, level: Sequence[int], executor: Executor
-) -> list[dict[str, FloatArray]]:
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(
-        None, lambda: forecast_many(series, h=h, season_length=season_length, level=level, executor=executor)
-    )
 
 
 def _forecast_one(job: tuple[FloatArray, int, int, tuple[int, ...]]) -> dict[str, FloatArray]:

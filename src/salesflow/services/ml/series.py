@@ -8,13 +8,16 @@ blocks, so that every bucket is complete and of equal length. A series starts at
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import anyio
 import numpy as np
 import pandas as pd
 
-from salesflow.errors import NotFound
+from salesflow.data.sale_lines import SaleLineCache
+from salesflow.errors import InvalidInput, NotFound
 from salesflow.models.ml import Bucket, ProductInfo, ProductRef, Scope
 
 BUCKET_DAYS = {Bucket.DAILY: 1, Bucket.WEEKLY: 7, Bucket.MONTHLY: 30}
@@ -36,6 +39,32 @@ class Series:
 
     def future_starts(self, h: int) -> list[date]:
         return [self.first_future + timedelta(days=i * self.bucket_days) for i in range(h)]
+
+
+class SeriesLoader:
+    """The load stage shared by the ML pipelines: the named product and its bucketed history."""
+
+    def __init__(self, lines: SaleLineCache, *, history_days: int) -> None:
+        self.lines = lines
+        self.history_days = history_days
+
+    async def product(self, ref: ProductRef) -> ProductInfo | None:
+        return resolve_product(await self.lines.products(), ref)
+
+    async def series(self, product: ProductInfo | None, ref: ProductRef, today: date) -> Series:
+        first_day = today - timedelta(days=self.history_days - 1)
+        lines = await self.lines.window(first_day, today - timedelta(days=1))
+        return await anyio.to_thread.run_sync(
+            lambda: build_series(
+                lines, product=product, bucket=ref.period, metric=ref.metric, today=today, first_day=first_day
+            )
+        )
+
+
+def require_known(model: str, known: Iterable[str]) -> None:
+    """422 naming the field when a request asks for a model that does not exist."""
+    if model not in known:
+        raise InvalidInput(f"unknown model {model!r}; one of: {', '.join(known)}", field="model", value=model)
 
 
 def horizon(forecast_days: int, bucket: Bucket) -> int:

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     sales_refresh_seconds: float = Field(default=15.0, ge=0)
     sales_full_reload_seconds: float = Field(default=3600.0, gt=0)
 
+    # Excel import
+    import_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    import_max_rows: int = Field(default=200_000, ge=1)
+    import_batch_sales: int = Field(default=100, ge=1, le=10_000)
+
     # Demo data (embedded store)
     demo_products: int = Field(default=300, ge=10)
     demo_days: int = Field(default=730, ge=30)

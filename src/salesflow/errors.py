@@ -6,6 +6,8 @@ SalesflowError
 ├── NotFound              the named thing does not exist (404)
 ├── Conflict              the request clashes with the current state (409)
 ├── InvalidInput          a field, row or value is wrong (422)
+│   └── RowsRejected          no row of an uploaded file can be used (422, every row's problems listed)
+├── PayloadTooLarge       an upload is over the size limit (413)
 └── UpstreamError         the Java system of record failed us
     ├── UpstreamRejected      Java answered with an error about our request (502)
     ├── UpstreamUnavailable   Java could not be reached or is down (503)
@@ -49,6 +51,18 @@ class InvalidInput(SalesflowError):
         self.field = field
         self.row = row
         self.value = value
+
+
+class RowsRejected(InvalidInput):
+    """Raised when no row of an uploaded file is valid; `issues` lists every row's problems."""
+
+    def __init__(self, detail: str, *, issues: list[dict[str, object]]) -> None:
+        super().__init__(detail, field="file")
+        self.issues = issues
+
+
+class PayloadTooLarge(SalesflowError):
+    """Raised when an upload exceeds the configured maximum size."""
 
 
 class UpstreamError(SalesflowError):

@@ -24,6 +24,7 @@ from salesflow.integration.jwt import TokenValidator
 from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.sales import SalesAnalyticsService
 from salesflow.services.analytics.stock import StockAnalyticsService
+from salesflow.services.excel_import.pipeline import ImportService
 from salesflow.services.ml.anomalies import AnomalyService
 from salesflow.services.ml.demand_forecasts import DemandForecasts
 from salesflow.services.ml.forecasting import ForecastService
@@ -47,6 +48,7 @@ class Resources:
     forecasts: ForecastService
     anomalies: AnomalyService
     demand_forecasts: DemandForecasts
+    imports: ImportService
     http: httpx.AsyncClient | None = None
     java: JavaClient | None = None
     store: EmbeddedStore | None = None
@@ -123,6 +125,7 @@ def _with_pipelines(
         service_level=settings.service_level,
     )
     ttl = settings.cache_ttl_analytics_seconds
+    recorder = SalesRecorder(source, lines, cache)
     demand_forecasts = DemandForecasts(
         lines,
         cache,
@@ -153,7 +156,15 @@ def _with_pipelines(
             mode="dev" if settings.dev_mode else "prod",
             forecasts=demand_forecasts if settings.demand_forecasts else None,
         ),
-        sales_recorder=SalesRecorder(source, lines, cache),
+        sales_recorder=recorder,
+        imports=ImportService(
+            lines,
+            recorder,
+            cache,
+            writes_keep_history=source.kind == "embedded",
+            max_rows=settings.import_max_rows,
+            batch_sales=settings.import_batch_sales,
+        ),
         forecasts=ForecastService(
             lines, cache, ttl_seconds=settings.cache_ttl_ml_seconds, history_days=settings.sales_history_days
         ),

@@ -17,6 +17,7 @@ from salesflow.models.auth import User
 from salesflow.resources import Resources
 from salesflow.services.analytics.sales import SalesAnalyticsService
 from salesflow.services.analytics.stock import StockAnalyticsService
+from salesflow.services.excel_import.pipeline import ImportService
 from salesflow.services.ml.anomalies import AnomalyService
 from salesflow.services.ml.forecasting import ForecastService
 
@@ -60,7 +61,12 @@ def get_anomalies(resources: ResourcesDep) -> AnomalyService:
     return resources.anomalies
 
 
+def get_imports(resources: ResourcesDep) -> ImportService:
+    return resources.imports
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+ImportDep = Annotated[ImportService, Depends(get_imports)]
 ForecastDep = Annotated[ForecastService, Depends(get_forecasts)]
 AnomalyDep = Annotated[AnomalyService, Depends(get_anomalies)]
 SalesAnalyticsDep = Annotated[SalesAnalyticsService, Depends(get_sales_analytics)]

@@ -17,6 +17,7 @@ STATUS_BY_ERROR: dict[type[errors.SalesflowError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.InvalidInput: 422,
+    errors.PayloadTooLarge: 413,
     errors.UpstreamRejected: 502,
     errors.UpstreamUnavailable: 503,
     errors.UpstreamTimeout: 504,
@@ -40,7 +41,9 @@ async def _salesflow_error_handler(request: Request, exc: Exception) -> JSONResp
     log("request failed", extra={"error": type(exc).__name__, "status": status, "detail": exc.detail})
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     body: dict[str, object] = {"detail": exc.detail}
-    if isinstance(exc, errors.InvalidInput) and exc.field is not None:
+    if isinstance(exc, errors.RowsRejected):
+        body = {"detail": exc.issues, "message": exc.detail}
+    elif isinstance(exc, errors.InvalidInput) and exc.field is not None:
         body["detail"] = [
             {
                 "loc": [exc.field] if exc.row is None else ["row", exc.row, exc.field],

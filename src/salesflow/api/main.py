@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from salesflow import __version__
 from salesflow.api.errors import install_error_handlers
 from salesflow.api.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
-from salesflow.api.routes import admin, analytics, auth, health, ml, stock
+from salesflow.api.routes import admin, analytics, auth, excel, health, ml, stock
 from salesflow.config import Settings, get_settings
 from salesflow.data.sale_lines import Clock, utc_now
 from salesflow.resources import Resources, build_resources
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, auth, admin, analytics, stock, ml):
+    for module in (health, auth, admin, analytics, stock, ml, excel):
         api.include_router(module.router)
     app.include_router(api)
     return app

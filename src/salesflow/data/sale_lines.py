@@ -87,6 +87,7 @@ class SaleLineCache:
         self._lines_lock = asyncio.Lock()
         self._products_lock = asyncio.Lock()
         self._snapshot_written = 0.0
+        self._full_reload_due = False
         self._background: set[asyncio.Task[None]] = set()
 
     def today(self) -> date:
@@ -119,10 +120,12 @@ class SaleLineCache:
                     logger.warning("products refresh failed; serving the last products")
             return self._products
 
-    def invalidate(self) -> None:
-        """Refresh on the next read (after a write through this service)."""
+    def invalidate(self, *, full: bool = False) -> None:
+        """Refresh on the next read (after a write through this service); `full` when the write may be
+        dated before the last refresh (an import of historical sales), which a tail refresh would miss."""
         self._refreshed_monotonic = 0.0
         self._products_monotonic = 0.0
+        self._full_reload_due = self._full_reload_due or full
 
     async def aclose(self) -> None:
         for task in list(self._background):
@@ -134,7 +137,10 @@ class SaleLineCache:
             state = self._state or await self._read_snapshot()
             now = self._java_now()
             try:
-                if state is None:  # cold: load everything kept, so that every pipeline of a burst is served
+                if state is not None and self._full_reload_due:
+                    self._full_reload_due = False
+                    state = await self._full_load(state.since, now)
+                elif state is None:  # cold: load everything kept, so that every pipeline of a burst is served
                     state = await self._full_load(now - timedelta(days=self.history_days), now)
                 elif since < state.since:
                     state = await self._full_load(since, now)

@@ -24,7 +24,7 @@ class SalesRecorder:
     async def record(self, sales: Sequence[SaleInput], *, user: User) -> WriteResult:
         """Write `sales` on behalf of `user`; analytics and forecasts are recomputed on their next read."""
         result = await self.source.record_sales(sales, user=user)
-        self.lines.invalidate()
+        self.lines.invalidate(full=any(sale.sold_at is not None for sale in sales))
         for pipeline in DEPENDENT_PIPELINES:
             await self.cache.invalidate(cache_prefix(pipeline))
         return result

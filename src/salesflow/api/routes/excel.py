@@ -1,0 +1,143 @@
+"""Excel import (UC5): preview (any user), commit (ADMIN), follow, and the frontend's one-shot call."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from openpyxl import Workbook
+
+from salesflow.api.deps import CurrentUser, ImportDep, SettingsDep, require_roles
+from salesflow.api.envelope import EnvelopeRoute
+from salesflow.errors import InvalidInput, PayloadTooLarge, RowsRejected
+from salesflow.models.excel import CommitRequest, ImportList, ImportPreview, ImportState, OneShotImport
+
+router = APIRouter(prefix="/excel", tags=["excel"], route_class=EnvelopeRoute)
+TEMPLATE_HEADERS = ["date", "sku", "product", "quantity", "unit_price", "order"]
+TEMPLATE_EXAMPLE = ["2026-03-14 10:30", "BEV-0001", "Sparkling Water Classic", 2, 1.25, "INV-1001"]
+
+
+async def read_upload(upload: UploadFile, limit: int) -> bytes:
+    """The upload's bytes, refused as soon as they pass `limit` (never held whole when too large)."""
+    chunks, size = [], 0
+    while chunk := await upload.read(1024 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the file is larger than the {limit // 2**20} MiB allowed")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _mapping(raw: str | None) -> dict[str, str] | None:
+    if not raw:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(
+            "mapping must be a JSON object: our field → the file's header", field="mapping", value=raw
+        ) from exc
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise InvalidInput("mapping must be a JSON object of strings", field="mapping", value=raw)
+    return {str(k): v for k, v in value.items()}
+
+
+@router.post("/preview")
+async def preview_import(
+    user: CurrentUser,
+    service: ImportDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File()],
+    sheet: Annotated[str | None, Form()] = None,
+    mapping: Annotated[str | None, Form()] = None,
+    date_format: Annotated[str | None, Form()] = None,
+    decimal_separator: Annotated[str | None, Form(pattern=r"^[.,]$")] = None,
+) -> ImportPreview:
+    """Parse and validate a spreadsheet without writing: every problem at once, and the first rows."""
+    content = await read_upload(file, settings.import_max_bytes)
+    return await service.preview(
+        content,
+        file_name=file.filename or "upload",
+        user=user,
+        sheet=sheet,
+        mapping=_mapping(mapping),
+        date_format=date_format,
+        decimal_separator=decimal_separator,
+    )
+
+
+@router.post("/imports/{import_id}/commit", dependencies=[Depends(require_roles("ADMIN"))])
+async def commit_import(
+    import_id: str, user: CurrentUser, service: ImportDep, body: CommitRequest | None = None
+) -> ImportState:
+    """Write the valid rows of a previewed import (409 with errors unless skip_invalid, or when repeated)."""
+    options = body or CommitRequest()
+    return await service.commit(import_id, user=user, skip_invalid=options.skip_invalid, force=options.force)
+
+
+@router.get("/imports/{import_id}")
+async def read_import(import_id: str, user: CurrentUser, service: ImportDep) -> ImportState:
+    """One of the caller's imports."""
+    return await service.get(import_id, user=user)
+
+
+@router.get("/imports")
+async def list_imports(user: CurrentUser, service: ImportDep) -> ImportList:
+    """The caller's recent imports, newest first."""
+    states = await service.recent(user=user)
+    return ImportList(data=states, count=len(states))
+
+
+@router.post("/import-sales", dependencies=[Depends(require_roles("ADMIN"))])
+async def import_sales(
+    user: CurrentUser, service: ImportDep, settings: SettingsDep, file: Annotated[UploadFile, File()]
+) -> OneShotImport:
+    """The frontend's call: preview and commit the valid rows in one go; 422 when no row is valid."""
+    content = await read_upload(file, settings.import_max_bytes)
+    preview = await service.preview(content, file_name=file.filename or "upload", user=user)
+    if preview.valid_rows == 0:
+        issues = [issue.model_dump() for issue in preview.errors] or [
+            {"row": 0, "column": None, "value": None, "reason": "the file has no data rows"}
+        ]
+        raise RowsRejected(f"No valid row in {preview.file_name}: nothing was imported", issues=issues)
+    state = await service.commit(preview.import_id, user=user, skip_invalid=True)
+    return OneShotImport(
+        import_id=state.import_id,
+        status=state.status,
+        message=state.message,
+        total_rows=preview.total_rows,
+        valid_rows=preview.valid_rows,
+        imported_rows=state.imported_rows,
+        errors=preview.errors,
+        warnings=preview.warnings,
+    )
+
+
+@router.get("/template")
+async def download_template(
+    user: CurrentUser, format: Annotated[str, Query(pattern="^(xlsx|csv)$")] = "xlsx"
+) -> Response:
+    """A file with the expected headers and an example row."""
+    if format == "csv":
+        text = io.StringIO()
+        csv.writer(text).writerows([TEMPLATE_HEADERS, TEMPLATE_EXAMPLE])
+        return Response(
+            text.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="sales-import-template.csv"'},
+        )
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Sales"
+    sheet.append(TEMPLATE_HEADERS)
+    sheet.append(TEMPLATE_EXAMPLE)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return Response(
+        buffer.getvalue(),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": 'attachment; filename="sales-import-template.xlsx"'},
+    )

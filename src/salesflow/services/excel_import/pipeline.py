@@ -1,0 +1,323 @@
+"""Excel import pipeline (UC5): read → parse and validate → keep the preview → commit (batched, resumable).
+
+Stages, in order:
+1. `read_table` (reading.py) and `parse` (parsing.py), in a worker thread: every problem of the file at once.
+2. preview: the import is kept (owner, content hash, valid rows, issues) for `RECORD_TTL_SECONDS`; only its
+   owner can see or commit it.
+3. commit: rows grouped into sales (by the order column, else one sale per row) and written through the
+   `SalesRecorder`. Embedded store: one transaction, own dates and prices. Java: batches of
+   `IMPORT_BATCH_SALES` sales with the committing user's own token; a failed batch stops the import with an
+   exact account of what was and was not written, and committing again resumes at that batch.
+4. idempotency: an import, or the same file content, is committed once unless `force`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import orjson
+
+from salesflow.data.cache import Cache, cache_key
+from salesflow.data.sale_lines import SaleLineCache
+from salesflow.data.sources.base import SaleInput, SaleItemInput
+from salesflow.errors import Conflict, InvalidInput, NotFound, UpstreamError
+from salesflow.models.auth import User
+from salesflow.models.excel import (
+    BatchOutcome,
+    ImportIssue,
+    ImportPreview,
+    ImportState,
+    PreviewRow,
+)
+from salesflow.services.excel_import.parsing import ImportRow, Parsed, parse
+from salesflow.services.excel_import.reading import read_table
+from salesflow.services.sales_recording import SalesRecorder
+
+RECORD_TTL_SECONDS = 7 * 24 * 3600
+PREVIEW_ROWS = 20
+JAVA_NOTE = (
+    "The system of record (Java) records imported rows as new sales dated now, at today's catalogue prices,"
+    " and "
+    "takes them out of stock: the file's dates and prices are not kept."
+)
+
+
+class ImportService:
+    """Preview, commit and follow imports."""
+
+    def __init__(
+        self,
+        lines: SaleLineCache,
+        recorder: SalesRecorder,
+        cache: Cache,
+        *,
+        writes_keep_history: bool,
+        max_rows: int,
+        batch_sales: int,
+    ) -> None:
+        self.lines = lines
+        self.recorder = recorder
+        self.cache = cache
+        self.writes_keep_history = writes_keep_history
+        self.max_rows = max_rows
+        self.batch_sales = batch_sales
+
+    async def preview(
+        self,
+        content: bytes,
+        *,
+        file_name: str,
+        user: User,
+        sheet: str | None = None,
+        mapping: dict[str, str] | None = None,
+        date_format: str | None = None,
+        decimal_separator: str | None = None,
+    ) -> ImportPreview:
+        """Parse and validate without writing; the import is kept for its owner."""
+        table = await anyio.to_thread.run_sync(
+            lambda: read_table(content, sheet=sheet, max_rows=self.max_rows)
+        )
+        products = await self.lines.products()
+        try:
+            parsed = await anyio.to_thread.run_sync(
+                lambda: parse(
+                    table,
+                    products,
+                    mapping=mapping,
+                    date_format=date_format,
+                    decimal_separator=decimal_separator,
+                )
+            )
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="file") from exc
+        if parsed.total_rows > self.max_rows:
+            raise InvalidInput(f"{parsed.total_rows} rows, over the {self.max_rows} allowed", field="file")
+        record = {
+            "import_id": uuid.uuid4().hex,
+            "owner": user.subject,
+            "file_name": file_name,
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "created_at": datetime.now(UTC).isoformat(),
+            "status": "previewed",
+            "total_rows": parsed.total_rows,
+            "error_rows": len({issue.row for issue in parsed.errors}),
+            "rows": [_row_dict(r) for r in parsed.rows],
+            "errors": [i.as_dict() for i in parsed.errors],
+            "warnings": [i.as_dict() for i in parsed.warnings],
+            "batches": [],
+        }
+        await self._save(record)
+        return ImportPreview(
+            import_id=record["import_id"],
+            file_name=file_name,
+            sheet=table.sheet,
+            sheets=table.sheets,
+            columns=[c for c in parsed.columns if c],
+            mapping=parsed.mapping,
+            ignored_columns=parsed.ignored,
+            total_rows=parsed.total_rows,
+            valid_rows=len(parsed.rows),
+            error_rows=record["error_rows"],
+            errors=[ImportIssue(**i.as_dict()) for i in parsed.errors],
+            warnings=[ImportIssue(**i.as_dict()) for i in parsed.warnings],
+            notes=self._notes(parsed),
+            preview=[_preview_row(r) for r in parsed.rows[:PREVIEW_ROWS]],
+        )
+
+    async def commit(
+        self, import_id: str, *, user: User, skip_invalid: bool = False, force: bool = False
+    ) -> ImportState:
+        """Write the valid rows (module docstring); 409 on errors without `skip_invalid`, or on a repeat."""
+        record = await self._load(import_id, user)
+        if record["status"] == "completed" and not force:
+            raise Conflict("this import was already committed; commit with force=true to record it again")
+        if record["errors"] and not skip_invalid:
+            raise Conflict(
+                f"{record['error_rows']} row(s) have errors; fix them, or commit with skip_invalid=true to"
+                " write"
+                f" the {len(record['rows'])} valid rows only"
+            )
+        committed = await self.cache.get_raw(self._hash_key(record["sha256"], user))
+        if committed is not None and committed.decode() != import_id and not force:
+            raise Conflict("the same file was already imported; commit with force=true to record it again")
+        if record["status"] == "completed":  # forced repeat: start over
+            record["batches"] = []
+        await self._write(record, user)
+        if record["status"] == "completed":
+            await self.cache.set_raw(
+                self._hash_key(record["sha256"], user), import_id.encode(), RECORD_TTL_SECONDS
+            )
+        await self._save(record)
+        return _state(record)
+
+    async def get(self, import_id: str, *, user: User) -> ImportState:
+        return _state(await self._load(import_id, user))
+
+    async def recent(self, *, user: User) -> list[ImportState]:
+        ids = await self._index(user)
+        states = []
+        for import_id in reversed(ids):
+            raw = await self.cache.get_raw(self._key(import_id, user))
+            if raw is not None:
+                states.append(_state(orjson.loads(raw)))
+        return states
+
+    async def _write(self, record: dict[str, Any], user: User) -> None:
+        rows = [
+            ImportRow(**{**r, "sold_at": datetime.fromisoformat(r["sold_at"]) if r["sold_at"] else None})
+            for r in record["rows"]
+        ]
+        groups = _group_into_sales(rows)
+        size = len(groups) if self.writes_keep_history else self.batch_sales  # embedded: one transaction
+        done = sum(1 for b in record["batches"] if b["status"] == "written")
+        record["batches"] = [b for b in record["batches"] if b["status"] == "written"]
+        for index in range(done, (len(groups) + size - 1) // size):
+            batch = groups[index * size : (index + 1) * size]
+            sales = [_sale(group, keep_history=self.writes_keep_history) for group in batch]
+            row_numbers = [r.row for group in batch for r in group]
+            try:
+                await self.recorder.record(sales, user=user)
+            except UpstreamError as exc:
+                record["batches"].append(
+                    BatchOutcome(
+                        index=index, sales=len(sales), rows=row_numbers, status="failed", detail=exc.detail
+                    ).model_dump()
+                )
+                record["status"] = "partial" if index > 0 else "failed"
+                return
+            record["batches"].append(
+                BatchOutcome(index=index, sales=len(sales), rows=row_numbers, status="written").model_dump()
+            )
+        record["status"] = "completed"
+
+    def _notes(self, parsed: Parsed) -> list[str]:
+        notes = [] if self.writes_keep_history else [JAVA_NOTE]
+        if parsed.ignored:
+            notes.append(f"Ignored columns: {', '.join(parsed.ignored)}.")
+        if "order" not in parsed.mapping:
+            notes.append("No order/invoice column: each row becomes one sale.")
+        return notes
+
+    async def _save(self, record: dict[str, Any]) -> None:
+        owner = record["owner"]
+        await self.cache.set_raw(
+            self._key(record["import_id"], owner), orjson.dumps(record), RECORD_TTL_SECONDS
+        )
+        ids = [i for i in await self._index(owner) if i != record["import_id"]] + [record["import_id"]]
+        await self.cache.set_raw(self._index_key(owner), orjson.dumps(ids[-50:]), RECORD_TTL_SECONDS)
+
+    async def _load(self, import_id: str, user: User) -> dict[str, Any]:
+        raw = await self.cache.get_raw(self._key(import_id, user))
+        if raw is None:  # someone else's import is as invisible as a missing one
+            raise NotFound(f"No import {import_id!r}")
+        record: dict[str, Any] = orjson.loads(raw)
+        return record
+
+    async def _index(self, owner: User | str) -> list[str]:
+        raw = await self.cache.get_raw(self._index_key(owner))
+        return list(orjson.loads(raw)) if raw else []
+
+    @staticmethod
+    def _key(import_id: str, owner: User | str) -> str:
+        return cache_key("imports", _owner(owner), import_id=import_id)
+
+    @staticmethod
+    def _index_key(owner: User | str) -> str:
+        return cache_key("imports", _owner(owner), kind="index")
+
+    @staticmethod
+    def _hash_key(sha256: str, owner: User | str) -> str:
+        return cache_key("imports", _owner(owner), sha256=sha256)
+
+
+def _owner(owner: User | str) -> str:
+    return hashlib.sha256((owner.subject if isinstance(owner, User) else owner).encode()).hexdigest()[:16]
+
+
+def _group_into_sales(rows: Sequence[ImportRow]) -> list[list[ImportRow]]:
+    """Rows sharing an order number form one sale; rows without one are a sale each."""
+    groups: dict[str, list[ImportRow]] = {}
+    singles: list[list[ImportRow]] = []
+    for row in rows:
+        if row.order:
+            groups.setdefault(row.order, []).append(row)
+        else:
+            singles.append([row])
+    ordered = list(groups.values()) + singles
+    return sorted(ordered, key=lambda group: group[0].row)
+
+
+def _sale(group: list[ImportRow], *, keep_history: bool) -> SaleInput:
+    items = tuple(
+        SaleItemInput(
+            quantity=r.quantity, product_id=r.product_id, unit_price=r.unit_price if keep_history else None
+        )
+        for r in group
+    )
+    return SaleInput(items=items, sold_at=group[0].sold_at if keep_history else None)
+
+
+def _row_dict(row: ImportRow) -> dict[str, Any]:
+    return {
+        "row": row.row,
+        "product_id": row.product_id,
+        "sku": row.sku,
+        "name": row.name,
+        "quantity": row.quantity,
+        "unit_price": row.unit_price,
+        "sold_at": row.sold_at.isoformat() if row.sold_at else None,
+        "order": row.order,
+    }
+
+
+def _preview_row(row: ImportRow) -> PreviewRow:
+    return PreviewRow(
+        row=row.row,
+        date=row.sold_at,
+        sku=row.sku,
+        product=row.name,
+        quantity=row.quantity,
+        unit_price=row.unit_price,
+        order=row.order,
+    )
+
+
+def _state(record: dict[str, Any]) -> ImportState:
+    written = [b for b in record["batches"] if b["status"] == "written"]
+    failed = [b for b in record["batches"] if b["status"] == "failed"]
+    imported = sum(len(b["rows"]) for b in written)
+    valid = len(record["rows"])
+    status = record["status"]
+    if status == "completed":
+        message = f"{imported} row(s) imported from {record['file_name']}"
+        if record["error_rows"]:
+            message += f"; {record['error_rows']} row(s) with errors skipped"
+    elif failed:
+        rows = failed[-1]["rows"]
+        message = (
+            f"Import stopped: {imported} row(s) written, {valid - imported} not written; batch"
+            f" {failed[-1]['index'] + 1} (rows {rows[0]}-{rows[-1]}) failed: {failed[-1]['detail']}."
+            " Commit again to resume from that batch."
+        )
+    else:
+        message = (
+            f"Preview of {record['file_name']}: {valid} valid row(s), {record['error_rows']} with errors"
+        )
+    return ImportState(
+        import_id=record["import_id"],
+        file_name=record["file_name"],
+        status=status,
+        created_at=datetime.fromisoformat(record["created_at"]),
+        total_rows=record["total_rows"],
+        valid_rows=valid,
+        error_rows=record["error_rows"],
+        imported_rows=imported,
+        skipped_rows=record["total_rows"] - imported if status == "completed" else 0,
+        batches=[BatchOutcome(**b) for b in record["batches"]],
+        message=message,
+    )

@@ -14,7 +14,9 @@ import multiprocessing
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -84,7 +86,7 @@ def preview(path: str, catalogue: str, queue: multiprocessing.Queue) -> None:  #
     )
 
 
-def measure(target, *args: object) -> tuple[float, object, float]:  # type: ignore[no-untyped-def]
+def measure(target: Callable[..., None], *args: object) -> tuple[float, object, float]:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=target, args=(*args, queue))
@@ -103,7 +105,7 @@ def main() -> None:
         size_mb = path.stat().st_size / 2**20
         bare_s, bare_rows, bare_rss = measure(bare_read, str(path))
         ours_s, counts, ours_rss = measure(preview, str(path), str(catalogue))
-    total, valid, errors = counts  # type: ignore[misc]
+    total, valid, errors = cast(tuple[int, int, int], counts)
     emit(
         "excel_import_preview",
         {

@@ -55,7 +55,9 @@ def test_title_rows_french_headers_and_real_dates(dev_api: httpx.Client, skus: l
         ],
         title_rows=2,
     )
-    body = preview(dev_api, content).json()
+    response = preview(dev_api, content)
+    body = response.json()
+    assert response.status_code == 200, body
     assert body["total_rows"] == 2 and body["valid_rows"] == 2 and body["errors"] == []
     assert body["mapping"] == {
         "date": "Date de vente",

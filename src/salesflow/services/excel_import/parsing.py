@@ -10,13 +10,14 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from salesflow.errors import InvalidInput
 from salesflow.services.excel_import.reading import Table
 
 FIELDS = ("date", "sku", "product", "quantity", "unit_price", "order")
@@ -158,11 +159,16 @@ def parse(
     if mapping:
         unknown = sorted(set(mapping) - set(FIELDS))
         if unknown:
-            raise ValueError(f"unknown mapping fields {unknown}; known: {', '.join(FIELDS)}")
+            raise InvalidInput(
+                f"unknown mapping fields {unknown}; known: {', '.join(FIELDS)}", field="mapping"
+            )
     header_index = find_header(table.rows, mapping)
     if header_index < 0:
         expected = "; ".join(f"{name}: {', '.join(aliases[:3])}" for name, aliases in ALIASES.items())
-        raise ValueError(f"no header row found in the first 30 rows (expected headers such as {expected})")
+        raise InvalidInput(
+            field="file",
+            detail=f"no header row found in the first 30 rows (expected headers such as {expected})",
+        )
     headers = [str(cell).strip() for cell in table.rows[header_index]]
     positions, shown, ignored = map_columns(headers, mapping)
     parsed = Parsed(
@@ -172,64 +178,107 @@ def parse(
     if "sku" not in positions and "product" not in positions:
         missing.append("sku or product")
     if missing:
-        raise ValueError(
-            f"missing column(s): {', '.join(missing)}; found: {', '.join(h for h in headers if h)}"
+        raise InvalidInput(
+            field="file",
+            detail=f"missing column(s): {', '.join(missing)}; found: {', '.join(h for h in headers if h)}",
         )
-    lookup = _Catalogue(products)
+    data = table.rows[header_index + 1 :]
+    numbers = [n for n, row in enumerate(data, start=header_index + 2) if any(str(c).strip() for c in row)]
+    rows = [data[n - header_index - 2] for n in numbers]  # empty rows are skipped
+    parsed.total_rows = len(rows)
+    columns = {name: [row[i] if i < len(row) else "" for row in rows] for name, i in positions.items()}
     day_first = _day_order(table.rows[header_index + 1 :], positions.get("date"), date_format, parsed)
-    seen: Counter[tuple[object, ...]] = Counter()
-    for offset, row in enumerate(table.rows[header_index + 1 :], start=header_index + 2):
-        if not any(str(cell).strip() for cell in row):
-            continue  # empty rows are skipped
-        parsed.total_rows += 1
-        cells = {name: row[i] if i < len(row) else "" for name, i in positions.items()}
-        key = tuple(cells.values())
-        seen[key] += 1
-        if seen[key] == 2:
-            parsed.warnings.append(Issue(offset, None, None, "exact duplicate of an earlier row"))
-        _parse_row(offset, cells, lookup, shown, day_first, decimal_separator, parsed)
+    _check_rows(
+        np.asarray(numbers, dtype=np.int64),
+        columns,
+        _Catalogue(products),
+        shown,
+        day_first,
+        decimal_separator,
+        parsed,
+    )
     return parsed
 
 
-def _parse_row(
-    row: int,
-    cells: dict[str, object],
+def _check_rows(
+    numbers: np.ndarray,
+    columns: dict[str, list[object]],
     lookup: _Catalogue,
     shown: dict[str, str],
     day_first: bool | None,
     decimal_separator: str | None,
     parsed: Parsed,
 ) -> None:
-    before = len(parsed.errors)
+    """Every rule on whole columns at once; issues are built only for the rows that break one."""
+    n = len(numbers)
+    bad = np.zeros(n, dtype=bool)
 
-    def fail(name: str, reason: str) -> None:
-        parsed.errors.append(Issue(row, shown.get(name, name), cells.get(name), reason))
+    def flag(mask: np.ndarray, name: str, reason: str | list[str]) -> None:
+        values = columns.get(name, [""] * n)
+        for k in np.flatnonzero(mask):
+            why = reason if isinstance(reason, str) else reason[k]
+            parsed.errors.append(Issue(int(numbers[k]), shown.get(name, name), values[k], why))
+        bad[mask] = True
 
-    quantity = _number(cells.get("quantity"), decimal_separator)
-    if quantity is None:
-        fail("quantity", "quantity is missing or not a number")
-    elif quantity < 0:
-        fail("quantity", "negative quantity (a return?): returns cannot be imported as sales")
-    elif quantity == 0 or quantity != int(quantity):
-        fail("quantity", "quantity must be a whole number of at least 1")
-    price = None
-    if "unit_price" in cells and str(cells["unit_price"]).strip():
-        price = _number(cells["unit_price"], decimal_separator)
-        if price is None or price < 0:
-            fail("unit_price", "unit price must be a number of at least 0")
-    sold_at = None
-    if "date" in cells:
-        sold_at, problem = _date(cells["date"], day_first)
-        if problem:
-            fail("date", problem)
-    product = lookup.find(cells.get("sku"), cells.get("product"))
-    if isinstance(product, str):
-        fail("sku" if "sku" in cells else "product", product)
-    if len(parsed.errors) == before and not isinstance(product, str) and quantity is not None:
-        order = str(cells.get("order", "")).strip() or None
+    quantity = _numbers(columns["quantity"], decimal_separator)
+    flag(np.isnan(quantity), "quantity", "quantity is missing or not a number")
+    flag(quantity < 0, "quantity", "negative quantity (a return?): returns cannot be imported as sales")
+    whole = (quantity >= 0) & ((quantity == 0) | (quantity != np.floor(quantity)))
+    flag(whole, "quantity", "quantity must be a whole number of at least 1")
+    price = np.full(n, np.nan)
+    if "unit_price" in columns:
+        given = np.array([bool(str(v).strip()) for v in columns["unit_price"]], dtype=bool)
+        price = _numbers(columns["unit_price"], decimal_separator)
+        flag(given & ~(price >= 0), "unit_price", "unit price must be a number of at least 0")
+    sold_at: list[datetime | None] = [None] * n
+    if "date" in columns:
+        dates = [(v, None) if type(v) is datetime else _date(v, day_first) for v in columns["date"]]
+        sold_at = [d for d, _ in dates]
+        problems = [p or "" for _, p in dates]
+        flag(np.array([bool(p) for p in problems], dtype=bool), "date", problems)
+    found = lookup.find_all(columns.get("sku"), columns.get("product"), n)
+    unknown = np.array([isinstance(f, str) for f in found], dtype=bool)
+    flag(unknown, "sku" if "sku" in columns else "product", [f if isinstance(f, str) else "" for f in found])
+    _warn_duplicates(numbers, columns, parsed)
+    orders = columns.get("order")
+    rows, quantities, prices = numbers.tolist(), quantity.tolist(), price.tolist()
+    for k in np.flatnonzero(~bad).tolist():
+        product = found[k]
+        if isinstance(product, str):  # flagged above; never reached
+            continue
+        order = (str(orders[k]).strip() or None) if orders is not None else None
+        unit = None if prices[k] != prices[k] else prices[k]  # NaN: no price given
         parsed.rows.append(
-            ImportRow(row, product[0], product[1], product[2], int(quantity), price, sold_at, order)
+            ImportRow(
+                rows[k], product[0], product[1], product[2], int(quantities[k]), unit, sold_at[k], order
+            )
         )
+    parsed.errors.sort(key=lambda issue: issue.row)
+
+
+def _numbers(values: list[object], decimal_separator: str | None) -> np.ndarray:
+    """Floats (NaN where a cell is not a number): numeric cells at once, text through `_number`."""
+    series = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
+        dtype=np.float64, copy=True
+    )
+    if decimal_separator == ",":  # "1.500" means 1500 here: read every text cell the careful way
+        text = [k for k, v in enumerate(values) if isinstance(v, str)]
+    else:
+        text = [int(k) for k in np.flatnonzero(np.isnan(series)) if isinstance(values[k], str)]
+    for k in text:
+        number = _number(values[k], decimal_separator)
+        series[k] = np.nan if number is None else number
+    return series
+
+
+def _warn_duplicates(numbers: np.ndarray, columns: dict[str, list[object]], parsed: Parsed) -> None:
+    seen: set[tuple[object, ...]] = set()
+    warned: set[tuple[object, ...]] = set()
+    for k, key in enumerate(zip(*columns.values(), strict=True)):
+        if key in seen and key not in warned:  # one warning per repeated row, at its first repeat
+            warned.add(key)
+            parsed.warnings.append(Issue(int(numbers[k]), None, None, "exact duplicate of an earlier row"))
+        seen.add(key)
 
 
 class _Catalogue:
@@ -247,20 +296,48 @@ class _Catalogue:
         self.by_sku = {str(sku).casefold(): (int(pid), str(sku), str(name)) for pid, sku, name in triples}
         self.by_name = {normalise(name): (int(pid), str(sku), str(name)) for pid, sku, name in triples}
         self.labels = [f"{sku} ({name})" for _, sku, name in triples]
+        self.skus = [str(sku) for _, sku, _ in triples]
+        self.exact = {str(sku): (int(pid), str(sku), str(name)) for pid, sku, name in triples}
+
+    def find_all(
+        self, skus: list[object] | None, names: list[object] | None, n: int
+    ) -> list[tuple[int, str, str] | str]:
+        """`find` for whole columns: exact SKU matches at once, the rest one by one."""
+        if skus is None:
+            matched: list[tuple[int, str, str] | None] = [None] * n
+        else:  # most cells hold the SKU exactly as the catalogue does: one hash lookup each
+            exact = self.exact
+            matched = [exact.get(v) if type(v) is str else None for v in skus]
+            matched = [hit or self.by_sku.get(_sku_key(v)) for hit, v in zip(matched, skus, strict=True)]
+        return [
+            hit
+            if isinstance(hit, tuple)
+            else self.find(skus[k] if skus else None, names[k] if names else None)
+            for k, hit in enumerate(matched)
+        ]
 
     def find(self, sku: object, name: object) -> tuple[int, str, str] | str:
-        sku_text, name_text = str(sku or "").strip(), str(name or "").strip()
-        if sku_text.endswith(".0") and sku_text[:-2].isdigit():
-            sku_text = sku_text[:-2]  # a numeric code read as a float
-        if sku_text and sku_text.casefold() in self.by_sku:
-            return self.by_sku[sku_text.casefold()]
+        key, name_text = _sku_key(sku), str(name or "").strip()
+        if key and key in self.by_sku:
+            return self.by_sku[key]
         if name_text and normalise(name_text) in self.by_name:
             return self.by_name[normalise(name_text)]
+        sku_text = str(sku if sku is not None else "").strip()
         if not sku_text and not name_text:
             return "no SKU or product name"
-        close = difflib.get_close_matches(f"{sku_text} ({name_text})".strip(), self.labels, n=3, cutoff=0.5)
+        probe = f"{sku_text} ({name_text})" if name_text else sku_text
+        candidates = self.labels if name_text else self.skus
+        close = difflib.get_close_matches(probe, candidates, n=3, cutoff=0.5)
         hint = f"; closest: {', '.join(close)}" if close else ""
         return f"unknown product {sku_text or name_text!r}{hint}"
+
+
+def _sku_key(value: object) -> str:
+    """How SKUs are compared: trimmed, case-folded, and a numeric code read as a float ("84879.0") fixed."""
+    text = str(value if value is not None else "").strip()
+    if text.endswith(".0") and text[:-2].isdigit():
+        text = text[:-2]
+    return text.casefold()
 
 
 def _number(value: object, decimal_separator: str | None) -> float | None:

@@ -83,18 +83,11 @@ class ImportService:
             lambda: read_table(content, sheet=sheet, max_rows=self.max_rows)
         )
         products = await self.lines.products()
-        try:
-            parsed = await anyio.to_thread.run_sync(
-                lambda: parse(
-                    table,
-                    products,
-                    mapping=mapping,
-                    date_format=date_format,
-                    decimal_separator=decimal_separator,
-                )
+        parsed = await anyio.to_thread.run_sync(
+            lambda: parse(
+                table, products, mapping=mapping, date_format=date_format, decimal_separator=decimal_separator
             )
-        except ValueError as exc:
-            raise InvalidInput(str(exc), field="file") from exc
+        )
         if parsed.total_rows > self.max_rows:
             raise InvalidInput(f"{parsed.total_rows} rows, over the {self.max_rows} allowed", field="file")
         record = {

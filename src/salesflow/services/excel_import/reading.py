@@ -11,6 +11,7 @@ import csv
 import io
 import zipfile
 from dataclasses import dataclass
+from typing import cast
 
 from python_calamine import CalamineError, CalamineWorkbook
 
@@ -74,20 +75,16 @@ def _read_workbook(content: bytes, kind: str, sheet: str | None, max_rows: int) 
             raise InvalidInput(
                 f"no sheet named {sheet!r}; the file has: {', '.join(names)}", field="sheet", value=sheet
             )
-        chosen = sheet or _first_sheet_with_data(workbook, names)
-        rows = workbook.get_sheet_by_name(chosen).to_python(skip_empty_area=True)
+        chosen, rows = sheet or names[0], []
+        for name in [sheet] if sheet is not None else names:  # default: the first sheet with data
+            chosen, rows = name, workbook.get_sheet_by_name(name).to_python(skip_empty_area=True)
+            if rows:
+                break
     except CalamineError as exc:
         raise InvalidInput(f"the {kind} file cannot be read: {type(exc).__name__}", field="file") from exc
     if len(rows) > max_rows + 50:
         raise InvalidInput(f"the sheet has {len(rows)} rows, over the {max_rows} allowed", field="file")
-    return Table(kind=kind, sheets=names, sheet=chosen, rows=[list(row) for row in rows])
-
-
-def _first_sheet_with_data(workbook: CalamineWorkbook, names: list[str]) -> str:
-    for name in names:
-        if workbook.get_sheet_by_name(name).height > 0:
-            return name
-    return names[0]
+    return Table(kind=kind, sheets=names, sheet=chosen, rows=cast(list[list[Cell]], rows))
 
 
 def _read_csv(content: bytes, max_rows: int) -> Table:

@@ -80,7 +80,7 @@ def preview(path: str, catalogue: str, queue: multiprocessing.Queue) -> None:  #
     queue.put(
         (
             elapsed,
-            (parsed.total_rows, len(parsed.rows), len(parsed.errors)),
+            (parsed.total_rows, parsed.valid_count, len(parsed.errors)),
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         )
     )

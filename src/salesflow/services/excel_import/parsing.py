@@ -104,6 +104,9 @@ class ImportRow:
     order: str | None
 
 
+VALID_COLUMNS = ("row", "product_id", "sku", "name", "quantity", "unit_price", "sold_at", "order")
+
+
 @dataclass
 class Parsed:
     header_row: int
@@ -111,9 +114,39 @@ class Parsed:
     mapping: dict[str, str]
     ignored: list[str]
     total_rows: int
-    rows: list[ImportRow] = field(default_factory=list)
+    # The valid rows as columns (`VALID_COLUMNS`): a hundred thousand rows stay cheap to keep and store.
+    valid: dict[str, list[Any]] = field(default_factory=lambda: {name: [] for name in VALID_COLUMNS})
     errors: list[Issue] = field(default_factory=list)
     warnings: list[Issue] = field(default_factory=list)
+
+    @property
+    def valid_count(self) -> int:
+        return len(self.valid["row"])
+
+    def first_rows(self, n: int) -> list[ImportRow]:
+        """The first `n` valid rows as objects (for previews)."""
+        return rows_from_columns(self.valid, limit=n)
+
+
+def rows_from_columns(columns: dict[str, list[Any]], *, limit: int | None = None) -> list[ImportRow]:
+    """ImportRow objects from the columnar form (dates as datetimes or ISO strings)."""
+    count = len(columns["row"]) if limit is None else min(limit, len(columns["row"]))
+    rows = []
+    for k in range(count):
+        sold_at = columns["sold_at"][k]
+        rows.append(
+            ImportRow(
+                columns["row"][k],
+                columns["product_id"][k],
+                columns["sku"][k],
+                columns["name"][k],
+                columns["quantity"][k],
+                columns["unit_price"][k],
+                datetime.fromisoformat(sold_at) if isinstance(sold_at, str) else sold_at,
+                columns["order"][k],
+            )
+        )
+    return rows
 
 
 def find_header(rows: list[list[object]], mapping: dict[str, str] | None) -> int:
@@ -240,19 +273,21 @@ def _check_rows(
     unknown = np.array([isinstance(f, str) for f in found], dtype=bool)
     flag(unknown, "sku" if "sku" in columns else "product", [f if isinstance(f, str) else "" for f in found])
     _warn_duplicates(numbers, columns, parsed)
+    ok = np.flatnonzero(~bad)
+    products = [found[k] for k in ok.tolist()]
     orders = columns.get("order")
-    rows, quantities, prices = numbers.tolist(), quantity.tolist(), price.tolist()
-    for k in np.flatnonzero(~bad).tolist():
-        product = found[k]
-        if isinstance(product, str):  # flagged above; never reached
-            continue
-        order = (str(orders[k]).strip() or None) if orders is not None else None
-        unit = None if prices[k] != prices[k] else prices[k]  # NaN: no price given
-        parsed.rows.append(
-            ImportRow(
-                rows[k], product[0], product[1], product[2], int(quantities[k]), unit, sold_at[k], order
-            )
-        )
+    parsed.valid = {
+        "row": numbers[ok].tolist(),
+        "product_id": [p[0] for p in products],
+        "sku": [p[1] for p in products],
+        "name": [p[2] for p in products],
+        "quantity": quantity[ok].astype(np.int64).tolist(),
+        "unit_price": [None if v != v else v for v in price[ok].tolist()],  # NaN: no price given
+        "sold_at": [sold_at[k] for k in ok.tolist()],
+        "order": [(str(orders[k]).strip() or None) for k in ok.tolist()]
+        if orders is not None
+        else [None] * len(ok),
+    }
     parsed.errors.sort(key=lambda issue: issue.row)
 
 

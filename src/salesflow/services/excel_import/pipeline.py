@@ -34,7 +34,7 @@ from salesflow.models.excel import (
     ImportState,
     PreviewRow,
 )
-from salesflow.services.excel_import.parsing import ImportRow, Parsed, parse
+from salesflow.services.excel_import.parsing import ImportRow, Parsed, parse, rows_from_columns
 from salesflow.services.excel_import.reading import read_table
 from salesflow.services.sales_recording import SalesRecorder
 
@@ -99,7 +99,10 @@ class ImportService:
             "status": "previewed",
             "total_rows": parsed.total_rows,
             "error_rows": len({issue.row for issue in parsed.errors}),
-            "rows": [_row_dict(r) for r in parsed.rows],
+            "rows": {
+                **parsed.valid,
+                "sold_at": [d.isoformat() if d else None for d in parsed.valid["sold_at"]],
+            },
             "errors": [i.as_dict() for i in parsed.errors],
             "warnings": [i.as_dict() for i in parsed.warnings],
             "batches": [],
@@ -114,12 +117,12 @@ class ImportService:
             mapping=parsed.mapping,
             ignored_columns=parsed.ignored,
             total_rows=parsed.total_rows,
-            valid_rows=len(parsed.rows),
+            valid_rows=parsed.valid_count,
             error_rows=record["error_rows"],
             errors=[ImportIssue(**i.as_dict()) for i in parsed.errors],
             warnings=[ImportIssue(**i.as_dict()) for i in parsed.warnings],
             notes=self._notes(parsed),
-            preview=[_preview_row(r) for r in parsed.rows[:PREVIEW_ROWS]],
+            preview=[_preview_row(r) for r in parsed.first_rows(PREVIEW_ROWS)],
         )
 
     async def commit(
@@ -133,7 +136,7 @@ class ImportService:
             raise Conflict(
                 f"{record['error_rows']} row(s) have errors; fix them, or commit with skip_invalid=true to"
                 " write"
-                f" the {len(record['rows'])} valid rows only"
+                f" the {len(record['rows']['row'])} valid rows only"
             )
         committed = await self.cache.get_raw(self._hash_key(record["sha256"], user))
         if committed is not None and committed.decode() != import_id and not force:
@@ -161,10 +164,7 @@ class ImportService:
         return states
 
     async def _write(self, record: dict[str, Any], user: User) -> None:
-        rows = [
-            ImportRow(**{**r, "sold_at": datetime.fromisoformat(r["sold_at"]) if r["sold_at"] else None})
-            for r in record["rows"]
-        ]
+        rows = rows_from_columns(record["rows"])
         groups = _group_into_sales(rows)
         size = len(groups) if self.writes_keep_history else self.batch_sales  # embedded: one transaction
         done = sum(1 for b in record["batches"] if b["status"] == "written")
@@ -255,19 +255,6 @@ def _sale(group: list[ImportRow], *, keep_history: bool) -> SaleInput:
     return SaleInput(items=items, sold_at=group[0].sold_at if keep_history else None)
 
 
-def _row_dict(row: ImportRow) -> dict[str, Any]:
-    return {
-        "row": row.row,
-        "product_id": row.product_id,
-        "sku": row.sku,
-        "name": row.name,
-        "quantity": row.quantity,
-        "unit_price": row.unit_price,
-        "sold_at": row.sold_at.isoformat() if row.sold_at else None,
-        "order": row.order,
-    }
-
-
 def _preview_row(row: ImportRow) -> PreviewRow:
     return PreviewRow(
         row=row.row,
@@ -284,7 +271,7 @@ def _state(record: dict[str, Any]) -> ImportState:
     written = [b for b in record["batches"] if b["status"] == "written"]
     failed = [b for b in record["batches"] if b["status"] == "failed"]
     imported = sum(len(b["rows"]) for b in written)
-    valid = len(record["rows"])
+    valid = len(record["rows"]["row"])
     status = record["status"]
     if status == "completed":
         message = f"{imported} row(s) imported from {record['file_name']}"

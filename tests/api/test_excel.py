@@ -157,8 +157,10 @@ def test_oversize_upload_is_413(
     serve: Callable[..., httpx.Client], make_settings: Callable[..., Settings], store_file
 ) -> None:
     api = serve(make_settings(dev_mode=True, java_jwt_secret=None, import_max_bytes=2048))
-    response = preview(api, b"sku,qty\n" + b"X,1\n" * 2000, name="big.csv")
+    response = preview(api, b"sku,qty\n" + b"X,1\n" * 2000, name="big.csv")  # under the streaming slack
     assert response.status_code == 413 and "larger than" in response.json()["detail"]
+    streamed = preview(api, b"sku,qty\n" + b"X,1\n" * 40_000, name="huge.csv")  # refused while arriving
+    assert streamed.status_code == 413 and "larger than" in streamed.json()["detail"]
 
 
 def test_commit_writes_with_own_dates_and_prices_once(dev_api: httpx.Client, skus: list[str]) -> None:

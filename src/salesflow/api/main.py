@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 
 from salesflow import __version__
 from salesflow.api.errors import install_error_handlers
-from salesflow.api.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
+from salesflow.api.middleware import REQUEST_ID_HEADER, RequestContextMiddleware, UploadSizeLimit
 from salesflow.api.routes import admin, analytics, auth, excel, health, ml, stock
 from salesflow.config import Settings, get_settings
 from salesflow.data.sale_lines import Clock, utc_now
@@ -62,6 +62,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         allow_headers=["*"],
         # The frontend reads download names from Content-Disposition (frontend-contract.md).
         expose_headers=["Content-Disposition", REQUEST_ID_HEADER],
+    )
+    app.add_middleware(
+        UploadSizeLimit, max_bytes=settings.import_max_bytes, path_prefix=f"{API_PREFIX}/excel/"
     )
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)

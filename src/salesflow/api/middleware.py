@@ -92,3 +92,56 @@ async def _send_generic_500(send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class UploadSizeLimit:
+    """Refuse request bodies over `max_bytes` on upload routes while they stream in (413), before the
+    multipart parser has spooled them anywhere."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, path_prefix: str) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.path_prefix = path_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.path_prefix):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes + _MULTIPART_SLACK:
+            await _send_413(send, self.max_bytes)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes + _MULTIPART_SLACK:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await _send_413(send, self.max_bytes)
+
+
+_MULTIPART_SLACK = 64 * 1024  # the form's boundaries and other fields around the file
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _send_413(send: Send, max_bytes: int) -> None:
+    body = orjson.dumps({"detail": f"the file is larger than the {max_bytes // 2**20} MiB allowed"})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -15,13 +15,6 @@ from salesflow.api.routes import admin, auth, health
 from salesflow.config import Settings
 
 
-@pytest.fixture
-def dev_api(
-    serve: Callable[..., httpx.Client], make_settings: Callable[..., Settings], store_file
-) -> httpx.Client:
-    return serve(make_settings(dev_mode=True, java_jwt_secret=None))
-
-
 def test_liveness_touches_nothing_and_names_the_service(dev_api: httpx.Client) -> None:
     response = dev_api.get("/health")
     assert response.status_code == 200

@@ -30,13 +30,6 @@ def xlsx(rows: list[list[object]], *, title_rows: int = 0, sheet: str = "Sales")
 
 
 @pytest.fixture
-def dev_api(
-    serve: Callable[..., httpx.Client], make_settings: Callable[..., Settings], store_file
-) -> httpx.Client:
-    return serve(make_settings(dev_mode=True, java_jwt_secret=None))
-
-
-@pytest.fixture
 def skus(dev_api: httpx.Client) -> list[str]:
     rows = dev_api.get("/analytics/sales", params={"period": "quarterly"}).json()["kpis"]["top_products"]
     return [row["sku"] for row in rows]

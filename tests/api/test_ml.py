@@ -12,13 +12,6 @@ from salesflow.config import Settings
 
 
 @pytest.fixture
-def dev_api(
-    serve: Callable[..., httpx.Client], make_settings: Callable[..., Settings], store_file
-) -> httpx.Client:
-    return serve(make_settings(dev_mode=True, java_jwt_secret=None))
-
-
-@pytest.fixture
 def prod_api(
     serve: Callable[..., httpx.Client], prod_settings: Settings, tokens: dict[str, str]
 ) -> httpx.Client:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import time
 from collections.abc import Callable
 from datetime import date
 
@@ -53,3 +56,24 @@ async def test_without_the_batch_the_setting_keeps_the_rate(
 
 
 pytestmark = pytest.mark.timeout(300)
+
+
+async def test_a_shutdown_stops_the_batch_at_once(make_settings: Callable[..., Settings], store_file) -> None:
+    resources = await build_resources(make_settings(demand_forecasts=True))
+    try:
+        task = asyncio.create_task(resources.demand_forecasts.refresh())
+        async with asyncio.timeout(60):
+            # Process state has no event to await: poll with a deadline.
+            while not multiprocessing.active_children():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with asyncio.timeout(10):
+            while multiprocessing.active_children():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert time.monotonic() - started < 10
+        assert resources.demand_forecasts.refreshes == 0
+    finally:
+        await resources.aclose()

@@ -105,12 +105,23 @@ class DemandForecasts:
 
         all_series = await anyio.to_thread.run_sync(series)
         # A spawned process: forking a server with threads is unsafe, and the models' work stays out of it.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        try:
             forecasts = await anyio.to_thread.run_sync(
-                lambda: forecast_many(all_series, h=self.lead_days, season_length=7, level=(), executor=pool)
+                lambda: forecast_many(all_series, h=self.lead_days, season_length=7, level=(), executor=pool),
+                abandon_on_cancel=True,  # a shutdown must not wait for the batch to finish
             )
+        finally:
+            _stop(pool)
         return {
             int(pid): float(np.mean(f["mean"]))
             for pid, f in zip(products["product_id"].tolist(), forecasts, strict=True)
         }
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers now, even mid-batch (on shutdown), so that the server exits at once."""
+    # The executor has no public way to stop a running worker; its process table is stable across versions.
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)

@@ -73,10 +73,15 @@ class StockAnalyticsService:
 
         async def compute() -> bytes:
             states = await self.product_states(as_of)
-            report = _stock_report(
-                states, period, as_of, language=self.language, lead_days=self.rule.lead_days
+            language, lead_days = self.language, self.rule.lead_days
+            # Shaping hundreds of product rows is CPU work too: off the event loop like the states.
+            return await anyio.to_thread.run_sync(
+                lambda: (
+                    _stock_report(states, period, as_of, language=language, lead_days=lead_days)
+                    .model_dump_json()
+                    .encode()
+                )
             )
-            return report.model_dump_json().encode()
 
         return await self.cache.get_or_compute(key, self.ttl_seconds, compute, encode=bytes, decode=bytes)
 
@@ -87,8 +92,14 @@ class StockAnalyticsService:
 
         async def compute() -> bytes:
             states = await self.product_states(as_of)
-            alerts = stock_alerts(states, rule=self.rule)
-            return StockAlerts(mode=self.mode, as_of=as_of, alerts=alerts).model_dump_json().encode()
+            rule, mode = self.rule, self.mode
+            return await anyio.to_thread.run_sync(
+                lambda: (
+                    StockAlerts(mode=mode, as_of=as_of, alerts=stock_alerts(states, rule=rule))
+                    .model_dump_json()
+                    .encode()
+                )
+            )
 
         return await self.cache.get_or_compute(key, self.ttl_seconds, compute, encode=bytes, decode=bytes)
 

@@ -39,6 +39,7 @@ from salesflow.services.excel_import.reading import read_table
 from salesflow.services.sales_recording import SalesRecorder
 
 RECORD_TTL_SECONDS = 7 * 24 * 3600
+Batch = tuple[list[SaleInput], list[int]]  # the sales of one write and the spreadsheet rows they come from
 PREVIEW_ROWS = 20
 JAVA_NOTE = (
     "The system of record (Java) records imported rows as new sales dated now, at today's catalogue prices,"
@@ -90,8 +91,9 @@ class ImportService:
         )
         if parsed.total_rows > self.max_rows:
             raise InvalidInput(f"{parsed.total_rows} rows, over the {self.max_rows} allowed", field="file")
+        import_id = uuid.uuid4().hex
         record = {
-            "import_id": uuid.uuid4().hex,
+            "import_id": import_id,
             "owner": user.subject,
             "file_name": file_name,
             "sha256": hashlib.sha256(content).hexdigest(),
@@ -99,14 +101,15 @@ class ImportService:
             "status": "previewed",
             "total_rows": parsed.total_rows,
             "error_rows": len({issue.row for issue in parsed.errors}),
-            "rows": {
-                **parsed.valid,
-                "sold_at": [d.isoformat() if d else None for d in parsed.valid["sold_at"]],
-            },
+            "valid_rows": parsed.valid_count,
             "errors": [i.as_dict() for i in parsed.errors],
             "warnings": [i.as_dict() for i in parsed.warnings],
             "batches": [],
         }
+        # The rows (up to IMPORT_MAX_ROWS of them) are stored apart from the small record that every state
+        # read and listing loads, and encoded off the event loop.
+        rows = await anyio.to_thread.run_sync(_encode_rows, parsed.valid)
+        await self.cache.set_raw(self._rows_key(import_id, user), rows, RECORD_TTL_SECONDS)
         await self._save(record)
         return ImportPreview(
             import_id=record["import_id"],
@@ -136,14 +139,23 @@ class ImportService:
             raise Conflict(
                 f"{record['error_rows']} row(s) have errors; fix them, or commit with skip_invalid=true to"
                 " write"
-                f" the {len(record['rows']['row'])} valid rows only"
+                f" the {record['valid_rows']} valid rows only"
             )
         committed = await self.cache.get_raw(self._hash_key(record["sha256"], user))
         if committed is not None and committed.decode() != import_id and not force:
             raise Conflict("the same file was already imported; commit with force=true to record it again")
         if record["status"] == "completed":  # forced repeat: start over
             record["batches"] = []
-        await self._write(record, user)
+        raw_rows = await self.cache.get_raw(self._rows_key(import_id, user))
+        if raw_rows is None:
+            raise NotFound(f"The rows of import {import_id!r} are no longer kept: preview the file again")
+        # Embedded store: one transaction; Java: bounded batches.
+        size = None if self.writes_keep_history else self.batch_sales
+        keep = self.writes_keep_history
+        batches = await anyio.to_thread.run_sync(
+            lambda: _plan_batches(raw_rows, size=size, keep_history=keep)
+        )
+        await self._write(record, batches, user)
         if record["status"] == "completed":
             await self.cache.set_raw(
                 self._hash_key(record["sha256"], user), import_id.encode(), RECORD_TTL_SECONDS
@@ -163,16 +175,10 @@ class ImportService:
                 states.append(_state(orjson.loads(raw)))
         return states
 
-    async def _write(self, record: dict[str, Any], user: User) -> None:
-        rows = rows_from_columns(record["rows"])
-        groups = _group_into_sales(rows)
-        size = len(groups) if self.writes_keep_history else self.batch_sales  # embedded: one transaction
+    async def _write(self, record: dict[str, Any], batches: list[Batch], user: User) -> None:
         done = sum(1 for b in record["batches"] if b["status"] == "written")
         record["batches"] = [b for b in record["batches"] if b["status"] == "written"]
-        for index in range(done, (len(groups) + size - 1) // size):
-            batch = groups[index * size : (index + 1) * size]
-            sales = [_sale(group, keep_history=self.writes_keep_history) for group in batch]
-            row_numbers = [r.row for group in batch for r in group]
+        for index, (sales, row_numbers) in enumerate(batches[done:], start=done):
             try:
                 await self.recorder.record(sales, user=user)
             except UpstreamError as exc:
@@ -220,6 +226,10 @@ class ImportService:
         return cache_key("imports", _owner(owner), import_id=import_id)
 
     @staticmethod
+    def _rows_key(import_id: str, owner: User | str) -> str:
+        return cache_key("imports", _owner(owner), import_id=import_id, part="rows")
+
+    @staticmethod
     def _index_key(owner: User | str) -> str:
         return cache_key("imports", _owner(owner), kind="index")
 
@@ -230,6 +240,23 @@ class ImportService:
 
 def _owner(owner: User | str) -> str:
     return hashlib.sha256((owner.subject if isinstance(owner, User) else owner).encode()).hexdigest()[:16]
+
+
+def _encode_rows(columns: dict[str, list[Any]]) -> bytes:
+    return orjson.dumps({**columns, "sold_at": [d.isoformat() if d else None for d in columns["sold_at"]]})
+
+
+def _plan_batches(raw: bytes, *, size: int | None, keep_history: bool) -> list[Batch]:
+    """The stored rows as sales (see `_group_into_sales`) in batches of `size` sales (None: one batch)."""
+    groups = _group_into_sales(rows_from_columns(orjson.loads(raw)))
+    step = size or max(len(groups), 1)
+    return [
+        (
+            [_sale(group, keep_history=keep_history) for group in chunk],
+            [r.row for group in chunk for r in group],
+        )
+        for chunk in (groups[i : i + step] for i in range(0, len(groups), step))
+    ]
 
 
 def _group_into_sales(rows: Sequence[ImportRow]) -> list[list[ImportRow]]:
@@ -271,7 +298,7 @@ def _state(record: dict[str, Any]) -> ImportState:
     written = [b for b in record["batches"] if b["status"] == "written"]
     failed = [b for b in record["batches"] if b["status"] == "failed"]
     imported = sum(len(b["rows"]) for b in written)
-    valid = len(record["rows"]["row"])
+    valid = record["valid_rows"]
     status = record["status"]
     if status == "completed":
         message = f"{imported} row(s) imported from {record['file_name']}"

@@ -37,8 +37,19 @@ def make_token(
 # The real public data sets (../shared/data, beside the project; CI lays a copy there too).
 SHARED = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 
-# A hand-checked shop (tests/services/test_sales_analytics.py works every number out by hand).
-HAND_TODAY = date(2026, 3, 18)  # a Wednesday
+# The suite's "today": every test that builds data or starts the app runs on this day, whatever the date
+# CI runs on (SALESFLOW_TEST_TODAY moves it, to run the whole suite on another day).
+TODAY = date.fromisoformat(os.environ.get("SALESFLOW_TEST_TODAY", "2026-03-18"))  # a Wednesday
+
+
+def pinned_clock() -> datetime:
+    """Noon UTC on TODAY: the clock given to every app, store and stand-in the suite builds."""
+    return datetime.combine(TODAY, clock_time(12, 0), tzinfo=UTC)
+
+
+# A hand-checked shop (tests/services/test_sales_analytics.py works every number out by hand); its dates
+# are absolute, so it is always seen on its own day.
+HAND_TODAY = date(2026, 3, 18)
 HAND_PRODUCTS = [
     # id, sku, name, category, price, stock, threshold (None = Java's null, read as 10)
     (1, "A-1", "Apple Juice", "Beverages", 2.00, 0, 10),

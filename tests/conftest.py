@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from fastapi import FastAPI
 from salesflow.api.main import create_app
 from salesflow.config import Settings
 from salesflow.data.sources.embedded import EmbeddedStore
+from tests.builders import TODAY, pinned_clock
 from tests.java_standin import DEV_SECRET, StandinState, create_standin
 from tests.servers import RedisProcess, UvicornThread
 
@@ -45,7 +45,7 @@ def seeded_store_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo store seeded once per session; tests copy it before writing."""
     path = tmp_path_factory.mktemp("store") / "template.duckdb"
     store = EmbeddedStore(path)
-    store.seed_demo(today=datetime.now().date(), **SMALL_STORE)
+    store.seed_demo(today=TODAY, **SMALL_STORE)
     store.close()
     return path
 
@@ -64,7 +64,7 @@ def standin(tmp_path: Path, seeded_store_file: Path) -> Iterator[tuple[UvicornTh
     path = tmp_path / "java" / "java.duckdb"
     path.parent.mkdir(parents=True)
     shutil.copy(seeded_store_file, path)
-    state = StandinState(store=EmbeddedStore(path))
+    state = StandinState(store=EmbeddedStore(path), clock=pinned_clock)
     server = UvicornThread(create_standin(state)).start()
     yield server, state
     server.stop()
@@ -88,6 +88,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "cache_redis_retry_seconds": 0.05,
             "java_timeout_seconds": 5.0,
             "demand_forecasts": False,  # deterministic stock figures; tests/services/ml turn it on
+            "forecast_warm_up": False,  # 1-2 s of CPU per app start; tests/services/ml test it
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)
@@ -112,12 +113,13 @@ def prod_settings(
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[Settings | FastAPI], httpx.Client]]:
-    """Serve the app (built from settings, or given) on uvicorn; returns an HTTP client bound to it."""
+    """Serve the app (built from settings on the pinned clock, or given) on uvicorn; returns a client."""
     servers: list[UvicornThread] = []
     clients: list[httpx.Client] = []
 
     def start(target: Settings | FastAPI) -> httpx.Client:
-        server = UvicornThread(create_app(target) if isinstance(target, Settings) else target).start()
+        app = create_app(target, clock=pinned_clock) if isinstance(target, Settings) else target
+        server = UvicornThread(app).start()
         servers.append(server)
         client = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30, trust_env=False)
         clients.append(client)

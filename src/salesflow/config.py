@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     service_level: float = Field(default=0.95, gt=0.5, lt=1.0)
     demand_forecasts: bool = True  # reorder points from the daily batch of forecasts once it has run
     demand_forecast_workers: int = Field(default=1, ge=1, le=16)
+    forecast_warm_up: bool = True  # compile the models at start so that the first forecast is quick
 
     # Columnar cache of sale lines (read by every pipeline)
     sales_history_days: int = Field(default=400, ge=30)
@@ -90,6 +91,11 @@ class Settings(BaseSettings):
     import_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     import_max_rows: int = Field(default=200_000, ge=1)
     import_batch_sales: int = Field(default=100, ge=1, le=10_000)
+    # Each upload is read in a disposable process with these limits (memory: on top of what it starts with).
+    import_parser_memory_mb: int = Field(default=1024, ge=64)
+    import_parser_cpu_seconds: int = Field(default=60, ge=1)
+    import_parser_wall_seconds: float = Field(default=90.0, gt=0)
+    import_parsers: int = Field(default=2, ge=1, le=32)
 
     # Demo data (embedded store)
     demo_products: int = Field(default=300, ge=10)

@@ -21,10 +21,11 @@ from salesflow.data.sources.base import DataSource
 from salesflow.data.sources.embedded import EmbeddedDataSource, EmbeddedStore
 from salesflow.data.sources.java import JavaDataSource
 from salesflow.integration.jwt import TokenValidator
+from salesflow.sandbox import Limits, Sandbox
 from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.sales import SalesAnalyticsService
 from salesflow.services.analytics.stock import StockAnalyticsService
-from salesflow.services.excel_import.pipeline import ImportService
+from salesflow.services.excel_import.pipeline import ImportService, read_and_validate
 from salesflow.services.ml.anomalies import AnomalyService
 from salesflow.services.ml.demand_forecasts import DemandForecasts
 from salesflow.services.ml.forecasting import ForecastService
@@ -161,6 +162,12 @@ def _with_pipelines(
             lines,
             recorder,
             cache,
+            Sandbox(preload=[read_and_validate.__module__], concurrency=settings.import_parsers),
+            limits=Limits(
+                memory_bytes=settings.import_parser_memory_mb * 2**20,
+                cpu_seconds=settings.import_parser_cpu_seconds,
+                wall_seconds=settings.import_parser_wall_seconds,
+            ),
             writes_keep_history=source.kind == "embedded",
             max_rows=settings.import_max_rows,
             batch_sales=settings.import_batch_sales,

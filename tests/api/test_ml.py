@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 
 import httpx
 import pytest
 
 from salesflow.config import Settings
+from tests.builders import TODAY
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def test_global_forecast_has_the_contract_keys(dev_api: httpx.Client) -> None:
     assert {"scope", "product_id", "dates", "predictions", "summary", "product"} <= set(body)
     assert body["scope"] == "GLOBAL" and body["product"] is None and body["product_id"] is None
     assert len(body["dates"]) == len(body["predictions"]) == 14
-    assert body["dates"][0] == date.today().isoformat()
+    assert body["dates"][0] == TODAY.isoformat()
     assert all(p >= 0 for p in body["predictions"])
     for level in ("80", "95"):
         assert all(

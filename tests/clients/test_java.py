@@ -13,11 +13,11 @@ import pytest
 from pydantic import SecretStr
 
 from salesflow.clients.java import JavaClient, ServiceAccount
-from salesflow.data.sale_lines import utc_now
 from salesflow.data.sources.base import PRODUCT_COLUMNS, SALE_LINE_COLUMNS, SaleInput, SaleItemInput
 from salesflow.data.sources.java import JavaDataSource
 from salesflow.errors import NotFound, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from salesflow.models.auth import User
+from tests.builders import TODAY, pinned_clock
 from tests.java_standin import StandinState
 from tests.servers import UvicornThread
 
@@ -37,7 +37,7 @@ def java(http: httpx.AsyncClient) -> JavaClient:
 @pytest.fixture
 def source(java: JavaClient, standin: tuple[UvicornThread, StandinState]) -> JavaDataSource:
     server, _ = standin
-    return JavaDataSource(java, timezone=ZoneInfo("UTC"), root_url=server.url, clock=utc_now)
+    return JavaDataSource(java, timezone=ZoneInfo("UTC"), root_url=server.url, clock=pinned_clock)
 
 
 def user_of(state: StandinState, phone: str) -> User:
@@ -71,7 +71,7 @@ async def test_sale_lines_in_a_window_equal_the_embedded_store(
     source: JavaDataSource, standin: tuple[UvicornThread, StandinState]
 ) -> None:
     _, state = standin
-    end = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    end = datetime.combine(TODAY, datetime.min.time())
     start = end - timedelta(days=30)
     lines = await source.sale_lines(start, end)
     expected = state.store.sale_lines(start, end)
@@ -89,7 +89,7 @@ async def test_sparse_by_sku_history_is_zero_filled(
     _, state = standin
     lines = state.store.sale_lines(datetime(2000, 1, 1), datetime(9999, 1, 1))
     sku = lines["sku"].value_counts().index[-1]  # the rarest seller: most days have no sale
-    today = datetime.now().date()
+    today = TODAY
     daily = await java.daily_quantity_by_sku(sku, days=60, today=today)
     assert len(daily) == 61 and daily.index[-1].date() == today
     recent = lines[(lines["sku"] == sku) & (lines["sold_at"] >= pd.Timestamp(today - timedelta(days=60)))]

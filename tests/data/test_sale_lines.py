@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -16,13 +16,14 @@ from pydantic import SecretStr
 from salesflow.clients.java import JavaClient
 from salesflow.config import Settings
 from salesflow.data.cache import Cache, MemoryBackend, RedisBackend
-from salesflow.data.sale_lines import SNAPSHOT_KEY, SaleLineCache, business_days, utc_now
+from salesflow.data.sale_lines import SNAPSHOT_KEY, SaleLineCache, business_days
 from salesflow.data.sources.base import SaleInput, SaleItemInput
 from salesflow.data.sources.java import JavaDataSource
 from salesflow.errors import UpstreamUnavailable
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.auth import User
 from salesflow.resources import build_resources
+from tests.builders import TODAY, pinned_clock
 from tests.java_standin import StandinState
 from tests.servers import UvicornThread
 
@@ -34,7 +35,7 @@ async def java_source(standin: tuple[UvicornThread, StandinState]) -> AsyncItera
     server, _ = standin
     async with httpx.AsyncClient(base_url=f"{server.url}/api/v1", timeout=10, trust_env=False) as http:
         client = JavaClient(http=http, service_phone="0000000000", service_password=SecretStr("password"))
-        yield JavaDataSource(client, timezone=UTC_ZONE, root_url=server.url, clock=utc_now)
+        yield JavaDataSource(client, timezone=UTC_ZONE, root_url=server.url, clock=pinned_clock)
 
 
 def make_lines(source: JavaDataSource, cache: Cache | None = None, **options: object) -> SaleLineCache:
@@ -43,6 +44,7 @@ def make_lines(source: JavaDataSource, cache: Cache | None = None, **options: ob
         cache or Cache(redis=None, memory=MemoryBackend()),
         java_tz=UTC_ZONE,
         business_tz=UTC_ZONE,
+        clock=pinned_clock,
         **options,  # type: ignore[arg-type]
     )
 
@@ -54,7 +56,7 @@ def history_calls(state: StandinState) -> list[str]:
 async def test_cold_load_serves_a_burst_with_one_fetch(java_source: JavaDataSource, standin) -> None:
     _, state = standin
     lines = make_lines(java_source)
-    today = date.today()
+    today = TODAY
     week, year, products = await asyncio.gather(
         lines.window(today - timedelta(days=6), today),
         lines.window(today - timedelta(days=365), today),
@@ -71,7 +73,7 @@ async def test_cold_load_serves_a_burst_with_one_fetch(java_source: JavaDataSour
 async def test_new_sales_arrive_by_incremental_refresh(java_source: JavaDataSource, standin) -> None:
     _, state = standin
     lines = make_lines(java_source, refresh_seconds=0)
-    today = date.today()
+    today = TODAY
     before = await lines.window(today, today)
     skus = state.store.products().query("stock_quantity > 100")["sku"].tolist()
     state.store.record_sales(
@@ -97,7 +99,7 @@ async def test_incremental_read_asks_for_recent_days_only(java_source: JavaDataS
 
     monkeypatch.setattr(java_source.client, "sale_history", spy)
     lines = make_lines(java_source, refresh_seconds=0, history_days=400)
-    today = date.today()
+    today = TODAY
     await lines.window(today - timedelta(days=89), today)
     await lines.window(today - timedelta(days=89), today)
     assert asked == [400, 1]
@@ -105,7 +107,7 @@ async def test_incremental_read_asks_for_recent_days_only(java_source: JavaDataS
 
 async def test_refresh_is_throttled(java_source: JavaDataSource, standin) -> None:
     lines = make_lines(java_source, refresh_seconds=3600)
-    today = date.today()
+    today = TODAY
     for _ in range(5):
         await lines.window(today, today)
     assert lines.fetches == 1
@@ -116,7 +118,7 @@ async def test_a_second_process_starts_from_the_shared_snapshot(
 ) -> None:
     first_cache = Cache(redis=RedisBackend.from_url(redis_url), memory=MemoryBackend())
     first = make_lines(java_source, first_cache)
-    today = date.today()
+    today = TODAY
     expected = await first.window(today - timedelta(days=30), today)
     async with asyncio.timeout(10):
         # Written by a background task with nothing to await from here: poll with a deadline.
@@ -145,7 +147,7 @@ async def test_java_outage_serves_the_last_lines_but_a_cold_start_fails(
     server, _ = standin
     warm = make_lines(java_source, refresh_seconds=0)
     cold = make_lines(java_source)
-    today = date.today()
+    today = TODAY
     expected = await warm.window(today - timedelta(days=6), today)
     server.stop()
     pd.testing.assert_frame_equal(await warm.window(today - timedelta(days=6), today), expected)
@@ -165,12 +167,12 @@ def test_business_days_follow_the_business_time_zone() -> None:
 
 
 async def test_recorded_sales_show_up_at_once(make_settings: Callable[..., Settings], store_file) -> None:
-    resources = await build_resources(make_settings())
+    resources = await build_resources(make_settings(), clock=pinned_clock)
     try:
         service = resources.sales_analytics
         before = await service.report_json(SalesQuery(period=Period.DAILY), scope="admin")
         sku = (await resources.lines.products())["sku"].iloc[0]
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = pinned_clock().replace(tzinfo=None)
         sale = SaleInput(items=(SaleItemInput(quantity=7, sku=sku, unit_price=100.0),), sold_at=now)
         await resources.sales_recorder.record(
             [sale], user=User(subject="t", username="t", roles=frozenset({"ADMIN"}))

@@ -15,7 +15,7 @@ from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.resources import Resources, build_resources
 from salesflow.services.analytics.windows import period_window
-from tests.builders import SHARED
+from tests.builders import SHARED, TODAY
 
 RETAIL = SHARED / "data/retail/uci_online_retail.parquet"
 RETAIL_LAST_DAY = date(2011, 12, 9)
@@ -36,14 +36,14 @@ async def resources_for(settings: Settings, day: date) -> Resources:
 async def demo(
     store_file: Path, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[tuple[Resources, Path]]:
-    resources = await resources_for(make_settings(), date.today())
+    resources = await resources_for(make_settings(), TODAY)
     yield resources, store_file
     await resources.aclose()
 
 
 async def test_demo_quarter_matches_sql(demo: tuple[Resources, Path]) -> None:
     resources, _ = demo
-    window = period_window(Period.QUARTERLY, today=date.today())
+    window = period_window(Period.QUARTERLY, today=TODAY)
     report = await resources.sales_analytics.report(SalesQuery(period=Period.QUARTERLY), window)
     lines = resources.store.sale_lines(  # type: ignore[union-attr]
         datetime.combine(window.first, time()), datetime.combine(window.last + timedelta(days=1), time())
@@ -62,7 +62,7 @@ async def test_demo_quarter_matches_sql(demo: tuple[Resources, Path]) -> None:
 
 async def test_demo_stock_matches_sql(demo: tuple[Resources, Path]) -> None:
     resources, _ = demo
-    today = date.today()
+    today = TODAY
     states = await resources.stock_analytics.product_states(today)
     store: EmbeddedStore = resources.store  # type: ignore[assignment]
     products = store.products()

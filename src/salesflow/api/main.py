@@ -38,7 +38,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         logger.info("service started", extra={"data_source": app.state.resources.data_source.kind})
         # Compile the forecasting models in the background: the first forecast must not pay for it.
         loop = asyncio.get_running_loop()
-        background = [loop.create_task(_warm_up(app.state.resources))]
+        background: list[asyncio.Task[None]] = []
+        if settings.forecast_warm_up:
+            background.append(loop.create_task(_warm_up(app.state.resources)))
         if settings.demand_forecasts:
             background.append(loop.create_task(app.state.resources.demand_forecasts.run()))
         try:

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import orjson
 import redis.asyncio as aioredis
@@ -33,7 +34,8 @@ _LOCK_POLL_SECONDS = 0.05
 
 def cache_key(pipeline: str, scope: str, **params: object) -> str:
     """The one place cache keys are built; every parameter that changes the answer must be passed."""
-    encoded = "&".join(f"{name}={params[name]}" for name in sorted(params))
+    # Values are quoted: no value (an id from a URL, say) can spell another key's parameters.
+    encoded = "&".join(f"{name}={quote(str(params[name]), safe='')}" for name in sorted(params))
     return f"{NAMESPACE}:{pipeline}:{scope}:{encoded}"
 
 

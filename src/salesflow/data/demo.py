@@ -280,15 +280,22 @@ def expected_demand(catalog: DemoCatalog, first_day: int, n_days: int, total_day
 
 
 def injected_events(catalog: DemoCatalog, total_days: int) -> pd.DataFrame:
-    """A few shop-wide and product anomalies at fixed places in the history."""
+    """A few shop-wide and product anomalies at fixed places in the history, each one unmistakable.
+
+    Shop-wide changes are sized against the day's count noise (`_shop_noise_sd`), not as fixed factors:
+    on a quiet shop a 70% drop is within five standard deviations of an ordinary day, which no detector
+    can call without also flagging ordinary days. Each injected change is at least `EVENT_SIZE_SD` of them.
+    """
     rng = np.random.default_rng([catalog.seed, 3])
     # Away from both ends, so that detectors have history before and the latest days stay ordinary.
     low = min(60, total_days // 4)
     offsets = rng.choice(np.arange(low, max(low + 5, total_days - 14)), size=5, replace=False)
     smooth = catalog.products["product_id"].to_numpy()[catalog.profile["kind"].to_numpy() == "smooth"]
+    spike_mean, spike_sd = _shop_noise_sd(catalog, int(offsets[0]), total_days)
+    drop_mean, drop_sd = _shop_noise_sd(catalog, int(offsets[1]), total_days)
     rows = [
-        (offsets[0], -1, "HIGH_SPIKE", 3.5),
-        (offsets[1], -1, "DROP", 0.3),
+        (offsets[0], -1, "HIGH_SPIKE", max(3.5, _factor_for_gap(spike_mean, EVENT_SIZE_SD * spike_sd))),
+        (offsets[1], -1, "DROP", min(0.3, _factor_for_gap(drop_mean, -EVENT_SIZE_SD * drop_sd))),
         (offsets[2], -1, "ZERO_DROP", 0.0),
         (offsets[3], int(rng.choice(smooth)), "HIGH_SPIKE", 8.0),
         (offsets[4], int(rng.choice(smooth)), "HIGH_SPIKE", 8.0),
@@ -301,6 +308,30 @@ def injected_events(catalog: DemoCatalog, total_days: int) -> pd.DataFrame:
             "factor": [r[3] for r in rows],
         }
     )
+
+
+EVENT_SIZE_SD = 10.0
+
+
+def _shop_noise_sd(catalog: DemoCatalog, offset: int, total_days: int) -> tuple[float, float]:
+    """The shop's expected units on day `offset` and their noise on the square-root (Anscombe) scale.
+
+    Units are a compound Poisson count (Poisson lines of 1 + Poisson(mean − 1) units): variance
+    Σ rate × E[q²], so 2√units varies by √(variance / mean), above Poisson's 1 when lines hold several units.
+    """
+    demand = expected_demand(catalog, offset, 1, total_days)[0]
+    mean_qty = catalog.profile["mean_qty"].to_numpy()
+    mean = float(demand.sum())
+    variance = float((demand / mean_qty * (mean_qty - 1 + mean_qty**2)).sum())
+    return mean, float(np.sqrt(variance / mean)) if mean > 0 else 1.0
+
+
+def _factor_for_gap(mean: float, gap: float) -> float:
+    """The factor that moves `mean` units by `gap` on the Anscombe scale (0 when no drop is that large)."""
+    if mean <= 0:
+        return 0.0
+    root = max(float(np.sqrt(mean + 3 / 8)) + gap / 2, 0.0)
+    return max(root**2 - 3 / 8, 0.0) / mean
 
 
 def generate_history(

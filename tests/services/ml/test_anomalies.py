@@ -6,10 +6,12 @@ from datetime import date, timedelta
 
 import numpy as np
 
+from salesflow.data import demo
 from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.models.ml import Bucket
 from salesflow.services.ml.anomalies import IsolationForestDetector, RobustSeasonalDetector, detect_anomalies
 from salesflow.services.ml.series import Series
+from tests.builders import TODAY
 
 WEEK = np.array([0.8, 0.9, 1.0, 1.0, 1.2, 1.6, 0.5])
 
@@ -70,6 +72,30 @@ def test_demo_store_injected_anomalies_are_found(store_file) -> None:
     injected = set(events["day"].dt.date if hasattr(events["day"], "dt") else events["day"])
     assert injected <= flagged
     assert len(flagged - injected) <= 1
+
+
+def shop_daily_units(history: demo.DemoHistory, start: date, days: int) -> np.ndarray:
+    sold_at = history.sales.set_index("id")["sale_date"].loc[history.items["sale_id"]].to_numpy()
+    day = (sold_at.astype("datetime64[D]") - np.datetime64(start, "D")).astype(np.int64)
+    return np.bincount(day, weights=history.items["quantity"].to_numpy(), minlength=days).astype(float)
+
+
+def test_injected_shop_anomalies_are_found_whatever_the_anchor_date() -> None:
+    """The demo's "today" moves the injected days across weekdays, seasons and promotions: each one must
+    still be flagged, with at most one other day, for 70 consecutive anchors."""
+    days, found = 120, []
+    for offset in range(70):
+        today = TODAY + timedelta(days=offset)
+        start = today - timedelta(days=days - 1)
+        catalog = demo.build_catalog(n_products=40, start=start, days=days, seed=7)
+        history = demo.generate_history(catalog, first_day=0, n_days=days, total_days=days)
+        y = shop_daily_units(history, start, days)
+        flagged = {
+            start + timedelta(days=int(i)) for i in np.flatnonzero(RobustSeasonalDetector().fit(y).detect(y))
+        }
+        shop_wide = set(history.events.loc[history.events["product_id"] == -1, "day"])
+        found.append((today, shop_wide - flagged, len(flagged - set(history.events["day"]))))
+    assert [f for f in found if f[1] or f[2] > 1] == []
 
 
 def test_isolation_forest_strategy_flags_the_spike() -> None:

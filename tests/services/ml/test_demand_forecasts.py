@@ -6,21 +6,21 @@ import asyncio
 import multiprocessing
 import time
 from collections.abc import Callable
-from datetime import date
 
 import numpy as np
 import pytest
 
 from salesflow.config import Settings
 from salesflow.resources import build_resources
+from tests.builders import TODAY, pinned_clock
 
 
 async def test_batch_forecasts_replace_the_rate_once_they_exist(
     make_settings: Callable[..., Settings], store_file
 ) -> None:
-    resources = await build_resources(make_settings(demand_forecasts=True))
+    resources = await build_resources(make_settings(demand_forecasts=True), clock=pinned_clock)
     try:
-        today = date.today()
+        today = TODAY
         before = await resources.stock_analytics.product_states(today)
         assert set(before["demand_source"]) == {"rate"}
 
@@ -46,10 +46,10 @@ async def test_batch_forecasts_replace_the_rate_once_they_exist(
 async def test_without_the_batch_the_setting_keeps_the_rate(
     make_settings: Callable[..., Settings], store_file
 ) -> None:
-    resources = await build_resources(make_settings(demand_forecasts=False))
+    resources = await build_resources(make_settings(demand_forecasts=False), clock=pinned_clock)
     try:
         assert resources.stock_analytics.forecasts is None
-        states = await resources.stock_analytics.product_states(date.today())
+        states = await resources.stock_analytics.product_states(TODAY)
         assert set(states["demand_source"]) == {"rate"}
     finally:
         await resources.aclose()
@@ -59,7 +59,7 @@ pytestmark = pytest.mark.timeout(300)
 
 
 async def test_a_shutdown_stops_the_batch_at_once(make_settings: Callable[..., Settings], store_file) -> None:
-    resources = await build_resources(make_settings(demand_forecasts=True))
+    resources = await build_resources(make_settings(demand_forecasts=True), clock=pinned_clock)
     try:
         task = asyncio.create_task(resources.demand_forecasts.refresh())
         async with asyncio.timeout(60):

@@ -7,7 +7,6 @@ cannot be told, and columns mixing real dates with text dates, are reported.
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -16,11 +15,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from rapidfuzz import fuzz, process
 
 from salesflow.errors import InvalidInput
 from salesflow.services.excel_import.reading import Table
 
 FIELDS = ("date", "sku", "product", "quantity", "unit_price", "order")
+# Every number is finite and within range, or its row is an error: Java stores quantities as 32-bit ints.
+MAX_QUANTITY = 1_000_000
+MAX_UNIT_PRICE = 1_000_000_000.0
+EARLIEST_SALE, LATEST_SALE = datetime(1970, 1, 1), datetime(2100, 1, 1)
+HINTED_UNKNOWNS = 50  # distinct unknown products that get "closest" suggestions; the rest are only named
 REQUIRED = ("quantity",)
 ALIASES: dict[str, tuple[str, ...]] = {
     "date": ("date", "sale date", "date de vente", "invoice date", "invoicedate", "day", "jour", "sold at"),
@@ -258,14 +263,20 @@ def _check_rows(
     flag(quantity < 0, "quantity", "negative quantity (a return?): returns cannot be imported as sales")
     whole = (quantity >= 0) & ((quantity == 0) | (quantity != np.floor(quantity)))
     flag(whole, "quantity", "quantity must be a whole number of at least 1")
+    flag(quantity > MAX_QUANTITY, "quantity", f"quantity must be at most {MAX_QUANTITY:,} (and finite)")
     price = np.full(n, np.nan)
     if "unit_price" in columns:
         given = np.array([bool(str(v).strip()) for v in columns["unit_price"]], dtype=bool)
         price = _numbers(columns["unit_price"], decimal_separator)
         flag(given & ~(price >= 0), "unit_price", "unit price must be a number of at least 0")
+        flag(
+            price > MAX_UNIT_PRICE,
+            "unit_price",
+            f"unit price must be at most {MAX_UNIT_PRICE:,.0f} (and finite)",
+        )
     sold_at: list[datetime | None] = [None] * n
     if "date" in columns:
-        dates = [(v, None) if type(v) is datetime else _date(v, day_first) for v in columns["date"]]
+        dates = [_in_range(v) if type(v) is datetime else _date(v, day_first) for v in columns["date"]]
         sold_at = [d for d, _ in dates]
         problems = [p or "" for _, p in dates]
         flag(np.array([bool(p) for p in problems], dtype=bool), "date", problems)
@@ -333,6 +344,7 @@ class _Catalogue:
         self.labels = [f"{sku} ({name})" for _, sku, name in triples]
         self.skus = [str(sku) for _, sku, _ in triples]
         self.exact = {str(sku): (int(pid), str(sku), str(name)) for pid, sku, name in triples}
+        self._hints: dict[str, str] = {}
 
     def find_all(
         self, skus: list[object] | None, names: list[object] | None, n: int
@@ -361,10 +373,18 @@ class _Catalogue:
         if not sku_text and not name_text:
             return "no SKU or product name"
         probe = f"{sku_text} ({name_text})" if name_text else sku_text
-        candidates = self.labels if name_text else self.skus
-        close = difflib.get_close_matches(probe, candidates, n=3, cutoff=0.5)
-        hint = f"; closest: {', '.join(close)}" if close else ""
-        return f"unknown product {sku_text or name_text!r}{hint}"
+        return f"unknown product {sku_text or name_text!r}{self._hint(probe, bool(name_text))}"
+
+    def _hint(self, probe: str, with_name: bool) -> str:
+        """The closest catalogue entries, for the first HINTED_UNKNOWNS distinct unknown products only:
+        a file of unknown products must not cost a search of the catalogue for each of its rows."""
+        if probe not in self._hints:
+            if len(self._hints) >= HINTED_UNKNOWNS:
+                return ""
+            candidates = self.labels if with_name else self.skus
+            close = process.extract(probe, candidates, scorer=fuzz.ratio, limit=3, score_cutoff=50)
+            self._hints[probe] = f"; closest: {', '.join(c for c, _, _ in close)}" if close else ""
+        return self._hints[probe]
 
 
 def _sku_key(value: object) -> str:
@@ -437,14 +457,14 @@ def _day_order(
 
 def _date(value: object, day_first: bool | None) -> tuple[datetime | None, str | None]:
     if isinstance(value, datetime):
-        return value, None
+        return _in_range(value)
     if isinstance(value, date):
-        return datetime.combine(value, time()), None
+        return _in_range(datetime.combine(value, time()))
     text = str(value or "").strip()
     if not text:
         return None, None  # no date: the sale gets the import's time
     try:
-        return datetime.fromisoformat(text), None
+        return _in_range(datetime.fromisoformat(text).replace(tzinfo=None))
     except ValueError:
         pass
     match = _DAY_MONTH.match(text)
@@ -457,9 +477,15 @@ def _date(value: object, day_first: bool | None) -> tuple[datetime | None, str |
     year = year + 2000 if year < 100 else year
     hour, minute, second = (int(match.group(i) or 0) for i in (4, 5, 6))
     try:
-        return datetime(year, month, day, hour, minute, second), None
+        return _in_range(datetime(year, month, day, hour, minute, second))
     except ValueError:
         return None, "not a valid calendar date"
+
+
+def _in_range(value: datetime) -> tuple[datetime | None, str | None]:
+    if EARLIEST_SALE <= value < LATEST_SALE:
+        return value, None
+    return None, f"date out of range ({EARLIEST_SALE.year}-{LATEST_SALE.year - 1})"
 
 
 def _jsonable(value: Any) -> Any:

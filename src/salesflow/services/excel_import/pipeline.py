@@ -1,7 +1,8 @@
 """Excel import pipeline (UC5): read → parse and validate → keep the preview → commit (batched, resumable).
 
 Stages, in order:
-1. `read_table` (reading.py) and `parse` (parsing.py), in a worker thread: every problem of the file at once.
+1. `read_and_validate`: `read_table` (reading.py) and `parse` (parsing.py), in a disposable process with
+   memory, CPU and wall-time limits (`salesflow.sandbox`): every problem of the file at once.
 2. preview: the import is kept (owner, content hash, valid rows, issues) for `RECORD_TTL_SECONDS`; only its
    owner can see or commit it.
 3. commit: rows grouped into sales (by the order column, else one sale per row) and written through the
@@ -14,13 +15,16 @@ Stages, in order:
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import orjson
+import pandas as pd
 
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
@@ -34,11 +38,13 @@ from salesflow.models.excel import (
     ImportState,
     PreviewRow,
 )
+from salesflow.sandbox import Limits, Sandbox
 from salesflow.services.excel_import.parsing import ImportRow, Parsed, parse, rows_from_columns
 from salesflow.services.excel_import.reading import read_table
 from salesflow.services.sales_recording import SalesRecorder
 
 RECORD_TTL_SECONDS = 7 * 24 * 3600
+_IMPORT_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex
 Batch = tuple[list[SaleInput], list[int]]  # the sales of one write and the spreadsheet rows they come from
 PREVIEW_ROWS = 20
 JAVA_NOTE = (
@@ -56,7 +62,9 @@ class ImportService:
         lines: SaleLineCache,
         recorder: SalesRecorder,
         cache: Cache,
+        sandbox: Sandbox,
         *,
+        limits: Limits,
         writes_keep_history: bool,
         max_rows: int,
         batch_sales: int,
@@ -64,6 +72,8 @@ class ImportService:
         self.lines = lines
         self.recorder = recorder
         self.cache = cache
+        self.sandbox = sandbox
+        self.limits = limits
         self.writes_keep_history = writes_keep_history
         self.max_rows = max_rows
         self.batch_sales = batch_sales
@@ -80,17 +90,18 @@ class ImportService:
         decimal_separator: str | None = None,
     ) -> ImportPreview:
         """Parse and validate without writing; the import is kept for its owner."""
-        table = await anyio.to_thread.run_sync(
-            lambda: read_table(content, sheet=sheet, max_rows=self.max_rows)
-        )
         products = await self.lines.products()
-        parsed = await anyio.to_thread.run_sync(
-            lambda: parse(
-                table, products, mapping=mapping, date_format=date_format, decimal_separator=decimal_separator
-            )
+        request = ValidationRequest(
+            content=content,
+            products=products,
+            sheet=sheet,
+            mapping=mapping,
+            date_format=date_format,
+            decimal_separator=decimal_separator,
+            max_rows=self.max_rows,
         )
-        if parsed.total_rows > self.max_rows:
-            raise InvalidInput(f"{parsed.total_rows} rows, over the {self.max_rows} allowed", field="file")
+        validated: Validated = await self.sandbox.run(self.limits, read_and_validate, request)
+        parsed = validated.parsed
         import_id = uuid.uuid4().hex
         record = {
             "import_id": import_id,
@@ -101,26 +112,25 @@ class ImportService:
             "status": "previewed",
             "total_rows": parsed.total_rows,
             "error_rows": len({issue.row for issue in parsed.errors}),
-            "valid_rows": parsed.valid_count,
+            "valid_rows": validated.valid_count,
             "errors": [i.as_dict() for i in parsed.errors],
             "warnings": [i.as_dict() for i in parsed.warnings],
             "batches": [],
         }
-        # The rows (up to IMPORT_MAX_ROWS of them) are stored apart from the small record that every state
-        # read and listing loads, and encoded off the event loop.
-        rows = await anyio.to_thread.run_sync(_encode_rows, parsed.valid)
-        await self.cache.set_raw(self._rows_key(import_id, user), rows, RECORD_TTL_SECONDS)
+        # The rows (up to IMPORT_MAX_ROWS of them, encoded by the parser process) are stored apart from the
+        # small record that every state read and listing loads.
+        await self.cache.set_raw(self._rows_key(import_id, user), validated.rows, RECORD_TTL_SECONDS)
         await self._save(record)
         return ImportPreview(
             import_id=record["import_id"],
             file_name=file_name,
-            sheet=table.sheet,
-            sheets=table.sheets,
+            sheet=validated.sheet,
+            sheets=validated.sheets,
             columns=[c for c in parsed.columns if c],
             mapping=parsed.mapping,
             ignored_columns=parsed.ignored,
             total_rows=parsed.total_rows,
-            valid_rows=parsed.valid_count,
+            valid_rows=validated.valid_count,
             error_rows=record["error_rows"],
             errors=[ImportIssue(**i.as_dict()) for i in parsed.errors],
             warnings=[ImportIssue(**i.as_dict()) for i in parsed.warnings],
@@ -211,6 +221,8 @@ class ImportService:
         await self.cache.set_raw(self._index_key(owner), orjson.dumps(ids[-50:]), RECORD_TTL_SECONDS)
 
     async def _load(self, import_id: str, user: User) -> dict[str, Any]:
+        if not _IMPORT_ID.fullmatch(import_id):
+            raise NotFound(f"No import {import_id[:64]!r}")
         raw = await self.cache.get_raw(self._key(import_id, user))
         if raw is None:  # someone else's import is as invisible as a missing one
             raise NotFound(f"No import {import_id!r}")
@@ -240,6 +252,52 @@ class ImportService:
 
 def _owner(owner: User | str) -> str:
     return hashlib.sha256((owner.subject if isinstance(owner, User) else owner).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ValidationRequest:
+    """What the parser process needs: the file, the catalogue and the caller's reading options."""
+
+    content: bytes
+    products: pd.DataFrame
+    sheet: str | None
+    mapping: dict[str, str] | None
+    date_format: str | None
+    decimal_separator: str | None
+    max_rows: int
+
+
+@dataclass(frozen=True)
+class Validated:
+    """What comes back from the parser process: every issue, the first rows and the encoded valid rows."""
+
+    sheet: str
+    sheets: list[str]
+    parsed: Parsed  # its `valid` columns hold the first PREVIEW_ROWS rows only
+    valid_count: int
+    rows: bytes
+
+
+def read_and_validate(request: ValidationRequest) -> Validated:
+    """Stage 1 (runs in the disposable parser process): read, parse and validate, encode the valid rows."""
+    table = read_table(request.content, sheet=request.sheet, max_rows=request.max_rows)
+    parsed = parse(
+        table,
+        request.products,
+        mapping=request.mapping,
+        date_format=request.date_format,
+        decimal_separator=request.decimal_separator,
+    )
+    if parsed.total_rows > request.max_rows:
+        raise InvalidInput(f"{parsed.total_rows} rows, over the {request.max_rows} allowed", field="file")
+    first = {name: values[:PREVIEW_ROWS] for name, values in parsed.valid.items()}
+    return Validated(
+        sheet=table.sheet,
+        sheets=table.sheets,
+        parsed=replace(parsed, valid=first),
+        valid_count=parsed.valid_count,
+        rows=_encode_rows(parsed.valid),
+    )
 
 
 def _encode_rows(columns: dict[str, list[Any]]) -> bytes:

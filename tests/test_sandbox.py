@@ -35,6 +35,21 @@ def null_pointer() -> None:
     ctypes.string_at(0)
 
 
+class Panic(BaseException):
+    """What pyo3 raises when a Rust reader panics: a BaseException, not an Exception."""
+
+
+def panic_after_memory_error() -> None:
+    try:
+        raise MemoryError
+    except MemoryError:
+        raise Panic("PyObject pointer is null") from None
+
+
+def panic() -> None:
+    raise Panic("a bug in a native reader")
+
+
 def refuse(value: str) -> None:
     raise InvalidInput("a named problem", field="file", row=7, value=value)
 
@@ -65,7 +80,7 @@ async def test_wall_time_is_limited(sandbox: Sandbox) -> None:
     assert sandbox.kills[-1].reason == "wall"
 
 
-@pytest.mark.parametrize("work", [hoard, native_crash, null_pointer])
+@pytest.mark.parametrize("work", [hoard, native_crash, null_pointer, panic_after_memory_error])
 async def test_memory_blow_ups_and_native_crashes_cost_the_child_only(sandbox: Sandbox, work) -> None:
     with pytest.raises(PayloadTooLarge, match="256 MiB"):
         await sandbox.run(LIMITS, work)
@@ -83,7 +98,10 @@ async def test_our_errors_keep_their_field_row_and_value(sandbox: Sandbox) -> No
     )
 
 
-async def test_an_unexpected_exception_is_a_clear_422_without_its_text(sandbox: Sandbox) -> None:
-    with pytest.raises(InvalidInput, match=r"cannot be read \(KeyError\)") as raised:
-        await sandbox.run(LIMITS, fail)
+@pytest.mark.parametrize(("work", "name"), [(fail, "KeyError"), (panic, "Panic")])
+async def test_an_unexpected_exception_is_a_clear_422_without_its_text(
+    sandbox: Sandbox, work, name: str
+) -> None:
+    with pytest.raises(InvalidInput, match=rf"cannot be read \({name}\)") as raised:
+        await sandbox.run(LIMITS, work)
     assert "a bug" not in raised.value.detail

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
 import resource
 import signal
 import traceback
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 # native library cannot get memory (Rust and C++ abort on a failed allocation instead of raising).
 _CPU_SIGNALS = {signal.SIGXCPU}
 _MEMORY_SIGNALS = {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS}
+_MEMORY_EXIT = 86  # the child's exit code after a MemoryError (Python's own, anywhere in the child)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class Sandbox:
                 return value
             if kind == "error":
                 raise _rebuild_error(value)
-            if kind in ("memory", "wall"):
+            if kind == "wall":
                 return self._killed(kind, exitcode, limits)
             error_type, trace = value
             logger.warning("sandboxed work failed", extra={"traceback": trace})
@@ -101,7 +103,7 @@ class Sandbox:
         signal_number = -exitcode if exitcode < 0 else 0
         if signal_number in _CPU_SIGNALS or signal_number == signal.SIGKILL:
             return self._killed("cpu", exitcode, limits)
-        if signal_number in _MEMORY_SIGNALS:
+        if signal_number in _MEMORY_SIGNALS or exitcode == _MEMORY_EXIT:
             return self._killed("memory", exitcode, limits)
         return self._killed("crash", exitcode, limits)
 
@@ -131,7 +133,7 @@ def _wait_for_result(child: Any, receiver: Connection, wall_seconds: float) -> t
         if receiver.poll(wall_seconds):
             message: tuple[str, Any] = receiver.recv()
             return message
-    except (EOFError, OSError):
+    except (EOFError, OSError, pickle.UnpicklingError):  # died without a whole message
         return None
     child.kill()
     return ("wall", None)
@@ -140,20 +142,30 @@ def _wait_for_result(child: Any, receiver: Connection, wall_seconds: float) -> t
 def _child_main(
     sender: Connection, limits: Limits, function: Callable[..., Any], args: tuple[Any, ...]
 ) -> None:
-    _apply_limits(limits)
     try:
-        message: tuple[str, Any] = ("ok", function(*args))
-    except SalesflowError as exc:
-        message = ("error", _describe_error(exc))
+        _apply_limits(limits)
+        try:
+            message: tuple[str, Any] = ("ok", function(*args))
+        except SalesflowError as exc:
+            message = ("error", _describe_error(exc))
+        except BaseException as exc:  # a native panic (pyo3's PanicException) is not an Exception
+            if _out_of_memory(exc):
+                os._exit(_MEMORY_EXIT)
+            message = ("failed", (type(exc).__name__, traceback.format_exc(limit=8)))
+        sender.send(message)  # pickling a large result can run out of memory too
     except MemoryError:
-        message = ("memory", None)
-    except Exception as exc:
-        message = ("failed", (type(exc).__name__, traceback.format_exc(limit=8)))
-    try:
-        sender.send(message)
-    except MemoryError:
-        sender.send(("memory", None))
+        os._exit(_MEMORY_EXIT)
     sender.close()
+
+
+def _out_of_memory(exc: BaseException | None) -> bool:
+    """Whether `exc` is, or was raised while handling, a MemoryError."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, MemoryError):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _apply_limits(limits: Limits) -> None:

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from salesflow.config import Settings
+from salesflow.services.ml.forecasting import MODELS
 from tests.builders import TODAY
 
 
@@ -52,6 +53,15 @@ def test_weekly_bucket_and_revenue_metric(dev_api: httpx.Client) -> None:
     ).json()
     assert body["bucket"] == "weekly" and body["metric"] == "revenue" and len(body["predictions"]) == 5
     assert body["summary"]["period_label"] == "Next 30 days, by week"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_the_api_accepts_forecasts(dev_api: httpx.Client, model: str) -> None:
+    response = dev_api.post("/ml/forecast", json={"scope": "GLOBAL", "forecast_days": 7, "model": model})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["predictions"]) == 7 and all(p >= 0 for p in body["predictions"])
+    assert body["backtest"] is not None and body["backtest"]["model"]["mae"] is not None
 
 
 @pytest.mark.parametrize("field", ["sku", "name", "product_id"])

@@ -88,7 +88,7 @@ def test_all_zero_history_forecasts_zero() -> None:
 
 def test_intermittent_rate_matches_the_demand() -> None:
     y = np.where(np.arange(120) % 10 == 0, 5.0, 0.0)  # 5 units every 10 days
-    forecast = Intermittent(method="sba").fit(y).predict(10, level=[80])
+    forecast = Intermittent(method="croston_sba").fit(y).predict(10, level=[80])
     assert 0.35 <= forecast["mean"][0] <= 0.7  # true rate 0.5 a day
     assert (forecast["hi-80"] >= forecast["mean"]).all()
 
@@ -137,3 +137,9 @@ def test_closed_weekdays_are_forecast_zero_and_the_others_modelled() -> None:
     np.testing.assert_allclose(forecast["mean"][2::7], 0.0)
     np.testing.assert_allclose(forecast["hi-80"][2::7], 0.0)
     assert np.all(forecast["mean"][[0, 1, 3, 4, 5, 6]] > 40)
+
+
+def test_every_registered_model_is_rebuilt_by_its_own_name() -> None:
+    """The backtest rebuilds a model from its `name`: each registry key must be that name."""
+    for key, build in FORECASTERS.items():
+        assert build(7).name == key

@@ -221,7 +221,7 @@ def parse(
             detail=f"missing column(s): {', '.join(missing)}; found: {', '.join(h for h in headers if h)}",
         )
     data = table.rows[header_index + 1 :]
-    numbers = [n for n, row in enumerate(data, start=header_index + 2) if any(str(c).strip() for c in row)]
+    numbers = [n for n, row in enumerate(data, start=header_index + 2) if _has_content(row)]
     rows = [data[n - header_index - 2] for n in numbers]  # empty rows are skipped
     parsed.total_rows = len(rows)
     columns = {name: [row[i] if i < len(row) else "" for row in rows] for name, i in positions.items()}
@@ -480,6 +480,11 @@ def _date(value: object, day_first: bool | None) -> tuple[datetime | None, str |
         return _in_range(datetime(year, month, day, hour, minute, second))
     except ValueError:
         return None, "not a valid calendar date"
+
+
+def _has_content(row: list[object]) -> bool:
+    # Typed cells (numbers, dates) are content without being turned into text first.
+    return any((cell.strip() if type(cell) is str else cell is not None) for cell in row)
 
 
 def _in_range(value: datetime) -> tuple[datetime | None, str | None]:

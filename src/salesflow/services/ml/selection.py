@@ -22,6 +22,7 @@ import numpy as np
 from salesflow.services.ml.metrics import mase_scale
 from salesflow.services.ml.strategies import (
     FORECASTERS,
+    INTERMITTENT_MODELS,
     Ensemble,
     FloatArray,
     Forecast,
@@ -39,8 +40,8 @@ SMOOTH_CANDIDATES: tuple[tuple[str, ...], ...] = (
     ("theta", "arima", "ets"),
     ("seasonal_naive",),
 )
-INTERMITTENT_BASES = ("croston_sba", "tsb", "adida")
-INTERMITTENT_CANDIDATES: tuple[tuple[str, ...], ...] = (("croston_sba",), ("tsb",), ("adida",))
+INTERMITTENT_BASES = tuple(INTERMITTENT_MODELS)
+INTERMITTENT_CANDIDATES: tuple[tuple[str, ...], ...] = tuple((name,) for name in INTERMITTENT_BASES)
 # Seasonal periods looked for when none is given: week of days, year of months, day of hours, year of weeks.
 CALENDAR_PERIODS = (7, 12, 24, 52)
 # What a model fit can raise on a degenerate series (constant, tiny, extreme values).

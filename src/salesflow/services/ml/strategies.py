@@ -8,6 +8,7 @@ statsforecast does the heavy models (AutoETS, DynamicOptimizedTheta, AutoARIMA, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, Self
 
@@ -109,24 +110,28 @@ class ARIMA(_StatsForecastModel):
 
 
 class Intermittent:
-    """Sporadic demand: Croston SBA, TSB or ADIDA for the rate; Poisson intervals around it."""
+    """Sporadic demand: Croston SBA, TSB or ADIDA for the rate; Poisson intervals around it.
 
-    def __init__(self, *, method: str = "sba") -> None:
+    `method` is the model's registry name (`FORECASTERS`), so that the model can be rebuilt by its name."""
+
+    def __init__(self, *, method: str = "croston_sba") -> None:
         self.method = method
-        self.name = f"intermittent_{method}"
+        self.name = method
 
     def fit(self, y: FloatArray) -> Self:
-        builder: dict[str, Callable[[], Any]] = {
-            "sba": sf.CrostonSBA,
-            "tsb": lambda: sf.TSB(alpha_d=0.2, alpha_p=0.2),
-            "adida": sf.ADIDA,
-        }
-        self.model_ = builder[self.method]().fit(y=np.asarray(y, dtype=np.float64))
+        self.model_ = INTERMITTENT_MODELS[self.method]().fit(y=np.asarray(y, dtype=np.float64))
         return self
 
     def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
         mean = np.maximum(np.asarray(self.model_.predict(h=h)["mean"], dtype=np.float64), 0.0)
         return {"mean": mean, **poisson_intervals(mean, level)}
+
+
+INTERMITTENT_MODELS: dict[str, Callable[[], Any]] = {
+    "croston_sba": sf.CrostonSBA,
+    "tsb": lambda: sf.TSB(alpha_d=0.2, alpha_p=0.2),
+    "adida": sf.ADIDA,
+}
 
 
 class LinearTrend:
@@ -201,13 +206,15 @@ def normal_intervals(mean: FloatArray, sd: FloatArray, level: Sequence[int]) -> 
     return bounds
 
 
+def _intermittent(method: str, season_length: int) -> Forecaster:
+    return Intermittent(method=method)
+
+
 FORECASTERS: dict[str, Callable[[int], Forecaster]] = {
     "seasonal_naive": lambda m: SeasonalNaive(season_length=m),
     "ets": lambda m: ETS(season_length=m),
     "theta": lambda m: Theta(season_length=m),
     "arima": lambda m: ARIMA(season_length=m),
-    "croston_sba": lambda m: Intermittent(method="sba"),
-    "tsb": lambda m: Intermittent(method="tsb"),
-    "adida": lambda m: Intermittent(method="adida"),
+    **{name: functools.partial(_intermittent, name) for name in INTERMITTENT_MODELS},
     "linear_trend": lambda m: LinearTrend(),
 }

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8081, ge=1, le=65535)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [*DEFAULT_CORS_ORIGINS])
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    request_body_max_bytes: int = Field(default=1024 * 1024, ge=1024)  # uploads: IMPORT_MAX_BYTES
+    request_header_max_bytes: int = Field(default=16 * 1024, ge=1024)
 
     # Java system of record and its tokens
     data_source: DataSourceKind = "auto"

@@ -7,7 +7,8 @@ SalesflowError
 ├── Conflict              the request clashes with the current state (409)
 ├── InvalidInput          a field, row or value is wrong (422)
 │   └── RowsRejected          no row of an uploaded file can be used (422, every row's problems listed)
-├── PayloadTooLarge       an upload is over the size limit (413)
+├── PayloadTooLarge       an upload or body is over its size limit (413)
+├── HeadersTooLarge       the request's headers are over their size limit (431)
 └── UpstreamError         the Java system of record failed us
     ├── UpstreamRejected      Java answered with an error about our request (502)
     ├── UpstreamUnavailable   Java could not be reached or is down (503)
@@ -63,6 +64,10 @@ class RowsRejected(InvalidInput):
 
 class PayloadTooLarge(SalesflowError):
     """Raised when an upload exceeds the configured maximum size."""
+
+
+class HeadersTooLarge(SalesflowError):
+    """Raised when a request's headers exceed the configured maximum size."""
 
 
 class UpstreamError(SalesflowError):

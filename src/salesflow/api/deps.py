@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from salesflow.config import Settings
 from salesflow.data.cache import Cache
@@ -75,18 +77,13 @@ CacheDep = Annotated[Cache, Depends(get_cache)]
 DataSourceDep = Annotated[DataSource, Depends(get_data_source)]
 
 
-def get_current_user(
-    request: Request,
-    resources: ResourcesDep,
-    _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
-) -> User:
-    """The caller, from `Authorization: Bearer <jwt>`; in DEV mode every caller is the dev ADMIN."""
+def authenticate(authorization: str | None, resources: Resources) -> User:
+    """The caller of an `Authorization` header value; in DEV mode every caller is the dev ADMIN."""
     if resources.settings.dev_mode:
         return DEV_USER
-    header = request.headers.get("Authorization")
-    if not header:
+    if not authorization:
         raise AuthError("Missing Authorization header")
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer":
         raise AuthError("Authorization header must use the Bearer scheme")
     token = token.strip()
@@ -95,6 +92,20 @@ def get_current_user(
     if resources.token_validator is None:  # impossible outside DEV: settings require the secret
         raise AuthError("Token validation is not configured")
     return resources.token_validator.validate(token)
+
+
+def authenticate_scope(scope: Scope) -> User:
+    """`authenticate` for the request guard, which runs before FastAPI has built a request."""
+    return authenticate(Headers(scope=scope).get("authorization"), scope["app"].state.resources)
+
+
+def get_current_user(
+    request: Request,
+    resources: ResourcesDep,
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
+) -> User:
+    """The caller, from `Authorization: Bearer <jwt>`."""
+    return authenticate(request.headers.get("Authorization"), resources)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
@@ -107,4 +118,5 @@ def require_roles(*roles: str) -> Callable[[User], None]:
         if not user.has_any_role(*roles):
             raise PermissionDenied(f"This action requires the role {' or '.join(roles)}")
 
+    guard.required_roles = roles  # type: ignore[attr-defined]  # read when documenting 403s
     return guard

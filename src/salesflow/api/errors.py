@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from salesflow import errors
 
@@ -18,6 +20,7 @@ STATUS_BY_ERROR: dict[type[errors.SalesflowError], int] = {
     errors.Conflict: 409,
     errors.InvalidInput: 422,
     errors.PayloadTooLarge: 413,
+    errors.HeadersTooLarge: 431,
     errors.UpstreamRejected: 502,
     errors.UpstreamUnavailable: 503,
     errors.UpstreamTimeout: 504,
@@ -33,9 +36,8 @@ def status_for(exc: errors.SalesflowError) -> int:
     return 500
 
 
-async def _salesflow_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, errors.SalesflowError):  # registered for SalesflowError only
-        raise exc
+def error_response(exc: errors.SalesflowError) -> JSONResponse:
+    """The response for one of our errors: the handlers' and the request guard's one format."""
     status = status_for(exc)
     log = logger.warning if status >= 500 else logger.info
     log("request failed", extra={"error": type(exc).__name__, "status": status, "detail": exc.detail})
@@ -43,15 +45,75 @@ async def _salesflow_error_handler(request: Request, exc: Exception) -> JSONResp
     body: dict[str, object] = {"detail": exc.detail}
     if isinstance(exc, errors.RowsRejected):
         body = {"detail": exc.issues, "message": exc.detail}
-    elif isinstance(exc, errors.InvalidInput) and exc.field is not None:
+    elif isinstance(exc, errors.InvalidInput):
+        # FastAPI's own 422 shape (HTTPValidationError in the OpenAPI schema): loc, msg and type.
+        loc: list[str | int] = ["request"] if exc.field is None else [exc.field]
         body["detail"] = [
             {
-                "loc": [exc.field] if exc.row is None else ["row", exc.row, exc.field],
+                "loc": loc if exc.row is None else ["row", exc.row, *loc],
                 "msg": exc.detail,
+                "type": "value_error",
                 "input": _jsonable(exc.value),
             }
         ]
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _salesflow_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, errors.SalesflowError):  # registered for SalesflowError only
+        raise exc
+    return error_response(exc)
+
+
+class ErrorBody(BaseModel):
+    """Every error but a 422: `{"detail": "..."}`."""
+
+    detail: str
+
+
+class FieldIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+    input: object = None
+
+
+class ValidationErrorBody(BaseModel):
+    """A 422 as FastAPI shapes it: every field's problem."""
+
+    detail: list[FieldIssue]
+
+
+class RowIssue(BaseModel):
+    row: int
+    column: str | None
+    value: object
+    reason: str
+
+
+class RowsRejectedBody(BaseModel):
+    """A 422 for an upload of which no row can be used: every row's problems."""
+
+    detail: list[RowIssue]
+    message: str
+
+
+ERROR_DESCRIPTIONS = {
+    401: "Missing, malformed, expired or invalid bearer token",
+    403: "The caller's role does not allow this",
+    404: "Not found (or not the caller's)",
+    409: "Clashes with the current state",
+    413: "Body or upload over its size limit",
+    431: "Request headers over their size limit",
+    502: "The Java system of record answered with an error",
+    503: "The Java system of record is unreachable",
+    504: "The Java system of record did not answer in time",
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for our error statuses."""
+    return {status: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
 
 
 def install_error_handlers(app: FastAPI) -> None:

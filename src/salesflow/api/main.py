@@ -7,13 +7,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, params
+from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from salesflow import __version__
-from salesflow.api.errors import install_error_handlers
-from salesflow.api.middleware import REQUEST_ID_HEADER, RequestContextMiddleware, UploadSizeLimit
+from salesflow.api.deps import authenticate_scope, get_current_user
+from salesflow.api.errors import documented, install_error_handlers
+from salesflow.api.middleware import REQUEST_ID_HEADER, RequestContextMiddleware, RequestGuard
 from salesflow.api.routes import admin, analytics, auth, excel, health, ml, stock
 from salesflow.config import Settings, get_settings
 from salesflow.data.sale_lines import Clock, utc_now
@@ -65,16 +67,55 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         # The frontend reads download names from Content-Disposition (frontend-contract.md).
         expose_headers=["Content-Disposition", REQUEST_ID_HEADER],
     )
+    upload_paths: set[str] = set()  # filled below, once the routes exist
+    public_prefix = f"{API_PREFIX}{health.router.prefix}"
     app.add_middleware(
-        UploadSizeLimit, max_bytes=settings.import_max_bytes, path_prefix=f"{API_PREFIX}/excel/"
+        RequestGuard,
+        body_max_bytes=settings.request_body_max_bytes,
+        upload_max_bytes=settings.import_max_bytes,
+        header_max_bytes=settings.request_header_max_bytes,
+        is_upload=lambda scope: scope["path"] in upload_paths,
+        is_public=lambda scope: (
+            scope["path"].startswith(public_prefix) or not scope["path"].startswith(f"{API_PREFIX}/")
+        ),
+        authenticate=authenticate_scope,
     )
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
     for module in (health, auth, admin, analytics, stock, ml, excel):
+        routes = [route for route in module.router.routes if isinstance(route, APIRoute)]
+        for route in routes:
+            _document_errors(route)
+        upload_paths.update(f"{API_PREFIX}{route.path}" for route in routes if _takes_a_file(route))
         api.include_router(module.router)
     app.include_router(api)
     return app
+
+
+def _takes_a_file(route: APIRoute) -> bool:
+    """Routes that take a file (multipart) get the upload size limit instead of the body's."""
+    return any(isinstance(field.field_info, params.File) for field in route.dependant.body_params)
+
+
+def _document_errors(route: APIRoute) -> None:
+    """Publish in OpenAPI the statuses a route can give from its dependencies: 401 when it needs a caller,
+    403 when it needs a role, 413 when it takes a body (routes document their own 404/409)."""
+    calls = _dependency_calls(route.dependant)
+    statuses = [401] if get_current_user in calls else []
+    if any(hasattr(call, "required_roles") for call in calls):
+        statuses.append(403)
+    if route.dependant.body_params:
+        statuses.append(413)
+    route.responses = {**documented(*statuses), **route.responses}
+
+
+def _dependency_calls(dependant: Dependant) -> list[object]:
+    calls: list[object] = []
+    for sub in dependant.dependencies:
+        calls.append(sub.call)
+        calls.extend(_dependency_calls(sub))
+    return calls
 
 
 async def _warm_up(resources: Resources) -> None:

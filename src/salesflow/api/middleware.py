@@ -1,4 +1,5 @@
-"""Request context: request id, structured access log, and a generic 500 for anything unexpected."""
+"""Request context (request id, structured access log, a generic 500 for anything unexpected) and the
+request guard (sizes and credentials checked before any body is read)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from salesflow.api.errors import error_response
+from salesflow.errors import HeadersTooLarge, PayloadTooLarge, SalesflowError
 from salesflow.observability import request_id_var
 
 logger = logging.getLogger("salesflow.access")
@@ -94,54 +98,90 @@ async def _send_generic_500(send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class UploadSizeLimit:
-    """Refuse request bodies over `max_bytes` on upload routes while they stream in (413), before the
-    multipart parser has spooled them anywhere."""
+class RequestGuard:
+    """Limits before work, checked before any route reads its body: the headers' size (431), then for a
+    request with a body, the caller's credentials on protected paths (401) and the body's size, declared or
+    streamed — uploads up to `upload_max_bytes`, any other body up to `body_max_bytes` (413). FastAPI reads
+    and parses a body before it runs the route's dependencies: without this, an anonymous caller could have
+    any body buffered and parsed."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, path_prefix: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        body_max_bytes: int,
+        upload_max_bytes: int,
+        header_max_bytes: int,
+        is_upload: Callable[[Scope], bool],
+        is_public: Callable[[Scope], bool],
+        authenticate: Callable[[Scope], object],
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
-        self.path_prefix = path_prefix
+        self.body_max_bytes = body_max_bytes
+        self.upload_max_bytes = upload_max_bytes
+        self.header_max_bytes = header_max_bytes
+        self.is_upload = is_upload
+        self.is_public = is_public
+        self.authenticate = authenticate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.path_prefix):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes + _MULTIPART_SLACK:
-            await _send_413(send, self.max_bytes)
+        headers = scope["headers"]
+        if sum(len(name) + len(value) for name, value in headers) > self.header_max_bytes:
+            limit = self.header_max_bytes // 1024
+            await _reply(scope, receive, send, HeadersTooLarge(f"the request headers exceed {limit} KiB"))
             return
-        received = 0
+        fields = dict(headers)
+        declared = fields.get(b"content-length")
+        if not (declared not in (None, b"0") or b"transfer-encoding" in fields):
+            await self.app(scope, receive, send)  # no body: nothing to read before the route's own checks
+            return
+        if not self.is_public(scope):
+            try:
+                self.authenticate(scope)
+            except SalesflowError as exc:
+                await _reply(scope, receive, send, exc)
+                return
+        upload = self.is_upload(scope)
+        allowed = self.upload_max_bytes if upload else self.body_max_bytes
+        limit = allowed + _MULTIPART_SLACK if upload else allowed
+        what = "file" if upload else "request body"
+        too_large = PayloadTooLarge(f"the {what} is larger than the {_size(allowed)} allowed")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _reply(scope, receive, send, too_large)
+            return
+        received, refused = 0, False
 
-        async def counting_receive() -> Message:
-            nonlocal received
+        async def limited_receive() -> Message:
+            nonlocal received, refused
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not refused:
                 received += len(message.get("body", b""))
-                if received > self.max_bytes + _MULTIPART_SLACK:
-                    raise _BodyTooLarge
+                if received > limit:  # a chunked body has no declared length: stop it as it streams
+                    refused = True
+                    await _reply(scope, receive, send, too_large)
+                    return {"type": "http.disconnect"}
             return message
 
+        async def guarded_send(message: Message) -> None:
+            if not refused:  # the 413 is the answer; whatever the route tries after it is dropped
+                await send(message)
+
         try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await _send_413(send, self.max_bytes)
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
 
 _MULTIPART_SLACK = 64 * 1024  # the form's boundaries and other fields around the file
 
 
-class _BodyTooLarge(Exception):
-    pass
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MiB" if limit >= 2**20 and limit % 2**20 == 0 else f"{limit // 1024} KiB"
 
 
-async def _send_413(send: Send, max_bytes: int) -> None:
-    body = orjson.dumps({"detail": f"the file is larger than the {max_bytes // 2**20} MiB allowed"})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _reply(scope: Scope, receive: Receive, send: Send, exc: SalesflowError) -> None:
+    await error_response(exc)(scope, receive, send)

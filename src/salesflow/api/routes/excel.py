@@ -12,6 +12,7 @@ from openpyxl import Workbook
 
 from salesflow.api.deps import CurrentUser, ImportDep, SettingsDep, require_roles
 from salesflow.api.envelope import EnvelopeRoute
+from salesflow.api.errors import RowsRejectedBody, ValidationErrorBody, documented
 from salesflow.errors import InvalidInput, PayloadTooLarge, RowsRejected
 from salesflow.models.excel import CommitRequest, ImportList, ImportPreview, ImportState, OneShotImport
 
@@ -69,7 +70,11 @@ async def preview_import(
     )
 
 
-@router.post("/imports/{import_id}/commit", dependencies=[Depends(require_roles("ADMIN"))])
+@router.post(
+    "/imports/{import_id}/commit",
+    dependencies=[Depends(require_roles("ADMIN"))],
+    responses=documented(404, 409, 502, 503, 504),
+)
 async def commit_import(
     import_id: str, user: CurrentUser, service: ImportDep, body: CommitRequest | None = None
 ) -> ImportState:
@@ -78,7 +83,7 @@ async def commit_import(
     return await service.commit(import_id, user=user, skip_invalid=options.skip_invalid, force=options.force)
 
 
-@router.get("/imports/{import_id}")
+@router.get("/imports/{import_id}", responses=documented(404))
 async def read_import(import_id: str, user: CurrentUser, service: ImportDep) -> ImportState:
     """One of the caller's imports."""
     return await service.get(import_id, user=user)
@@ -91,7 +96,14 @@ async def list_imports(user: CurrentUser, service: ImportDep) -> ImportList:
     return ImportList(data=states, count=len(states))
 
 
-@router.post("/import-sales", dependencies=[Depends(require_roles("ADMIN"))])
+@router.post(
+    "/import-sales",
+    dependencies=[Depends(require_roles("ADMIN"))],
+    responses={
+        **documented(409, 502, 503, 504),
+        422: {"model": RowsRejectedBody | ValidationErrorBody, "description": "No usable row, or a bad file"},
+    },
+)
 async def import_sales(
     user: CurrentUser, service: ImportDep, settings: SettingsDep, file: Annotated[UploadFile, File()]
 ) -> OneShotImport:

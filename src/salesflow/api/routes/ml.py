@@ -6,18 +6,19 @@ from fastapi import APIRouter, Response
 
 from salesflow.api.deps import AnomalyDep, CurrentUser, ForecastDep
 from salesflow.api.envelope import EnvelopeRoute
+from salesflow.api.errors import documented
 from salesflow.models.ml import AnomalyRequest, AnomalyResponse, ForecastRequest, ForecastResponse
 
 router = APIRouter(prefix="/ml", tags=["ml"], route_class=EnvelopeRoute)
 
 
-@router.post("/forecast", response_model=ForecastResponse)
+@router.post("/forecast", response_model=ForecastResponse, responses=documented(404, 502, 503, 504))
 async def post_forecast(request: ForecastRequest, user: CurrentUser, service: ForecastDep) -> Response:
     """Forecast demand (GLOBAL, or a PRODUCT by sku, name or id) with intervals, model and backtest."""
     return Response(await service.forecast_json(request, scope=user.scope), media_type="application/json")
 
 
-@router.post("/anomalies", response_model=AnomalyResponse)
+@router.post("/anomalies", response_model=AnomalyResponse, responses=documented(404, 502, 503, 504))
 async def post_anomalies(request: AnomalyRequest, user: CurrentUser, service: AnomalyDep) -> Response:
     """Unusual days (or weeks) in the sales history, each explained; sends no e-mail."""
     return Response(await service.detect_json(request, scope=user.scope), media_type="application/json")

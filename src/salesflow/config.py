@@ -86,6 +86,7 @@ class Settings(BaseSettings):
 
     # Columnar cache of sale lines (read by every pipeline)
     sales_history_days: int = Field(default=400, ge=30)
+    sales_max_history_days: int = Field(default=800, ge=30)  # older windows extend the cache up to this
     sales_refresh_seconds: float = Field(default=15.0, ge=0)
     sales_full_reload_seconds: float = Field(default=3600.0, gt=0)
 

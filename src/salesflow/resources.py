@@ -115,6 +115,7 @@ def _with_pipelines(
         java_tz=ZoneInfo(settings.java_timezone),
         business_tz=ZoneInfo(settings.business_tz),
         history_days=settings.sales_history_days,
+        max_history_days=settings.sales_max_history_days,
         refresh_seconds=settings.sales_refresh_seconds,
         full_reload_seconds=settings.sales_full_reload_seconds,
         clock=clock,

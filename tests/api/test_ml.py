@@ -10,6 +10,8 @@ import pytest
 from salesflow.config import Settings
 from salesflow.services.ml.forecasting import MODELS
 from tests.builders import TODAY
+from tests.java_standin import StandinState
+from tests.servers import UvicornThread
 
 
 @pytest.fixture
@@ -133,3 +135,33 @@ def test_dev_and_prod_forecast_the_same(dev_api: httpx.Client, prod_api: httpx.C
         dev_api.post("/ml/anomalies", json=anomalies).json()
         == prod_api.post("/ml/anomalies", json=anomalies).json()
     )
+
+
+def test_ml_requests_read_through_the_line_cache(
+    prod_api: httpx.Client, standin: tuple[UvicornThread, StandinState]
+) -> None:
+    """Ten mixed uncached forecasts and anomaly checks cost one history read; with Java down they keep
+    answering from the last known lines."""
+    _, state = standin
+    skus = [
+        p["sku"]
+        for p in prod_api.get("/analytics/sales", params={"period": "quarterly"}).json()["kpis"][
+            "top_products"
+        ]
+    ]
+    requests = [
+        ("/ml/forecast", {"scope": "GLOBAL", "forecast_days": days, "period": period})
+        for days, period in ((7, "daily"), (14, "daily"), (28, "weekly"), (60, "monthly"))
+    ] + [
+        (path, {"scope": "PRODUCT", "sku": sku, "forecast_days": 7})
+        for sku in skus[:3]
+        for path in ("/ml/forecast", "/ml/anomalies")
+    ]
+    for path, body in requests:
+        assert prod_api.post(path, json=body).status_code == 200
+    assert sum(1 for _, path in state.requests if path == "/api/v1/sales/history") == 1
+    state.fail_next = [503] * 50  # Java down
+    for path, body in requests[:3]:
+        response = prod_api.post(path, json={**body, "forecast_days": body["forecast_days"] + 1})
+        assert response.status_code == 200, response.text
+    state.fail_next = []

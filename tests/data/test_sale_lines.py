@@ -102,7 +102,7 @@ async def test_incremental_read_asks_for_recent_days_only(java_source: JavaDataS
     today = TODAY
     await lines.window(today - timedelta(days=89), today)
     await lines.window(today - timedelta(days=89), today)
-    assert asked == [400, 1]
+    assert asked == [401, 1]  # the history kept (and a day for time-zone offsets), then the tail
 
 
 async def test_refresh_is_throttled(java_source: JavaDataSource, standin) -> None:
@@ -153,6 +153,39 @@ async def test_java_outage_serves_the_last_lines_but_a_cold_start_fails(
     pd.testing.assert_frame_equal(await warm.window(today - timedelta(days=6), today), expected)
     with pytest.raises(UpstreamUnavailable):
         await cold.window(today, today)
+
+
+async def test_the_full_history_window_is_served_from_the_cold_load(
+    java_source: JavaDataSource, standin
+) -> None:
+    """The ML pipelines ask for `history_days` whole days ending yesterday: the cold load covers them."""
+    _, state = standin
+    lines = make_lines(java_source, history_days=400)
+    await lines.window(TODAY - timedelta(days=6), TODAY)
+    for _ in range(3):
+        await lines.window(TODAY - timedelta(days=399), TODAY - timedelta(days=1))
+    assert len(history_calls(state)) == 1 and lines.fetches == 1
+
+
+async def test_older_windows_extend_the_cache_once(java_source: JavaDataSource, standin) -> None:
+    _, state = standin
+    lines = make_lines(java_source, history_days=60, max_history_days=400)
+    await lines.window(TODAY - timedelta(days=6), TODAY)
+    expected = state.store.sale_lines(
+        datetime.combine(TODAY - timedelta(days=100), datetime.min.time()),
+        datetime.combine(TODAY - timedelta(days=89), datetime.min.time()),
+    )
+    old = await lines.window(TODAY - timedelta(days=100), TODAY - timedelta(days=90))
+    older = await lines.window(TODAY - timedelta(days=110), TODAY - timedelta(days=105))
+    again = await lines.window(TODAY - timedelta(days=104), TODAY - timedelta(days=95))
+    assert len(old) == len(expected) > 0 and len(older) > 0 and len(again) > 0
+    assert len(history_calls(state)) == 3  # cold, then one per extension; the third window was covered
+    with_outage = make_lines(java_source, history_days=60)
+    await with_outage.window(TODAY, TODAY)
+    state.fail_next = [503] * 10
+    with pytest.raises(UpstreamUnavailable):  # the old lines are not known: no partial answer
+        await with_outage.window(TODAY - timedelta(days=100), TODAY - timedelta(days=90))
+    state.fail_next = []
 
 
 def test_business_days_follow_the_business_time_zone() -> None:

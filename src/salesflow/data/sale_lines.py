@@ -4,7 +4,10 @@ Java's history has no pagination, so reading it per request re-downloads tens of
 the lines of the last `SALES_HISTORY_DAYS` in memory, sorted by time, with each line's business day
 (`BUSINESS_TZ`) precomputed:
 
-- cold: load the whole `SALES_HISTORY_DAYS` once, which serves every pipeline of a request burst;
+- cold: load the whole `SALES_HISTORY_DAYS` (from midnight, a day more for time-zone offsets) once, which
+  serves every pipeline of a request burst, the ML pipelines' full history included;
+- a window older than that extends what is kept back to its start in one read (Java's history always runs
+  to now), up to `SALES_MAX_HISTORY_DAYS`; the next full reload drops the extension again;
 - warm: at most one incremental refresh per `SALES_REFRESH_SECONDS`: fetch the lines since the start of the
   day before the last refresh and replace that tail (merge by time range and sale id);
 - a full reload every `SALES_FULL_RELOAD_SECONDS` picks up edits and deletions;
@@ -67,6 +70,7 @@ class SaleLineCache:
         java_tz: ZoneInfo,
         business_tz: ZoneInfo,
         history_days: int = 400,
+        max_history_days: int = 800,
         refresh_seconds: float = 15.0,
         full_reload_seconds: float = 3600.0,
         clock: Clock = utc_now,
@@ -76,6 +80,7 @@ class SaleLineCache:
         self.java_tz = java_tz
         self.business_tz = business_tz
         self.history_days = history_days
+        self.max_history_days = max(max_history_days, history_days)
         self.refresh_seconds = refresh_seconds
         self.full_reload_seconds = full_reload_seconds
         self.clock = clock
@@ -97,14 +102,17 @@ class SaleLineCache:
     async def window(self, first_day: date, last_day: date) -> pd.DataFrame:
         """Lines whose business day is in `first_day..last_day` (inclusive), sorted by time."""
         since = datetime.combine(first_day - timedelta(days=1), datetime.min.time())  # covers any tz offset
-        horizon = self._java_now() - timedelta(days=self.history_days)
-        if since < horizon:  # older than what is kept: read the source for this window only
+        if since < self._start_of_history(self.max_history_days):  # beyond what is ever kept: read it alone
             end = datetime.combine(last_day + timedelta(days=2), datetime.min.time())
             lines = await self.source.sale_lines(since, end)
             frame = await anyio.to_thread.run_sync(self._with_days, lines)
         else:
             frame = (await self._lines_since(since)).lines
         return days_between(frame, first_day, last_day)
+
+    def _start_of_history(self, days: int) -> datetime:
+        """Midnight (Java-local) `days` days before today, and a day more for business-zone offsets."""
+        return datetime.combine(self._java_now().date() - timedelta(days=days + 1), datetime.min.time())
 
     async def products(self) -> pd.DataFrame:
         """Every product, refreshed at most once per `SALES_REFRESH_SECONDS`."""
@@ -137,21 +145,21 @@ class SaleLineCache:
             state = self._state or await self._read_snapshot()
             now = self._java_now()
             try:
-                if state is not None and self._full_reload_due:
+                # Cold: load everything kept, so that every pipeline of a burst is served. A full reload
+                # (periodic, or after a write of dated sales) starts there too, dropping any extension.
+                if (
+                    state is None
+                    or self._full_reload_due
+                    or (now - state.loaded_at).total_seconds() >= self.full_reload_seconds
+                ):
                     self._full_reload_due = False
-                    state = await self._full_load(state.since, now)
-                elif state is None:  # cold: load everything kept, so that every pipeline of a burst is served
-                    state = await self._full_load(now - timedelta(days=self.history_days), now)
-                elif since < state.since:
+                    state = await self._full_load(min(self._start_of_history(self.history_days), since), now)
+                elif since < state.since:  # an older window: keep its lines too, one read for all its kind
                     state = await self._full_load(since, now)
-                elif (now - state.loaded_at).total_seconds() >= self.full_reload_seconds:
-                    state = await self._full_load(
-                        max(state.since, now - timedelta(days=self.history_days)), now
-                    )
                 elif time.monotonic() - self._refreshed_monotonic >= self.refresh_seconds:
                     state = await self._incremental(state, now)
             except UpstreamError:
-                if self._state is None:
+                if self._state is None or since < self._state.since:  # nothing known covers the window
                     raise
                 logger.warning("sale lines refresh failed; serving the last lines", exc_info=True)
                 return self._state
@@ -173,8 +181,7 @@ class SaleLineCache:
         tail_start = datetime.combine(state.refreshed_at.date() - timedelta(days=1), datetime.min.time())
         fresh = await self.source.sale_lines(tail_start, now + timedelta(days=1))
         merged = await anyio.to_thread.run_sync(self._merge, state.lines, fresh, tail_start)
-        horizon = now - timedelta(days=self.history_days)
-        since = max(state.since, horizon)
+        since = max(state.since, self._start_of_history(self.max_history_days))
         if since > state.since:
             merged = merged.iloc[int(merged["sold_at"].searchsorted(since)) :].reset_index(drop=True)
         self._refreshed_monotonic = time.monotonic()

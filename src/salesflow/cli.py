@@ -8,7 +8,7 @@ import sys
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from salesflow.config import ConfigurationError, Settings, get_settings
+from salesflow.config import ConfigurationError, Settings, StoreSettings, get_settings, load
 from salesflow.observability import configure_logging
 
 logger = logging.getLogger("salesflow.cli")
@@ -28,12 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        settings = get_settings()
+        # seed-demo needs the store's settings only: no Java credentials or JWT secret.
+        settings = get_settings() if args.command == "serve" else load(StoreSettings)
     except ConfigurationError as exc:
         sys.stderr.write(f"salesflow: configuration error: {exc}\n")
         return 2
     configure_logging(settings.log_level)
-    if args.command == "serve":
+    if isinstance(settings, Settings):
         return _serve(settings, host=args.host, port=args.port)
     return _seed_demo(settings, products=args.products, days=args.days, lines=args.lines, seed=args.seed)
 
@@ -54,7 +55,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
 
 
 def _seed_demo(
-    settings: Settings, *, products: int | None, days: int | None, lines: int | None, seed: int | None
+    settings: StoreSettings, *, products: int | None, days: int | None, lines: int | None, seed: int | None
 ) -> int:
     from salesflow.data.sources.embedded import EmbeddedStore, StoreLocked
 

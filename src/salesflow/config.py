@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -28,10 +28,39 @@ AppEnv = Literal["development", "test", "staging", "production"]
 DataSourceKind = Literal["auto", "embedded", "java"]
 
 
-class Settings(BaseSettings):
-    """Every setting of the service; see the README's settings table."""
+def known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {value!r}") from exc
+    return value
+
+
+class StoreSettings(BaseSettings):
+    """What the embedded store and its demo data need, alone: `salesflow seed-demo` runs on these, without
+    the credentials that serving requires."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    java_timezone: str = "UTC"  # Java writes naive local timestamps
+    data_dir: Path = Path("var/data")
+    demo_products: int = Field(default=300, ge=10)
+    demo_days: int = Field(default=730, ge=30)
+    demo_seed: int = 42
+
+    @field_validator("java_timezone")
+    @classmethod
+    def _known_java_zone(cls, value: str) -> str:
+        return known_zone(value)
+
+    @property
+    def embedded_db_path(self) -> Path:
+        return self.data_dir / "salesflow.duckdb"
+
+
+class Settings(StoreSettings):
+    """Every setting of the service; see the README's settings table."""
 
     # Modes
     dev_mode: bool = False
@@ -41,7 +70,6 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=1, le=65535)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [*DEFAULT_CORS_ORIGINS])
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     request_body_max_bytes: int = Field(default=1024 * 1024, ge=1024)  # uploads: IMPORT_MAX_BYTES
     request_header_max_bytes: int = Field(default=16 * 1024, ge=1024)
 
@@ -57,13 +85,11 @@ class Settings(BaseSettings):
     java_timeout_seconds: float = Field(default=30.0, gt=0)
     java_read_retries: int = Field(default=2, ge=0, le=5)
 
-    # Time zones: Java writes naive local timestamps; business days are cut in BUSINESS_TZ.
-    java_timezone: str = "UTC"
+    # Business days are cut in BUSINESS_TZ (JAVA_TIMEZONE: see StoreSettings).
     business_tz: str = "UTC"
 
     # Storage
     redis_url: str | None = None
-    data_dir: Path = Path("var/data")
     export_dir: Path = Path("var/exports")
 
     # Cache
@@ -100,11 +126,6 @@ class Settings(BaseSettings):
     import_parser_wall_seconds: float = Field(default=90.0, gt=0)
     import_parsers: int = Field(default=2, ge=1, le=32)
 
-    # Demo data (embedded store)
-    demo_products: int = Field(default=300, ge=10)
-    demo_days: int = Field(default=730, ge=30)
-    demo_seed: int = 42
-
     # E-mail alerts (used by the alerting pipeline)
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
@@ -130,14 +151,10 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("java_timezone", "business_tz")
+    @field_validator("business_tz")
     @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA time zone {value!r}") from exc
-        return value
+    def _known_business_zone(cls, value: str) -> str:
+        return known_zone(value)
 
     @field_validator("java_api_url")
     @classmethod
@@ -186,10 +203,6 @@ class Settings(BaseSettings):
         url = self.java_api_url
         return url[: -len("/api/v1")] if url.endswith("/api/v1") else url
 
-    @property
-    def embedded_db_path(self) -> Path:
-        return self.data_dir / "salesflow.duckdb"
-
 
 class ConfigurationError(Exception):
     """Settings cannot be built; the message is one line per problem and holds no secret."""
@@ -197,8 +210,16 @@ class ConfigurationError(Exception):
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning validation errors into a secret-free `ConfigurationError`."""
+    return load(Settings, **overrides)
+
+
+S = TypeVar("S", bound="StoreSettings")
+
+
+def load(kind: type[S], **overrides: object) -> S:
+    """Settings of `kind` (all, or the store's alone); errors as a secret-free `ConfigurationError`."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]  # overrides are checked by pydantic
+        return kind(**overrides)  # type: ignore[arg-type]  # overrides are checked by pydantic
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc)) from None
 

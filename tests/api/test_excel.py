@@ -211,21 +211,33 @@ def test_template_downloads(dev_api: httpx.Client) -> None:
     assert dev_api.get("/excel/template", params={"format": "csv"}).text.startswith("date,sku,product")
 
 
-def test_imports_belong_to_their_owner_and_commits_need_admin(
+def test_a_clerk_uploads_a_manager_reviews_and_commits(
     serve: Callable[..., httpx.Client], prod_settings: Settings, tokens: dict[str, str], standin
 ) -> None:
+    """A USER sees only their own imports and cannot commit; an ADMIN lists and commits everyone's."""
     _, state = standin
     api = serve(prod_settings)
     sku = state.store.products()["sku"].iloc[0]
     user, admin = ({"Authorization": f"Bearer {tokens[r]}"} for r in ("USER", "ADMIN"))
     content = xlsx([["SKU", "Qty"], [sku, 1]])
-    import_id = api.post("/excel/preview", files={"file": ("s.xlsx", content, XLSX)}, headers=user).json()[
-        "import_id"
+    upload = {"file": ("s.xlsx", content, XLSX)}
+    clerks = api.post("/excel/preview", files=upload, headers=user).json()["import_id"]
+    admins = api.post("/excel/preview", files={"file": ("a.xlsx", content, XLSX)}, headers=admin).json()
+    assert any("dated now" in note for note in admins["notes"])
+
+    assert api.post(f"/excel/imports/{clerks}/commit", headers=user).status_code == 403
+    assert api.get(f"/excel/imports/{admins['import_id']}", headers=user).status_code == 404
+    assert [i["import_id"] for i in api.get("/excel/imports", headers=user).json()["data"]] == [clerks]
+
+    listed = api.get("/excel/imports", headers=admin).json()["data"]
+    assert [(i["import_id"], i["uploaded_by"]) for i in listed] == [
+        (admins["import_id"], "admin"),
+        (clerks, "clerk"),
     ]
-    assert api.post(f"/excel/imports/{import_id}/commit", headers=user).status_code == 403
-    assert api.get(f"/excel/imports/{import_id}", headers=admin).status_code == 404  # not the admin's upload
-    preview_body = api.post("/excel/preview", files={"file": ("s.xlsx", content, XLSX)}, headers=admin).json()
-    assert any("dated now" in note for note in preview_body["notes"])
+    assert api.get(f"/excel/imports/{clerks}", headers=admin).json()["status"] == "previewed"
+    committed = api.post(f"/excel/imports/{clerks}/commit", headers=admin).json()
+    assert committed["status"] == "completed" and committed["imported_rows"] == 1
+    assert api.get(f"/excel/imports/{clerks}", headers=user).json()["status"] == "completed"
 
 
 def test_java_batch_failure_stops_with_an_account_and_resumes(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+from pydantic import SecretStr
 
 from salesflow.config import Settings
 from tests.servers import RedisProcess, wait_until
@@ -34,6 +35,20 @@ def test_java_outage_makes_readiness_503_and_names_it(
     check = response.json()["checks"]["data_source"]
     assert check["status"] == "error" and check["detail"].startswith("Java is unreachable (ConnectError")
     assert api.get("/health").status_code == 200  # liveness does not depend on Java
+
+
+def test_a_service_account_that_cannot_log_in_makes_readiness_503(
+    serve: Callable[..., httpx.Client], prod_settings: Settings
+) -> None:
+    api = serve(prod_settings.model_copy(update={"java_service_password": SecretStr("not-the-password")}))
+    response = api.get("/health/ready")
+    assert response.status_code == 503
+    check = response.json()["checks"]["data_source"]
+    assert check["status"] == "error"
+    assert check["detail"].startswith(
+        "Java authentication of the service account failed: Java refused the login"
+    )
+    assert "not-the-password" not in response.text
 
 
 def test_redis_outage_degrades_but_requests_keep_working(

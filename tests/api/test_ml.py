@@ -80,6 +80,20 @@ def test_product_forecast_by_sku_name_or_id(dev_api: httpx.Client, field: str) -
     assert products
 
 
+def test_an_id_and_a_sku_naming_different_products_is_a_422_naming_both(dev_api: httpx.Client) -> None:
+    products = dev_api.get("/analytics/sales", params={"period": "quarterly"}).json()["kpis"]["top_products"]
+    first, second = products[0], products[1]
+    agreeing = {"scope": "PRODUCT", "sku": first["sku"], "product_id": first["product_id"]}
+    assert dev_api.post("/ml/forecast", json=agreeing).json()["product"]["sku"] == first["sku"]
+    conflicting = {**agreeing, "product_id": second["product_id"]}
+    for path in ("/ml/forecast", "/ml/anomalies"):
+        response = dev_api.post(path, json=conflicting)
+        assert response.status_code == 422
+        issue = response.json()["detail"][0]
+        assert issue["loc"] == ["product_id"]
+        assert f"SKU {first['sku']!r}" in issue["msg"] and f"id {second['product_id']}" in issue["msg"]
+
+
 def test_unknown_product_is_404(dev_api: httpx.Client) -> None:
     response = dev_api.post("/ml/forecast", json={"scope": "PRODUCT", "sku": "NOPE-1"})
     assert response.status_code == 404 and response.json() == {"detail": "No product with SKU 'NOPE-1'"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -16,8 +16,8 @@ import pytest
 from salesflow.data.sources.base import SaleInput, SaleItemInput
 from salesflow.data.sources.embedded import EmbeddedStore, StoreLocked
 from salesflow.errors import Conflict, NotFound
+from tests.builders import TODAY
 
-TODAY = date(2026, 11, 26)
 EVER = (datetime(2000, 1, 1), datetime(9999, 1, 1))
 
 
@@ -130,7 +130,9 @@ def test_java_semantics_roll_back_everything_on_shortage(store_file: Path) -> No
 
 
 def test_seed_demo_command_builds_a_store_of_the_requested_size(tmp_path: Path) -> None:
-    env = {**os.environ, "DATA_DIR": str(tmp_path), "DEV_MODE": "true"}
+    # Without DEV mode and without any PROD setting (no JWT secret, no Java credentials).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
+    env["DATA_DIR"] = str(tmp_path)
     result = subprocess.run(
         [
             sys.executable,

@@ -60,6 +60,7 @@ class BatchOutcome(BaseModel):
 class ImportState(BaseModel):
     import_id: str
     file_name: str
+    uploaded_by: str | None = None  # the uploader's username (an ADMIN reviews everyone's imports)
     status: ImportStatus
     created_at: datetime
     total_rows: int

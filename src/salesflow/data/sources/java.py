@@ -11,6 +11,7 @@ import pandas as pd
 
 from salesflow.clients.java import JavaClient
 from salesflow.data.sources.base import SALE_LINE_COLUMNS, SaleInput, WriteResult, empty_frame
+from salesflow.errors import UpstreamRejected
 from salesflow.models.auth import User
 
 
@@ -46,7 +47,14 @@ class JavaDataSource:
         return WriteResult(sales_written=len(sales), lines_written=sum(len(s.items) for s in sales))
 
     async def check(self) -> None:
+        """Java answers, and the service account can log in: every aggregate read needs both."""
         await self.client.actuator_health(self.root_url)
+        try:
+            await self.client.account.token()
+        except UpstreamRejected as exc:
+            raise UpstreamRejected(
+                f"Java authentication of the service account failed: {exc.detail}", status=exc.status
+            ) from exc
 
     async def aclose(self) -> None:
         """The shared HTTP client is closed by its owner (`Resources`)."""

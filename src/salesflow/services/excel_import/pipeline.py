@@ -45,6 +45,9 @@ from salesflow.services.sales_recording import SalesRecorder
 
 RECORD_TTL_SECONDS = 7 * 24 * 3600
 _IMPORT_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex
+REVIEWER_ROLE = "ADMIN"  # sees, and commits, every user's imports
+# Every user's imports, newest last; its scope is no owner's hash (those are 16 hex digits).
+EVERYONE_INDEX = cache_key("imports", "all", kind="index")
 Batch = tuple[list[SaleInput], list[int]]  # the sales of one write and the spreadsheet rows they come from
 PREVIEW_ROWS = 20
 JAVA_NOTE = (
@@ -106,6 +109,7 @@ class ImportService:
         record = {
             "import_id": import_id,
             "owner": user.subject,
+            "owner_name": user.username,
             "file_name": file_name,
             "sha256": hashlib.sha256(content).hexdigest(),
             "created_at": datetime.now(UTC).isoformat(),
@@ -151,12 +155,13 @@ class ImportService:
                 " write"
                 f" the {record['valid_rows']} valid rows only"
             )
-        committed = await self.cache.get_raw(self._hash_key(record["sha256"], user))
+        owner = record["owner"]  # an ADMIN may commit a clerk's upload: its keys stay the uploader's
+        committed = await self.cache.get_raw(self._hash_key(record["sha256"], owner))
         if committed is not None and committed.decode() != import_id and not force:
             raise Conflict("the same file was already imported; commit with force=true to record it again")
         if record["status"] == "completed":  # forced repeat: start over
             record["batches"] = []
-        raw_rows = await self.cache.get_raw(self._rows_key(import_id, user))
+        raw_rows = await self.cache.get_raw(self._rows_key(import_id, owner))
         if raw_rows is None:
             raise NotFound(f"The rows of import {import_id!r} are no longer kept: preview the file again")
         # Embedded store: one transaction; Java: bounded batches.
@@ -168,7 +173,7 @@ class ImportService:
         await self._write(record, batches, user)
         if record["status"] == "completed":
             await self.cache.set_raw(
-                self._hash_key(record["sha256"], user), import_id.encode(), RECORD_TTL_SECONDS
+                self._hash_key(record["sha256"], owner), import_id.encode(), RECORD_TTL_SECONDS
             )
         await self._save(record)
         return _state(record)
@@ -177,10 +182,14 @@ class ImportService:
         return _state(await self._load(import_id, user))
 
     async def recent(self, *, user: User) -> list[ImportState]:
-        ids = await self._index(user)
+        """The caller's imports, newest first; an ADMIN's list holds every user's."""
+        if user.has_any_role(REVIEWER_ROLE):
+            pairs = [(str(i), str(o)) for i, o in await self._read_index(EVERYONE_INDEX)]
+        else:
+            pairs = [(str(i), user.subject) for i in await self._read_index(self._index_key(user))]
         states = []
-        for import_id in reversed(ids):
-            raw = await self.cache.get_raw(self._key(import_id, user))
+        for import_id, owner in reversed(pairs):
+            raw = await self.cache.get_raw(self._key(import_id, owner))
             if raw is not None:
                 states.append(_state(orjson.loads(raw)))
         return states
@@ -213,25 +222,36 @@ class ImportService:
         return notes
 
     async def _save(self, record: dict[str, Any]) -> None:
-        owner = record["owner"]
-        await self.cache.set_raw(
-            self._key(record["import_id"], owner), orjson.dumps(record), RECORD_TTL_SECONDS
-        )
-        ids = [i for i in await self._index(owner) if i != record["import_id"]] + [record["import_id"]]
+        owner, import_id = record["owner"], record["import_id"]
+        await self.cache.set_raw(self._key(import_id, owner), orjson.dumps(record), RECORD_TTL_SECONDS)
+        await self.cache.set_raw(self._owner_key(import_id), owner.encode(), RECORD_TTL_SECONDS)
+        ids = [i for i in await self._read_index(self._index_key(owner)) if i != import_id] + [import_id]
         await self.cache.set_raw(self._index_key(owner), orjson.dumps(ids[-50:]), RECORD_TTL_SECONDS)
+        everyone = [p for p in await self._read_index(EVERYONE_INDEX) if p[0] != import_id] + [
+            [import_id, owner]
+        ]
+        await self.cache.set_raw(EVERYONE_INDEX, orjson.dumps(everyone[-200:]), RECORD_TTL_SECONDS)
 
     async def _load(self, import_id: str, user: User) -> dict[str, Any]:
         if not _IMPORT_ID.fullmatch(import_id):
             raise NotFound(f"No import {import_id[:64]!r}")
-        raw = await self.cache.get_raw(self._key(import_id, user))
+        owner = user.subject
+        if user.has_any_role(REVIEWER_ROLE):  # an ADMIN reviews and commits anyone's upload
+            uploader = await self.cache.get_raw(self._owner_key(import_id))
+            owner = uploader.decode() if uploader is not None else owner
+        raw = await self.cache.get_raw(self._key(import_id, owner))
         if raw is None:  # someone else's import is as invisible as a missing one
             raise NotFound(f"No import {import_id!r}")
         record: dict[str, Any] = orjson.loads(raw)
         return record
 
-    async def _index(self, owner: User | str) -> list[str]:
-        raw = await self.cache.get_raw(self._index_key(owner))
+    async def _read_index(self, key: str) -> list[Any]:
+        raw = await self.cache.get_raw(key)
         return list(orjson.loads(raw)) if raw else []
+
+    @staticmethod
+    def _owner_key(import_id: str) -> str:
+        return cache_key("imports", "owners", import_id=import_id)
 
     @staticmethod
     def _key(import_id: str, owner: User | str) -> str:
@@ -376,6 +396,7 @@ def _state(record: dict[str, Any]) -> ImportState:
     return ImportState(
         import_id=record["import_id"],
         file_name=record["file_name"],
+        uploaded_by=record.get("owner_name"),
         status=status,
         created_at=datetime.fromisoformat(record["created_at"]),
         total_rows=record["total_rows"],

@@ -73,27 +73,33 @@ def horizon(forecast_days: int, bucket: Bucket) -> int:
 
 
 def resolve_product(products: pd.DataFrame, ref: ProductRef) -> ProductInfo | None:
-    """The product named by id, SKU or name (in that order); None for GLOBAL; NotFound when unknown."""
+    """The product named by SKU, id or name (in that order); None for GLOBAL; NotFound when unknown.
+
+    Every other identifier given must name the same product: a frontend that sends Java's id beside the
+    SKU must never get a forecast of another product because the two catalogues number products apart."""
     if ref.scope == Scope.GLOBAL:
         return None
-    match = products.iloc[0:0]
+    named: list[tuple[str, str, pd.Series]] = []  # field, how to say it, which rows it names
+    if ref.sku:
+        named.append(("sku", f"SKU {ref.sku!r}", products["sku"] == ref.sku))
     if ref.product_id is not None:
-        match = products[products["product_id"] == ref.product_id]
-    elif ref.sku:
-        match = products[products["sku"] == ref.sku]
-    elif ref.name:
-        match = products[products["name"].str.casefold() == ref.name.casefold()]
+        named.append(("product_id", f"id {ref.product_id}", products["product_id"] == ref.product_id))
+    if ref.name:
+        named.append(("name", f"name {ref.name!r}", products["name"].str.casefold() == ref.name.casefold()))
+    _, label, mask = named[0]
+    match = products[mask]
     if match.empty:
-        named = (
-            f"id {ref.product_id}"
-            if ref.product_id is not None
-            else f"SKU {ref.sku!r}"
-            if ref.sku
-            else f"name {ref.name!r}"
-        )
-        raise NotFound(f"No product with {named}")
+        raise NotFound(f"No product with {label}")
     row = match.iloc[0]
-    return ProductInfo(id=int(row["product_id"]), sku=str(row["sku"]), name=str(row["name"]))
+    product = ProductInfo(id=int(row["product_id"]), sku=str(row["sku"]), name=str(row["name"]))
+    for field, other, other_mask in named[1:]:
+        if not (other_mask & (products["product_id"] == product.id)).any():
+            raise InvalidInput(
+                f"{label} is product {product.id} ({product.name}), but {other} is not:"
+                " the identifiers name different products",
+                field=field,
+            )
+    return product
 
 
 def build_series(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -99,6 +100,9 @@ class RedisProcess:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # A suite run under libfaketime (to check it passes on any date) keeps Redis on the real clock:
+            # the preloaded library stops redis-server from starting.
+            env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("FAKETIME")},
         )
         wait_until(self._answers, timeout=STARTUP_DEADLINE_SECONDS, what="redis-server start")
         return self

@@ -130,7 +130,13 @@ def _readable_or_refused(content: bytes) -> Table | None:
         return None
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     st.lists(
         st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=12), max_size=6),
@@ -151,7 +157,13 @@ def _template() -> bytes:
     )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(st.data())
 def test_xlsx_reader_on_mutated_files_answers_cleanly_in_the_sandbox(data: st.DataObject) -> None:
     """Mutated workbooks go through the sandbox, as uploads do: a native abort costs the child only."""

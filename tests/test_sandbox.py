@@ -46,6 +46,11 @@ def panic_after_memory_error() -> None:
         raise Panic("PyObject pointer is null") from None
 
 
+def panic_with_memory_exhausted() -> None:
+    hold = bytearray(250 * 2**20)  # within the 256 MiB allowed, but nearly all of it
+    raise Panic(f"PyObject pointer is null ({len(hold)})")
+
+
 def panic() -> None:
     raise Panic("a bug in a native reader")
 
@@ -80,7 +85,9 @@ async def test_wall_time_is_limited(sandbox: Sandbox) -> None:
     assert sandbox.kills[-1].reason == "wall"
 
 
-@pytest.mark.parametrize("work", [hoard, native_crash, null_pointer, panic_after_memory_error])
+@pytest.mark.parametrize(
+    "work", [hoard, native_crash, null_pointer, panic_after_memory_error, panic_with_memory_exhausted]
+)
 async def test_memory_blow_ups_and_native_crashes_cost_the_child_only(sandbox: Sandbox, work) -> None:
     with pytest.raises(PayloadTooLarge, match="256 MiB"):
         await sandbox.run(LIMITS, work)

@@ -143,13 +143,16 @@ def _child_main(
     sender: Connection, limits: Limits, function: Callable[..., Any], args: tuple[Any, ...]
 ) -> None:
     try:
-        _apply_limits(limits)
+        address_space = _apply_limits(limits)
         try:
             message: tuple[str, Any] = ("ok", function(*args))
         except SalesflowError as exc:
             message = ("error", _describe_error(exc))
         except BaseException as exc:  # a native panic (pyo3's PanicException) is not an Exception
-            if _out_of_memory(exc):
+            # A reader that could not allocate may panic without a MemoryError in sight: then the address
+            # space it reached tells.
+            near_limit = _status_kib("VmPeak") * 1024 > address_space - limits.memory_bytes // 10
+            if _out_of_memory(exc) or near_limit:
                 os._exit(_MEMORY_EXIT)
             message = ("failed", (type(exc).__name__, traceback.format_exc(limit=8)))
         sender.send(message)  # pickling a large result can run out of memory too
@@ -168,23 +171,25 @@ def _out_of_memory(exc: BaseException | None) -> bool:
     return False
 
 
-def _apply_limits(limits: Limits) -> None:
+def _apply_limits(limits: Limits) -> int:
     # A native reader that cannot allocate prints a page of backtrace before it aborts: the parent logs
     # the outcome instead, so the child's stderr goes nowhere.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
-    mapped = _mapped_bytes()
-    resource.setrlimit(resource.RLIMIT_AS, (mapped + limits.memory_bytes, mapped + limits.memory_bytes))
+    address_space = _status_kib("VmSize") * 1024 + limits.memory_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return address_space
 
 
-def _mapped_bytes() -> int:
+def _status_kib(field: str) -> int:
+    """A `/proc/self/status` figure (VmSize: mapped now; VmPeak: the most ever mapped), in KiB."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
     return 0
 
 

@@ -86,6 +86,16 @@ def test_hostile_file_gets_a_clear_answer_and_the_server_stays_healthy(
     assert api.get("/health").status_code == 200
 
 
+def test_a_memory_blow_up_at_the_default_limit_is_a_413(
+    serve: Callable[..., httpx.Client], make_settings: Callable[..., Settings], store_file
+) -> None:
+    """With 1 GiB allowed the reader fails differently (a native panic instead of an abort): still a 413."""
+    api = serve(make_settings(dev_mode=True, java_jwt_secret=None))
+    response, _, slowest_health = upload_while_polling_health(api, hostile.repeated_long_texts())
+    assert response.status_code == 413 and "1024 MiB" in response.json()["detail"]
+    assert slowest_health < HEALTH_BOUND_S
+
+
 def test_numbers_out_of_range_are_errors_naming_row_and_value(api: httpx.Client, sku: str) -> None:
     response, _, _ = upload_while_polling_health(api, hostile.overflowing_quantities(sku))
     body = response.json()

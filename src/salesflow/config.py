@@ -126,6 +126,16 @@ class Settings(StoreSettings):
     import_parser_wall_seconds: float = Field(default=90.0, gt=0)
     import_parsers: int = Field(default=2, ge=1, le=32)
 
+    # Durable state and the job runtime
+    state_database_url: str | None = None  # default: sqlite+aiosqlite under DATA_DIR
+    job_backend: Literal["memory", "redis"] = "memory"
+    job_worker_concurrency: int = Field(default=2, ge=1, le=64)  # jobs one `salesflow worker` runs at once
+    job_sweep_seconds: float = Field(default=60.0, gt=0)  # requeue jobs of dead workers; remove old files
+    report_job_timeout_seconds: float = Field(default=600.0, gt=0)  # one attempt's lease
+    report_max_attempts: int = Field(default=3, ge=1, le=10)
+    report_retention_days: int = Field(default=30, ge=1)
+    report_wait_seconds: float = Field(default=120.0, gt=0)  # POST /reports/generate waits this long
+
     # E-mail alerts (used by the alerting pipeline)
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)

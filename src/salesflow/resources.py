@@ -1,12 +1,16 @@
-"""Composition root: builds and closes the long-lived objects (settings → HTTP client, cache, data source).
+"""Composition root: builds and closes the long-lived objects (settings → cache, state database, job runtime,
+HTTP client, data source, pipelines).
 
-The API lifespan, the CLI and the worker call `build_resources`; nothing connects at import time.
+The API lifespan, the CLI and the worker call `build_resources`; nothing connects at import time. Each
+close is registered on an `AsyncExitStack` as its resource is built, so a failure half-way closes exactly
+what was opened, and `Resources.aclose()` closes everything in reverse order.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +25,7 @@ from salesflow.data.sources.base import DataSource
 from salesflow.data.sources.embedded import EmbeddedDataSource, EmbeddedStore
 from salesflow.data.sources.java import JavaDataSource
 from salesflow.integration.jwt import TokenValidator
+from salesflow.jobs.runtime import JobRuntime
 from salesflow.sandbox import Limits, Sandbox
 from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.sales import SalesAnalyticsService
@@ -29,7 +34,12 @@ from salesflow.services.excel_import.pipeline import ImportService, read_and_val
 from salesflow.services.ml.anomalies import AnomalyService
 from salesflow.services.ml.demand_forecasts import DemandForecasts
 from salesflow.services.ml.forecasting import ForecastService
+from salesflow.services.reports.artifacts import ArtifactStore
+from salesflow.services.reports.content import ReportGatherer
+from salesflow.services.reports.pipeline import ReportService
 from salesflow.services.sales_recording import SalesRecorder
+from salesflow.state.database import StateDatabase, default_url
+from salesflow.state.report_jobs import ReportJobs
 
 logger = logging.getLogger(__name__)
 
@@ -50,16 +60,16 @@ class Resources:
     anomalies: AnomalyService
     demand_forecasts: DemandForecasts
     imports: ImportService
+    state: StateDatabase
+    jobs: JobRuntime
+    reports: ReportService
     http: httpx.AsyncClient | None = None
     java: JavaClient | None = None
     store: EmbeddedStore | None = None
+    exit_stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     async def aclose(self) -> None:
-        await self.lines.aclose()
-        await self.cache.aclose()
-        await self.data_source.aclose()
-        if self.http is not None:
-            await self.http.aclose()
+        await self.exit_stack.aclose()
 
 
 async def build_resources(settings: Settings, *, clock: Clock = utc_now) -> Resources:
@@ -67,6 +77,15 @@ async def build_resources(settings: Settings, *, clock: Clock = utc_now) -> Reso
 
     `clock` (aware "now") is injectable so that tests can pin "today".
     """
+    stack = AsyncExitStack()
+    try:
+        return await _build(settings, clock, stack)
+    except BaseException:
+        await stack.aclose()
+        raise
+
+
+async def _build(settings: Settings, clock: Clock, stack: AsyncExitStack) -> Resources:
     for folder in (settings.data_dir, settings.export_dir):
         folder.mkdir(parents=True, exist_ok=True)
     cache = Cache(
@@ -74,14 +93,24 @@ async def build_resources(settings: Settings, *, clock: Clock = utc_now) -> Reso
         memory=MemoryBackend(max_entries=settings.cache_memory_max_entries),
         redis_retry_seconds=settings.cache_redis_retry_seconds,
     )
+    stack.push_async_callback(cache.aclose)
+    state = await stack.enter_async_context(
+        StateDatabase.open(settings.state_database_url or default_url(settings.data_dir))
+    )
+    await state.migrate()
+    jobs = JobRuntime.from_settings(settings)
+    await jobs.startup()
+    stack.push_async_callback(jobs.shutdown)
     secret = settings.java_jwt_secret_bytes
     validator = (
         TokenValidator(secret=secret, issuer=settings.jwt_issuer, leeway_seconds=settings.jwt_leeway_seconds)
         if secret is not None
         else None
     )
+    adapters: dict[str, Any] = {}
     if settings.uses_java:
         http = build_java_http_client(settings)
+        stack.push_async_callback(http.aclose)
         java = JavaClient(
             http=http,
             service_phone=settings.java_service_phone,
@@ -92,12 +121,20 @@ async def build_resources(settings: Settings, *, clock: Clock = utc_now) -> Reso
         source: DataSource = JavaDataSource(
             java, timezone=ZoneInfo(settings.java_timezone), root_url=settings.java_root_url, clock=clock
         )
-        return _with_pipelines(settings, cache, source, validator, clock, http=http, java=java)
-    store = await anyio.to_thread.run_sync(EmbeddedStore, settings.embedded_db_path)
-    if settings.dev_mode:
-        await anyio.to_thread.run_sync(ensure_demo_data, store, settings, clock)
-    embedded = EmbeddedDataSource(store, timezone=ZoneInfo(settings.java_timezone), clock=clock)
-    return _with_pipelines(settings, cache, embedded, validator, clock, store=store)
+        adapters.update(http=http, java=java)
+    else:
+        store = await anyio.to_thread.run_sync(EmbeddedStore, settings.embedded_db_path)
+        if settings.dev_mode:
+            await anyio.to_thread.run_sync(ensure_demo_data, store, settings, clock)
+        source = EmbeddedDataSource(store, timezone=ZoneInfo(settings.java_timezone), clock=clock)
+        adapters.update(store=store)
+    stack.push_async_callback(source.aclose)
+    resources = _with_pipelines(
+        settings, cache, source, validator, clock, state=state, jobs=jobs, exit_stack=stack, **adapters
+    )
+    stack.push_async_callback(resources.lines.aclose)
+    jobs.attach(reports=resources.reports)
+    return resources
 
 
 def _with_pipelines(
@@ -106,9 +143,12 @@ def _with_pipelines(
     source: DataSource,
     validator: TokenValidator | None,
     clock: Clock,
+    *,
+    state: StateDatabase,
+    jobs: JobRuntime,
     **adapters: Any,
 ) -> Resources:
-    """The pipelines' services on top of the data source and cache."""
+    """The pipelines' services on top of the data source, cache, state database and job runtime."""
     lines = SaleLineCache(
         source,
         cache,
@@ -135,29 +175,45 @@ def _with_pipelines(
         history_days=settings.sales_history_days,
         workers=settings.demand_forecast_workers,
     )
+    sales_analytics = SalesAnalyticsService(
+        lines,
+        cache,
+        ttl_seconds=ttl,
+        max_window_days=settings.analytics_max_window_days,
+        language=settings.label_language,
+    )
+    stock_analytics = StockAnalyticsService(
+        lines,
+        cache,
+        ttl_seconds=ttl,
+        rule=rule,
+        dead_stock_days=settings.dead_stock_days,
+        language=settings.label_language,
+        mode="dev" if settings.dev_mode else "prod",
+        forecasts=demand_forecasts if settings.demand_forecasts else None,
+    )
+    ml_ttl, history = settings.cache_ttl_ml_seconds, settings.sales_history_days
+    forecasts = ForecastService(lines, cache, ttl_seconds=ml_ttl, history_days=history)
+    anomalies = AnomalyService(lines, cache, ttl_seconds=ml_ttl, history_days=history)
+    reports = ReportService(
+        ReportJobs(state, clock=clock),
+        ReportGatherer(sales_analytics, stock_analytics, forecasts, anomalies),
+        ArtifactStore(settings.export_dir),
+        enqueue=jobs.enqueue_report,
+        business_tz=ZoneInfo(settings.business_tz),
+        clock=clock,
+        max_window_days=settings.analytics_max_window_days,
+        lease_seconds=settings.report_job_timeout_seconds,
+        max_attempts=settings.report_max_attempts,
+    )
     return Resources(
         settings=settings,
         cache=cache,
         data_source=source,
         token_validator=validator,
         lines=lines,
-        sales_analytics=SalesAnalyticsService(
-            lines,
-            cache,
-            ttl_seconds=ttl,
-            max_window_days=settings.analytics_max_window_days,
-            language=settings.label_language,
-        ),
-        stock_analytics=StockAnalyticsService(
-            lines,
-            cache,
-            ttl_seconds=ttl,
-            rule=rule,
-            dead_stock_days=settings.dead_stock_days,
-            language=settings.label_language,
-            mode="dev" if settings.dev_mode else "prod",
-            forecasts=demand_forecasts if settings.demand_forecasts else None,
-        ),
+        sales_analytics=sales_analytics,
+        stock_analytics=stock_analytics,
         sales_recorder=recorder,
         imports=ImportService(
             lines,
@@ -173,13 +229,12 @@ def _with_pipelines(
             max_rows=settings.import_max_rows,
             batch_sales=settings.import_batch_sales,
         ),
-        forecasts=ForecastService(
-            lines, cache, ttl_seconds=settings.cache_ttl_ml_seconds, history_days=settings.sales_history_days
-        ),
-        anomalies=AnomalyService(
-            lines, cache, ttl_seconds=settings.cache_ttl_ml_seconds, history_days=settings.sales_history_days
-        ),
+        forecasts=forecasts,
+        anomalies=anomalies,
         demand_forecasts=demand_forecasts,
+        state=state,
+        jobs=jobs,
+        reports=reports,
         **adapters,
     )
 

@@ -22,6 +22,7 @@ from salesflow.services.analytics.stock import StockAnalyticsService
 from salesflow.services.excel_import.pipeline import ImportService
 from salesflow.services.ml.anomalies import AnomalyService
 from salesflow.services.ml.forecasting import ForecastService
+from salesflow.services.reports.pipeline import ReportService
 
 # Declares the bearer scheme in OpenAPI; the header itself is parsed below for precise 401 details.
 _bearer_scheme = HTTPBearer(auto_error=False, description="Java-issued JWT (any token in DEV mode)")
@@ -67,8 +68,13 @@ def get_imports(resources: ResourcesDep) -> ImportService:
     return resources.imports
 
 
+def get_reports(resources: ResourcesDep) -> ReportService:
+    return resources.reports
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ImportDep = Annotated[ImportService, Depends(get_imports)]
+ReportsDep = Annotated[ReportService, Depends(get_reports)]
 ForecastDep = Annotated[ForecastService, Depends(get_forecasts)]
 AnomalyDep = Annotated[AnomalyService, Depends(get_anomalies)]
 SalesAnalyticsDep = Annotated[SalesAnalyticsService, Depends(get_sales_analytics)]

@@ -16,9 +16,10 @@ from salesflow import __version__
 from salesflow.api.deps import authenticate_scope, get_current_user
 from salesflow.api.errors import documented, install_error_handlers
 from salesflow.api.middleware import REQUEST_ID_HEADER, RequestContextMiddleware, RequestGuard
-from salesflow.api.routes import admin, analytics, auth, excel, health, ml, stock
+from salesflow.api.routes import admin, analytics, auth, excel, health, ml, reports, stock
 from salesflow.config import Settings, get_settings
 from salesflow.data.sale_lines import Clock, utc_now
+from salesflow.jobs.sweep import sweep_jobs
 from salesflow.resources import Resources, build_resources
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             background.append(loop.create_task(_warm_up(app.state.resources)))
         if settings.demand_forecasts:
             background.append(loop.create_task(app.state.resources.demand_forecasts.run()))
+        background.append(loop.create_task(sweep_jobs(app.state.resources)))
         try:
             yield
         finally:
@@ -83,7 +85,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, auth, admin, analytics, stock, ml, excel):
+    for module in (health, auth, admin, analytics, stock, ml, excel, reports):
         routes = [route for route in module.router.routes if isinstance(route, APIRoute)]
         for route in routes:
             _document_errors(route)

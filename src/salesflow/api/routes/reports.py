@@ -1,0 +1,117 @@
+"""Reports (UC6): jobs with a lifecycle (submit → poll → download), and the frontend's one-call route."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
+
+from salesflow.api.deps import CurrentUser, ReportsDep, SettingsDep
+from salesflow.api.envelope import EnvelopeRoute
+from salesflow.api.errors import documented
+from salesflow.errors import InvalidInput, UpstreamTimeout
+from salesflow.models.analytics import Period
+from salesflow.models.reports import (
+    GenerateReportRequest,
+    JobAccepted,
+    JobStatus,
+    ReportFormat,
+    ReportJobPage,
+    ReportJobState,
+    ReportRequest,
+    ReportType,
+)
+from salesflow.state.tables import ReportJob
+
+router = APIRouter(prefix="/reports", tags=["reports"], route_class=EnvelopeRoute)
+
+
+def _state(job: ReportJob, request: Request) -> ReportJobState:
+    done = job.status == JobStatus.COMPLETED
+    return ReportJobState(
+        job_id=job.id,
+        status=JobStatus(job.status),
+        report_type=ReportType(job.report_type),
+        format=ReportFormat(job.format),
+        period=Period(job.period),
+        start_date=job.start_date,
+        end_date=job.end_date,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        error=job.error,
+        attempts=job.attempts,
+        owner=job.owner_name,
+        file_name=job.file_name,
+        download_url=str(request.url_for("download_report", job_id=job.id).path) if done else None,
+    )
+
+
+@router.post("/jobs", status_code=202)
+async def submit_report(
+    body: ReportRequest, user: CurrentUser, reports: ReportsDep, request: Request
+) -> JobAccepted:
+    """Queue a report; poll `status_url`, then fetch `download_url`."""
+    job = await reports.submit(body, user=user)
+    return JobAccepted(
+        job_id=job.id,
+        status=JobStatus(job.status),
+        status_url=str(request.url_for("read_report_job", job_id=job.id).path),
+        download_url=str(request.url_for("download_report", job_id=job.id).path),
+    )
+
+
+@router.get("/jobs")
+async def list_report_jobs(
+    user: CurrentUser,
+    reports: ReportsDep,
+    request: Request,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ReportJobPage:
+    """The caller's report jobs (an ADMIN's: everyone's), newest first."""
+    jobs, total = await reports.page(user=user, offset=offset, limit=limit)
+    return ReportJobPage(data=[_state(j, request) for j in jobs], total=total, offset=offset, limit=limit)
+
+
+@router.get("/jobs/{job_id}", responses=documented(404))
+async def read_report_job(
+    job_id: str, user: CurrentUser, reports: ReportsDep, request: Request
+) -> ReportJobState:
+    return _state(await reports.get(job_id, user=user), request)
+
+
+@router.get("/jobs/{job_id}/download", responses=documented(404), response_class=FileResponse)
+async def download_report(job_id: str, user: CurrentUser, reports: ReportsDep) -> FileResponse:
+    """The finished file (404 until the job is completed, or after the retention period)."""
+    found = await reports.file(job_id, user=user)
+    return FileResponse(found.path, media_type=found.media_type, filename=found.name)
+
+
+@router.post("/generate", responses=documented(404, 502, 503, 504))
+async def generate_report(
+    body: GenerateReportRequest, user: CurrentUser, reports: ReportsDep, settings: SettingsDep
+) -> Response:
+    """The frontend's call: the same job, waited for; the file bytes with a plain `filename="…"`."""
+    job = await reports.submit(
+        ReportRequest(report_type=body.report_type, format=body.format, period=body.period), user=user
+    )
+    try:
+        with anyio.fail_after(settings.report_wait_seconds):
+            job = await reports.wait(job.id)
+    except TimeoutError as exc:
+        raise UpstreamTimeout(
+            f"the report was not ready within {settings.report_wait_seconds:g} s; it is still being made:"
+            f" follow /api/v1/reports/jobs/{job.id}"
+        ) from exc
+    if job.status == JobStatus.FAILED:
+        raise InvalidInput(f"the report could not be generated: {job.error}", field="report_type")
+    found = await reports.file(job.id, user=user)
+    content = await anyio.Path(found.path).read_bytes()
+    return Response(
+        content,
+        media_type=found.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{found.name}"'},
+    )

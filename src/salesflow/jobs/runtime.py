@@ -1,0 +1,64 @@
+"""Broker and tasks. Embedded (`JOB_BACKEND=memory`, the default): Taskiq's in-memory broker runs jobs in the
+API process, off the event loop (rendering goes to a worker thread). Distributed (`JOB_BACKEND=redis`):
+taskiq-redis's Redis Streams broker with acknowledgement after execution, so a message whose worker dies is
+delivered again (after `REPORT_JOB_TIMEOUT_SECONDS` idle); `salesflow worker` processes consume it.
+
+Tasks are thin: they carry a job id and call the service that owns the job (`context.state`), which keeps
+the record, the lease and the outcome in the state database.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
+from taskiq_redis import RedisStreamBroker
+
+from salesflow.config import Settings
+
+QUEUE = "salesflow:jobs"
+GENERATE_REPORT = "salesflow.reports.generate"
+
+
+async def generate_report(job_id: str, context: Annotated[Context, TaskiqDepends()]) -> None:
+    """One attempt at a report job."""
+    await context.state.reports.run(job_id)
+
+
+class JobRuntime:
+    """The broker with this service's tasks registered, and the way to enqueue each."""
+
+    def __init__(self, broker: AsyncBroker) -> None:
+        self.broker = broker
+        # Any: Taskiq's typing counts the injected context as an argument of `kiq`.
+        self._generate_report: Any = broker.register_task(generate_report, task_name=GENERATE_REPORT)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobRuntime:
+        if settings.job_backend == "redis":
+            if not settings.redis_url:
+                raise ValueError("JOB_BACKEND=redis needs REDIS_URL")
+            broker: AsyncBroker = RedisStreamBroker(
+                url=settings.redis_url,
+                queue_name=QUEUE,
+                consumer_group_name="salesflow-workers",
+                idle_timeout=int(settings.report_job_timeout_seconds * 1000),
+                unacknowledged_lock_timeout=settings.report_job_timeout_seconds,
+            )
+        else:
+            broker = InMemoryBroker()
+        return cls(broker)
+
+    def attach(self, **services: Any) -> None:
+        """What tasks reach through `context.state` (the report service, …)."""
+        for name, service in services.items():
+            setattr(self.broker.state, name, service)
+
+    async def enqueue_report(self, job_id: str) -> None:
+        await self._generate_report.kiq(job_id)
+
+    async def startup(self) -> None:
+        await self.broker.startup()
+
+    async def shutdown(self) -> None:
+        await self.broker.shutdown()

@@ -1,0 +1,32 @@
+"""The periodic sweep: jobs whose worker died go back to the runtime, report files past retention go away.
+
+Every API process sweeps every `JOB_SWEEP_SECONDS`; a job handed back twice is still run once (its claim is
+conditional), and removing a removed file is a no-op. (APScheduler takes this over with the schedules.)
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+
+from salesflow.resources import Resources
+
+logger = logging.getLogger(__name__)
+
+
+async def sweep_once(resources: Resources) -> tuple[int, int]:
+    requeued = await resources.reports.requeue_stale()
+    removed = await resources.reports.remove_expired(retention_days=resources.settings.report_retention_days)
+    if requeued or removed:
+        logger.info("job sweep", extra={"requeued": requeued, "files_removed": removed})
+    return requeued, removed
+
+
+async def sweep_jobs(resources: Resources) -> None:
+    while True:
+        try:
+            await sweep_once(resources)
+        except Exception:  # a failed sweep is retried at the next period
+            logger.warning("job sweep failed", exc_info=True)
+        await anyio.sleep(resources.settings.job_sweep_seconds)

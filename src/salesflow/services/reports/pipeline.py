@@ -1,0 +1,175 @@
+"""Reports pipeline (UC6): submit → (job runtime) → claim → gather → render → store → complete; then follow
+and download. Stages, in order:
+
+1. `submit`: the request is checked (its window resolved now, so a bad window is a 422, not a failed job),
+   recorded `queued` in the state database, and handed to the job runtime (`enqueue`).
+2. `run` (a worker, or the API process in the embedded shape): `claim` takes the job for one attempt under
+   a lease; `gather` (content.py) reads the analytics and ML services; the file is rendered (pdf.py, xlsx.py)
+   in a worker thread and written atomically (artifacts.py); `complete` records it — once, guarded by the
+   attempt.
+   A worker that dies leaves the job `generating`: past its lease it is claimed again (bounded attempts).
+3. `get` / `page` / `file`: only the owner or an ADMIN sees a job or its file; anyone else gets a 404.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import anyio
+
+from salesflow.errors import NotFound, SalesflowError
+from salesflow.models.analytics import Period, SalesQuery
+from salesflow.models.auth import User
+from salesflow.models.reports import JobStatus, ReportFormat, ReportRequest, ReportType
+from salesflow.services.analytics.windows import resolve_window
+from salesflow.services.reports.artifacts import MEDIA_TYPES, ArtifactStore, download_name
+from salesflow.services.reports.content import ReportContent, ReportGatherer
+from salesflow.services.reports.pdf import render_pdf
+from salesflow.services.reports.xlsx import render_xlsx
+from salesflow.state.report_jobs import NewJob, ReportJobs
+from salesflow.state.tables import ReportJob
+
+logger = logging.getLogger(__name__)
+
+RENDERERS: dict[ReportFormat, Callable[[ReportContent], bytes]] = {
+    ReportFormat.PDF: render_pdf,
+    ReportFormat.EXCEL: render_xlsx,
+}
+ALL_JOBS_ROLE = "ADMIN"  # sees and downloads every user's reports
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    path: Path
+    name: str
+    media_type: str
+
+
+class ReportService:
+    def __init__(
+        self,
+        jobs: ReportJobs,
+        gatherer: ReportGatherer,
+        store: ArtifactStore,
+        *,
+        enqueue: Callable[[str], Awaitable[None]],
+        business_tz: ZoneInfo,
+        clock: Callable[[], datetime],
+        max_window_days: int,
+        lease_seconds: float,
+        max_attempts: int,
+    ) -> None:
+        self.jobs = jobs
+        self.gatherer = gatherer
+        self.store = store
+        self.enqueue = enqueue
+        self.business_tz = business_tz
+        self.clock = clock
+        self.max_window_days = max_window_days
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self._render = anyio.CapacityLimiter(1)  # rendering is CPU work: one at a time per process
+
+    async def submit(self, request: ReportRequest, *, user: User) -> ReportJob:
+        query = _query(request.period, request.start_date, request.end_date)
+        resolve_window(query, today=self._today(), max_days=self.max_window_days)  # 422 now, not later
+        job = await self.jobs.create(
+            NewJob(
+                owner=user.subject,
+                owner_name=user.username,
+                scope=user.scope,
+                report_type=request.report_type,
+                format=request.format,
+                period=request.period,
+                start_date=request.start_date,
+                end_date=request.end_date,
+            )
+        )
+        await self.enqueue(job.id)
+        return job
+
+    async def run(self, job_id: str) -> None:
+        """One attempt at a job (what the runtime's task does); a no-op when another attempt holds it."""
+        job = await self.jobs.claim(job_id, lease_seconds=self.lease_seconds, max_attempts=self.max_attempts)
+        if job is None:
+            return
+        report_format = ReportFormat(job.format)
+        generated_at = self.clock().astimezone(self.business_tz)
+        try:
+            content = await self.gatherer.gather(
+                ReportType(job.report_type),
+                _query(Period(job.period), job.start_date, job.end_date),
+                scope=job.scope,
+                generated_at=generated_at,
+            )
+            data = await anyio.to_thread.run_sync(RENDERERS[report_format], content, limiter=self._render)
+            await anyio.to_thread.run_sync(self.store.write, job.id, report_format, data)
+        except SalesflowError as exc:
+            await self.jobs.fail(job.id, attempt=job.attempts, error=exc.detail)
+            return
+        except Exception as exc:  # the job fails with a reason; the traceback goes to the log
+            logger.exception("report generation failed", extra={"job_id": job.id})
+            await self.jobs.fail(
+                job.id,
+                attempt=job.attempts,
+                error=f"the report could not be generated ({type(exc).__name__})",
+            )
+            return
+        name = download_name(job.report_type, job.period, report_format, generated_at)
+        if not await self.jobs.complete(job.id, attempt=job.attempts, file_name=name):
+            logger.warning("a later attempt took this job over", extra={"job_id": job.id})
+
+    async def get(self, job_id: str, *, user: User) -> ReportJob:
+        job = await self.jobs.get(job_id) if len(job_id) == 32 else None
+        if job is None or not (job.owner == user.subject or user.has_any_role(ALL_JOBS_ROLE)):
+            raise NotFound(f"No report job {job_id[:64]!r}")
+        return job
+
+    async def page(self, *, user: User, offset: int, limit: int) -> tuple[list[ReportJob], int]:
+        owner = None if user.has_any_role(ALL_JOBS_ROLE) else user.subject
+        return await self.jobs.page(owner=owner, offset=offset, limit=limit)
+
+    async def file(self, job_id: str, *, user: User) -> ReportFile:
+        job = await self.get(job_id, user=user)
+        report_format = ReportFormat(job.format)
+        path = self.store.path(job.id, report_format)
+        if job.status != JobStatus.COMPLETED or job.file_name is None:
+            raise NotFound(f"Report job {job_id!r} has no file yet (status: {job.status})")
+        if not path.exists():
+            raise NotFound(f"The file of report job {job_id!r} was removed after its retention period")
+        return ReportFile(path=path, name=job.file_name, media_type=MEDIA_TYPES[report_format])
+
+    async def wait(self, job_id: str) -> ReportJob:
+        """The job once it is completed or failed (polled: the state database has no event to await); the
+        caller bounds the wait (`anyio.fail_after`)."""
+        while True:
+            job = await self.jobs.get(job_id)
+            if job is not None and job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
+                return job
+            await anyio.sleep(0.1)
+
+    async def requeue_stale(self) -> int:
+        """Hand jobs whose worker died (lease expired) back to the runtime; `run` decides what to do."""
+        stale = await self.jobs.stale()
+        for job_id in stale:
+            await self.enqueue(job_id)
+        return len(stale)
+
+    async def remove_expired(self, *, retention_days: int) -> int:
+        before = self.clock() - timedelta(days=retention_days)
+        removed = 0
+        for job in await self.jobs.finished_before(before):
+            removed += await anyio.to_thread.run_sync(self.store.remove, job.id, ReportFormat(job.format))
+        return removed
+
+    def _today(self) -> datetime:
+        return self.clock().astimezone(self.business_tz)
+
+
+def _query(period: Period, start: object, end: object) -> SalesQuery:
+    return SalesQuery(period=period, start_date=start, end_date=end)

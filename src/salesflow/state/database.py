@@ -1,0 +1,67 @@
+"""The state database: one async engine per process, its sessions, and migrations at start-up.
+
+`STATE_DATABASE_URL` defaults to an SQLite file under `DATA_DIR` (aiosqlite: nothing to install); production
+uses PostgreSQL (`postgresql+asyncpg://…`). `migrate()` brings the schema to the newest Alembic revision;
+several processes starting at once take turns (PostgreSQL: an advisory lock; SQLite: its file lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = 7_271_828  # PostgreSQL advisory lock key held while migrating
+
+
+def default_url(data_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{data_dir / 'state.sqlite3'}"
+
+
+class StateDatabase:
+    """The engine and a session factory; `async with StateDatabase.open(url)` closes the engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, url: str) -> AsyncIterator[StateDatabase]:
+        engine = create_async_engine(url, pool_pre_ping=True)
+        try:
+            yield cls(engine)
+        finally:
+            await engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def migrate(self) -> None:
+        """Upgrade the schema to the newest revision."""
+        async with self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                await connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
+            await connection.run_sync(_upgrade)
+
+    async def check(self) -> None:
+        """A round trip (readiness)."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    def session(self) -> AsyncSession:
+        return self.sessions()
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

@@ -1,0 +1,175 @@
+"""Report job records: created queued, claimed by one worker at a time (a lease with an attempt number as its
+fencing token), completed or failed once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from salesflow.models.reports import JobStatus
+from salesflow.state.database import StateDatabase
+from salesflow.state.tables import ReportJob
+
+
+@dataclass(frozen=True)
+class NewJob:
+    owner: str
+    owner_name: str
+    scope: str
+    report_type: str
+    format: str
+    period: str
+    start_date: date | None = None
+    end_date: date | None = None
+
+
+class ReportJobs:
+    """The repository of report jobs."""
+
+    def __init__(self, db: StateDatabase, *, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def create(self, job: NewJob) -> ReportJob:
+        row = ReportJob(
+            id=uuid.uuid4().hex,  # 122 random bits: not guessable
+            owner=job.owner,
+            owner_name=job.owner_name,
+            scope=job.scope,
+            report_type=job.report_type,
+            format=job.format,
+            period=job.period,
+            start_date=job.start_date,
+            end_date=job.end_date,
+            status=JobStatus.QUEUED,
+            attempts=0,
+            created_at=self.clock(),
+        )
+        async with self.db.session() as session, session.begin():
+            session.add(row)
+        return _aware(row)
+
+    async def get(self, job_id: str) -> ReportJob | None:
+        async with self.db.session() as session:
+            row = await session.get(ReportJob, job_id)
+        return _aware(row) if row is not None else None
+
+    async def page(self, *, owner: str | None, offset: int, limit: int) -> tuple[list[ReportJob], int]:
+        """Newest first; `owner=None`: everyone's."""
+        query = select(ReportJob)
+        count = select(func.count()).select_from(ReportJob)
+        if owner is not None:
+            query, count = query.where(ReportJob.owner == owner), count.where(ReportJob.owner == owner)
+        query = query.order_by(ReportJob.created_at.desc(), ReportJob.id).offset(offset).limit(limit)
+        async with self.db.session() as session:
+            rows = (await session.scalars(query)).all()
+            total = int((await session.execute(count)).scalar_one())
+        return [_aware(row) for row in rows], total
+
+    async def claim(self, job_id: str, *, lease_seconds: float, max_attempts: int) -> ReportJob | None:
+        """Take the job for one attempt: queued, or generating with its lease expired (a worker died). None
+        when another worker holds it, it is done, or it has no attempt left (then it is failed)."""
+        now = self.clock()
+        async with self.db.session() as session, session.begin():
+            claimed = await session.execute(
+                update(ReportJob)
+                .where(
+                    ReportJob.id == job_id,
+                    ReportJob.attempts < max_attempts,
+                    or_(
+                        ReportJob.status == JobStatus.QUEUED,
+                        (ReportJob.status == JobStatus.GENERATING) & (ReportJob.lease_until < now),
+                    ),
+                )
+                .values(
+                    status=JobStatus.GENERATING,
+                    attempts=ReportJob.attempts + 1,
+                    started_at=now,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                await self._fail_exhausted(session, job_id, max_attempts, now)
+                return None
+        return await self.get(job_id)
+
+    async def complete(self, job_id: str, *, attempt: int, file_name: str) -> bool:
+        """Mark the attempt's success; False when that attempt no longer holds the job."""
+        return await self._finish(
+            job_id, attempt, status=JobStatus.COMPLETED, file_name=file_name, error=None
+        )
+
+    async def fail(self, job_id: str, *, attempt: int, error: str) -> bool:
+        return await self._finish(job_id, attempt, status=JobStatus.FAILED, file_name=None, error=error)
+
+    async def stale(self) -> Sequence[str]:
+        """Jobs a dead worker left in `generating` past their lease, or queued and never picked up."""
+        now = self.clock()
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(ReportJob.id).where(
+                    ReportJob.status == JobStatus.GENERATING, ReportJob.lease_until < now
+                )
+            )
+            return list(rows)
+
+    async def finished_before(self, moment: datetime) -> Sequence[ReportJob]:
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(ReportJob).where(
+                    ReportJob.status == JobStatus.COMPLETED, ReportJob.finished_at < moment
+                )
+            )
+            return [_aware(row) for row in rows]
+
+    async def _finish(
+        self, job_id: str, attempt: int, *, status: JobStatus, file_name: str | None, error: str | None
+    ) -> bool:
+        async with self.db.session() as session, session.begin():
+            done = await session.execute(
+                update(ReportJob)
+                .where(
+                    ReportJob.id == job_id,
+                    ReportJob.status == JobStatus.GENERATING,
+                    ReportJob.attempts == attempt,
+                )
+                .values(status=status, file_name=file_name, error=error, finished_at=self.clock())
+                .execution_options(synchronize_session=False)
+            )
+            return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def _fail_exhausted(
+        self, session: AsyncSession, job_id: str, max_attempts: int, now: datetime
+    ) -> None:
+        await session.execute(
+            update(ReportJob)
+            .where(
+                ReportJob.id == job_id,
+                ReportJob.attempts >= max_attempts,
+                or_(
+                    ReportJob.status == JobStatus.QUEUED,
+                    (ReportJob.status == JobStatus.GENERATING) & (ReportJob.lease_until < now),
+                ),
+            )
+            .values(
+                status=JobStatus.FAILED,
+                finished_at=now,
+                error=f"gave up after {max_attempts} attempts (the worker stopped each time)",
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _aware(row: ReportJob) -> ReportJob:
+    """SQLite gives naive datetimes back: they are UTC."""
+    for name in ("created_at", "started_at", "finished_at", "lease_until", "fire_time"):
+        value = getattr(row, name)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            setattr(row, name, value.replace(tzinfo=UTC))
+    return row

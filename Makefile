@@ -5,12 +5,12 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint typecheck pytest redis-server bench clean
+.PHONY: run test install lint typecheck pytest redis-server postgres bench clean
 
 run: install  ## Serve the API on 127.0.0.1:8081 in DEV mode with demo data.
 	DEV_MODE=true $(BIN)/salesflow serve
 
-test: install redis-server lint typecheck pytest  ## Lint, type-check and run the whole suite.
+test: install redis-server postgres lint typecheck pytest  ## Lint, type-check and run the whole suite.
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,14 @@ redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server (Debian package)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+# The state tests also run on PostgreSQL: the machine's server on 127.0.0.1:5432 (trust auth), started when it
+# is down; each run creates and drops a database of its own.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { \
+		echo "starting PostgreSQL"; \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+		for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
 
 lint:
 	$(BIN)/ruff format --check src tests bench

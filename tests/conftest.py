@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,58 @@ def redis_url(redis_server: RedisProcess) -> Iterator[str]:
     if redis_server._answers():
         with redis_server.client() as client:
             client.flushdb()  # our private server only, never the machine's shared one
+
+
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "SALESFLOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of this test run's own on the machine's PostgreSQL (`.ci/run` starts the server), dropped
+    at the end; the SQLAlchemy URL to it."""
+    import asyncio
+
+    import asyncpg
+
+    name = f"salesflow_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The state database on both engines the service supports (a fresh schema for each test)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'state.sqlite3'}"
+    return _reset_postgres(request.getfixturevalue("postgres_url"))
+
+
+def _reset_postgres(url: str) -> str:
+    import asyncio
+
+    import asyncpg
+
+    async def reset() -> None:
+        connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        finally:
+            await connection.close()
+
+    asyncio.run(reset())
+    return url
 
 
 @pytest.fixture(scope="session")

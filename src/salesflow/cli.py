@@ -1,8 +1,9 @@
-"""The `salesflow` command: `serve`, `seed-demo`."""
+"""The `salesflow` command: `serve`, `worker`, `migrate`, `seed-demo`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from datetime import datetime
@@ -20,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", help="listen address (default: HOST)")
     serve.add_argument("--port", type=int, help="listen port (default: PORT)")
+    commands.add_parser("worker", help="run jobs from the Redis broker (JOB_BACKEND=redis)")
+    commands.add_parser("migrate", help="bring the state database to the newest schema")
     seed = commands.add_parser("seed-demo", help="replace the embedded store with a demo history")
     seed.add_argument("--products", type=int, help="number of products (default: DEMO_PRODUCTS)")
     seed.add_argument("--days", type=int, help="days of history ending today (default: DEMO_DAYS)")
@@ -29,14 +32,29 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         # seed-demo needs the store's settings only: no Java credentials or JWT secret.
-        settings = get_settings() if args.command == "serve" else load(StoreSettings)
+        settings = load(StoreSettings) if args.command == "seed-demo" else get_settings()
     except ConfigurationError as exc:
         sys.stderr.write(f"salesflow: configuration error: {exc}\n")
         return 2
     configure_logging(settings.log_level)
-    if isinstance(settings, Settings):
-        return _serve(settings, host=args.host, port=args.port)
-    return _seed_demo(settings, products=args.products, days=args.days, lines=args.lines, seed=args.seed)
+    if not isinstance(settings, Settings):
+        return _seed_demo(settings, products=args.products, days=args.days, lines=args.lines, seed=args.seed)
+    if args.command == "worker":
+        from salesflow.jobs.worker import run_worker
+
+        return asyncio.run(run_worker(settings))
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    return _serve(settings, host=args.host, port=args.port)
+
+
+async def _migrate(settings: Settings) -> int:
+    from salesflow.state.database import StateDatabase, default_url
+
+    async with StateDatabase.open(settings.state_database_url or default_url(settings.data_dir)) as state:
+        await state.migrate()
+    logger.info("state database migrated")
+    return 0
 
 
 def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:

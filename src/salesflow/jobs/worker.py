@@ -1,0 +1,48 @@
+"""`salesflow worker`: a process that runs jobs from the Redis Streams broker.
+
+It builds the same resources as the API (data source, caches, state database), attaches the services the
+tasks call, and consumes the queue; messages are acknowledged once their task has run, so a worker killed
+mid-job leaves its message to be delivered again. SIGTERM stops taking new jobs and lets running ones finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from taskiq.acks import AcknowledgeType
+from taskiq.api import run_receiver_task
+
+from salesflow.config import Settings
+from salesflow.resources import build_resources
+
+logger = logging.getLogger(__name__)
+
+
+async def run_worker(settings: Settings) -> int:
+    if settings.job_backend != "redis":
+        logger.error("salesflow worker needs JOB_BACKEND=redis (the in-memory broker runs jobs in the API)")
+        return 2
+    resources = await build_resources(settings)
+    try:
+        resources.jobs.broker.is_worker_process = True
+        receiver = asyncio.create_task(
+            run_receiver_task(
+                resources.jobs.broker,
+                max_async_tasks=settings.job_worker_concurrency,
+                ack_time=AcknowledgeType.WHEN_EXECUTED,
+                run_startup=False,
+            )
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        logger.info("worker started", extra={"concurrency": settings.job_worker_concurrency})
+        await stop.wait()
+        receiver.cancel()
+        await asyncio.gather(receiver, return_exceptions=True)
+    finally:
+        await resources.aclose()
+    return 0

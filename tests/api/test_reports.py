@@ -1,0 +1,182 @@
+"""Report jobs over HTTP: lifecycle, ownership, content equal to the analytics routes, the frontend's call."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import anyio
+import duckdb
+import httpx
+import openpyxl
+import pytest
+from pypdf import PdfReader
+
+from salesflow.config import Settings
+from salesflow.errors import NotFound
+from salesflow.integration.jwt import DEV_USER
+from salesflow.jobs.sweep import sweep_once
+from salesflow.models.reports import ReportRequest, ReportType
+from salesflow.resources import build_resources
+from tests.builders import pinned_clock
+from tests.servers import UvicornThread, wait_until
+
+FORMULA_NAME = '=HYPERLINK("http://example.invalid","click")'
+
+
+def finished(api: httpx.Client, job_id: str, headers: dict[str, str] | None = None) -> dict[str, object]:
+    """Poll the job until it is completed or failed (a deadline, no fixed sleep)."""
+    state: dict[str, object] = {}
+
+    def done() -> bool:
+        state.update(api.get(f"/reports/jobs/{job_id}", headers=headers).json())
+        return state["status"] in ("completed", "failed")
+
+    wait_until(done, timeout=120, interval=0.1, what=f"report job {job_id}")
+    return state
+
+
+@pytest.fixture
+def renamed_store(store_file: Path) -> Path:
+    """The demo store with its best seller renamed to something a spreadsheet would run as a formula."""
+    connection = duckdb.connect(str(store_file))
+    top = connection.execute(
+        "SELECT product_id FROM sale_items GROUP BY product_id ORDER BY SUM(subtotal) DESC LIMIT 1"
+    ).fetchone()
+    assert top is not None
+    connection.execute("UPDATE products SET name = ? WHERE id = ?", [FORMULA_NAME, top[0]])
+    connection.close()
+    return store_file
+
+
+@pytest.fixture
+def api(
+    serve: Callable[..., httpx.Client], make_settings: Callable[..., Settings], renamed_store
+) -> httpx.Client:
+    return serve(make_settings(dev_mode=True, java_jwt_secret=None))
+
+
+def test_a_job_goes_from_queued_to_a_downloadable_pdf(api: httpx.Client) -> None:
+    accepted = api.post("/reports/jobs", json={"report_type": "sales", "format": "pdf", "period": "monthly"})
+    assert accepted.status_code == 202
+    body = accepted.json()
+    assert body["status"] == "queued" and len(body["job_id"]) == 32
+    assert body["status_url"] == f"/api/v1/reports/jobs/{body['job_id']}"
+    state = finished(api, body["job_id"])
+    assert state["status"] == "completed" and state["error"] is None and state["attempts"] == 1
+    assert state["download_url"] == body["download_url"]
+    download = api.get(body["download_url"].removeprefix("/api/v1"))
+    assert download.status_code == 200 and download.headers["content-type"] == "application/pdf"
+    assert 'filename="salesflow_sales_monthly_' in download.headers["content-disposition"]
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(download.content)).pages)
+    sales = api.get("/analytics/sales", params={"period": "monthly"}).json()
+    assert "Sales report" in text and "Month to date" in text
+    assert f"{sales['kpis']['total_revenue']:,.2f}" in text  # the route's own number
+    assert "Page 1 of" in text
+    listed = api.get("/reports/jobs").json()
+    assert listed["total"] == 1 and listed["data"][0]["job_id"] == body["job_id"]
+
+
+def test_the_excel_report_is_typed_charted_and_formula_safe(api: httpx.Client) -> None:
+    body = api.post(
+        "/reports/jobs", json={"report_type": "combined", "format": "excel", "period": "monthly"}
+    ).json()
+    assert finished(api, body["job_id"])["status"] == "completed"
+    content = api.get(body["download_url"].removeprefix("/api/v1")).content
+    workbook = openpyxl.load_workbook(io.BytesIO(content))
+    assert {"Summary", "Daily", "Top products", "Critical products", "Forecast", "Anomalies"} <= set(
+        workbook.sheetnames
+    )
+    daily = workbook["Daily"]
+    assert daily.freeze_panes == "A2" and daily.auto_filter.ref
+    assert daily["A2"].is_date and daily["B2"].number_format == "#,##0.00"
+    sales = api.get("/analytics/sales", params={"period": "monthly"}).json()
+    assert [round(row[1].value, 2) for row in daily.iter_rows(min_row=2)] == [
+        d["total_revenue"] for d in sales["daily"]
+    ]
+    top = workbook["Top products"]
+    names = [row[1] for row in top.iter_rows(min_row=2)]
+    assert any(cell.value == FORMULA_NAME and cell.data_type == "s" for cell in names)  # text, not a formula
+    charts = [n for n in zipfile.ZipFile(io.BytesIO(content)).namelist() if n.startswith("xl/charts/chart")]
+    assert len(charts) >= 4  # daily, weekday, status counts, forecast: native Excel charts
+
+
+def test_the_frontends_generate_call_answers_the_file(api: httpx.Client) -> None:
+    response = api.post(
+        "/reports/generate", json={"payload": {"report_type": "stock", "format": "pdf", "period": "daily"}}
+    )
+    assert response.status_code == 200 and response.content.startswith(b"%PDF")
+    disposition = response.headers["content-disposition"]
+    assert disposition.startswith('attachment; filename="salesflow_stock_daily_') and disposition.endswith(
+        '.pdf"'
+    )
+    assert "filename*" not in disposition  # the frontend parses the plain form only
+
+
+def test_a_bad_window_is_refused_at_submission(api: httpx.Client) -> None:
+    response = api.post(
+        "/reports/jobs",
+        json={"report_type": "sales", "format": "pdf", "start_date": "2026-03-10", "end_date": "2026-03-01"},
+    )
+    assert response.status_code == 422
+    assert api.get("/reports/jobs").json()["total"] == 0
+
+
+def test_only_the_owner_or_an_admin_sees_a_job(
+    serve: Callable[..., httpx.Client], prod_settings: Settings, tokens: dict[str, str]
+) -> None:
+    api = serve(prod_settings)
+    user, admin = ({"Authorization": f"Bearer {tokens[r]}"} for r in ("USER", "ADMIN"))
+    clerks = api.post("/reports/jobs", json={"report_type": "stock", "format": "excel"}, headers=user).json()
+    admins = api.post("/reports/jobs", json={"report_type": "stock", "format": "excel"}, headers=admin).json()
+    assert finished(api, clerks["job_id"], user)["status"] == "completed"
+    assert finished(api, admins["job_id"], admin)["status"] == "completed"
+    for path in (f"/reports/jobs/{admins['job_id']}", f"/reports/jobs/{admins['job_id']}/download"):
+        assert api.get(path, headers=user).status_code == 404  # not the clerk's: as if it did not exist
+    assert api.get(f"/reports/jobs/{clerks['job_id']}/download", headers=admin).status_code == 200
+    assert [j["job_id"] for j in api.get("/reports/jobs", headers=user).json()["data"]] == [clerks["job_id"]]
+    assert api.get("/reports/jobs", headers=admin).json()["total"] == 2
+    assert api.get("/reports/jobs/" + "0" * 32, headers=admin).status_code == 404
+
+
+def test_a_job_that_cannot_get_its_data_fails_with_the_reason(
+    serve: Callable[..., httpx.Client],
+    prod_settings: Settings,
+    tokens: dict[str, str],
+    standin: tuple[UvicornThread, object],
+) -> None:
+    server, _ = standin
+    api = serve(prod_settings)
+    admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    server.stop()  # Java down before anything was loaded
+    body = api.post("/reports/jobs", json={"report_type": "sales", "format": "pdf"}, headers=admin).json()
+    state = finished(api, body["job_id"], admin)
+    assert state["status"] == "failed" and "Java" in str(state["error"])
+    assert api.get(f"/reports/jobs/{body['job_id']}/download", headers=admin).status_code == 404
+
+
+async def test_files_past_retention_are_removed_by_the_sweep(
+    make_settings: Callable[..., Settings], store_file
+) -> None:
+    now = [pinned_clock()]
+    resources = await build_resources(
+        make_settings(dev_mode=True, java_jwt_secret=None, report_retention_days=30), clock=lambda: now[0]
+    )
+    try:
+        user = DEV_USER
+        job = await resources.reports.submit(ReportRequest(report_type=ReportType.STOCK), user=user)
+        with anyio.fail_after(120):
+            done = await resources.reports.wait(job.id)
+        assert done.status == "completed"
+        assert (await resources.reports.file(job.id, user=user)).path.exists()
+        now[0] += timedelta(days=29)
+        assert await sweep_once(resources) == (0, 0)
+        now[0] += timedelta(days=2)
+        assert await sweep_once(resources) == (0, 1)
+        with pytest.raises(NotFound, match="retention"):
+            await resources.reports.file(job.id, user=user)
+    finally:
+        await resources.aclose()

@@ -1,0 +1,86 @@
+"""The distributed shape with real processes: the API enqueues on a real Redis, `salesflow worker` processes
+run the jobs, the state lives in PostgreSQL, the files in the shared EXPORT_DIR."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from salesflow.config import Settings
+from tests.api.test_reports import finished
+from tests.java_standin import DEV_SECRET
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def distributed(prod_settings: Settings, postgres_url: str, tmp_path: Path) -> Settings:
+    return prod_settings.model_copy(
+        update={"job_backend": "redis", "state_database_url": postgres_url, "export_dir": tmp_path / "shared"}
+    )
+
+
+@pytest.fixture
+def start_worker(distributed: Settings, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    workers: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
+        env.update(
+            APP_ENV="test",
+            DATA_SOURCE="java",
+            JAVA_API_URL=distributed.java_api_url,
+            JAVA_JWT_SECRET=DEV_SECRET,
+            JAVA_SERVICE_PHONE=str(distributed.java_service_phone),
+            JAVA_SERVICE_PASSWORD="password",
+            REDIS_URL=str(distributed.redis_url),
+            JOB_BACKEND="redis",
+            STATE_DATABASE_URL=str(distributed.state_database_url),
+            DATA_DIR=str(tmp_path / f"worker{len(workers)}"),
+            EXPORT_DIR=str(distributed.export_dir),
+            DEMAND_FORECASTS="false",
+            FORECAST_WARM_UP="false",
+        )
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "salesflow.cli", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(30)
+
+
+def test_worker_processes_run_the_jobs_the_api_enqueues(
+    serve: Callable[..., httpx.Client],
+    distributed: Settings,
+    start_worker: Callable[[], subprocess.Popen[bytes]],
+    tokens: dict[str, str],
+) -> None:
+    api = serve(distributed)  # the API starts first: its broker declares the consumer group
+    admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    workers = [start_worker(), start_worker()]
+    ids = [
+        api.post("/reports/jobs", json={"report_type": kind, "format": fmt}, headers=admin).json()["job_id"]
+        for kind in ("sales", "stock", "combined")
+        for fmt in ("pdf", "excel")
+    ]
+    states = [finished(api, job_id, admin) for job_id in ids]
+    assert [s["status"] for s in states] == ["completed"] * len(ids), states
+    assert all(s["attempts"] == 1 for s in states)
+    for job_id in ids:  # written by a worker, served by the API from the shared folder
+        assert api.get(f"/reports/jobs/{job_id}/download", headers=admin).status_code == 200
+    assert all(worker.poll() is None for worker in workers)
+    assert len(list((distributed.export_dir / "reports").iterdir())) == len(ids)

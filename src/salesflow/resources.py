@@ -31,6 +31,7 @@ from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.sales import SalesAnalyticsService
 from salesflow.services.analytics.stock import StockAnalyticsService
 from salesflow.services.excel_import.pipeline import ImportService, read_and_validate
+from salesflow.services.health import Check, ReadinessChecks, disk_check
 from salesflow.services.ml.anomalies import AnomalyService
 from salesflow.services.ml.demand_forecasts import DemandForecasts
 from salesflow.services.ml.forecasting import ForecastService
@@ -70,6 +71,21 @@ class Resources:
 
     async def aclose(self) -> None:
         await self.exit_stack.aclose()
+
+    def readiness_checks(self) -> ReadinessChecks:
+        """What `/health/ready` checks in this configuration."""
+        settings, redis = self.settings, self.cache.redis
+        required: dict[str, Check] = {
+            "data_source": self.data_source.check,
+            "state_database": self.state.check,
+            "disk": disk_check([settings.data_dir, settings.export_dir]),
+        }
+        if redis is None:
+            return ReadinessChecks(required=required, disabled={"redis": "REDIS_URL not set"})
+        if settings.job_backend == "redis":  # the broker: jobs cannot be queued without it
+            return ReadinessChecks(required={**required, "redis": redis.ping})
+        # As a cache only, Redis down degrades: the in-process cache serves meanwhile.
+        return ReadinessChecks(required=required, degradable={"redis": redis.ping})
 
 
 async def build_resources(settings: Settings, *, clock: Clock = utc_now) -> Resources:

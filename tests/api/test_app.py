@@ -26,6 +26,7 @@ def test_readiness_reports_each_dependency(dev_api: httpx.Client) -> None:
     assert body["status"] == "ready"
     assert {name: check["status"] for name, check in body["checks"].items()} == {
         "data_source": "ok",
+        "state_database": "ok",
         "redis": "disabled",
         "disk": "ok",
     }

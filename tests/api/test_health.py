@@ -19,6 +19,7 @@ def test_prod_readiness_checks_java_redis_and_disk(
     assert response.status_code == 200
     assert {k: v["status"] for k, v in response.json()["checks"].items()} == {
         "data_source": "ok",
+        "state_database": "ok",
         "redis": "ok",
         "disk": "ok",
     }
@@ -35,6 +36,16 @@ def test_java_outage_makes_readiness_503_and_names_it(
     check = response.json()["checks"]["data_source"]
     assert check["status"] == "error" and check["detail"].startswith("Java is unreachable (ConnectError")
     assert api.get("/health").status_code == 200  # liveness does not depend on Java
+
+
+def test_with_the_redis_job_backend_redis_down_is_not_ready(
+    serve: Callable[..., httpx.Client], prod_settings: Settings, redis_server: RedisProcess
+) -> None:
+    api = serve(prod_settings.model_copy(update={"job_backend": "redis"}))
+    assert api.get("/health/ready").status_code == 200
+    redis_server.stop()  # the broker is gone: jobs cannot be queued
+    response = api.get("/health/ready")
+    assert response.status_code == 503 and response.json()["checks"]["redis"]["status"] == "error"
 
 
 def test_a_service_account_that_cannot_log_in_makes_readiness_503(

@@ -6,35 +6,49 @@ import asyncio
 import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 
 from salesflow.models.health import DependencyCheck, Readiness
-from salesflow.resources import Resources
 
 CHECK_TIMEOUT_SECONDS = 2.0
 MIN_FREE_BYTES = 100 * 1024 * 1024
 
 
-async def readiness(resources: Resources) -> Readiness:
-    """Data source and disk must be OK; Redis down is `degraded` (the in-process cache takes over)."""
-    settings = resources.settings
-    checks = await asyncio.gather(
-        _timed("data_source", resources.data_source.check),
-        _timed("redis", lambda: _check_redis(resources)),
-        _timed(
-            "disk", lambda: anyio.to_thread.run_sync(_check_disk, [settings.data_dir, settings.export_dir])
-        ),
-    )
-    by_name = {check.name: check for check in checks}
-    if resources.cache.redis is None:
-        by_name["redis"] = DependencyCheck(name="redis", status="disabled", detail="REDIS_URL not set")
-    elif by_name["redis"].status == "error":
-        by_name["redis"] = by_name["redis"].model_copy(update={"status": "degraded"})
+Check = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ReadinessChecks:
+    """What readiness checks, handed over by the composition root (this module imports none of it)."""
+
+    required: Mapping[str, Check]  # any failure: not ready (503)
+    degradable: Mapping[str, Check] = field(default_factory=dict)  # a failure: `degraded`, still ready
+    disabled: Mapping[str, str] = field(default_factory=dict)  # not configured: why
+
+
+async def readiness(checks: ReadinessChecks) -> Readiness:
+    """Every check at once, each with a short timeout."""
+    named = {**checks.required, **checks.degradable}
+    results = await asyncio.gather(*(_timed(name, check) for name, check in named.items()))
+    by_name = {check.name: check for check in results}
+    for name in checks.degradable:
+        if by_name[name].status == "error":
+            by_name[name] = by_name[name].model_copy(update={"status": "degraded"})
+    for name, why in checks.disabled.items():
+        by_name[name] = DependencyCheck(name=name, status="disabled", detail=why)
     ready = all(check.status in ("ok", "disabled", "degraded") for check in by_name.values())
     return Readiness(status="ready" if ready else "not_ready", checks=by_name)
+
+
+def disk_check(folders: list[Path]) -> Check:
+    async def check() -> None:
+        await anyio.to_thread.run_sync(_check_disk, folders)
+
+    return check
 
 
 async def _timed(name: str, check: Callable[[], Awaitable[None]]) -> DependencyCheck:
@@ -50,11 +64,6 @@ async def _timed(name: str, check: Callable[[], Awaitable[None]]) -> DependencyC
     return DependencyCheck(
         name=name, status="ok", latency_ms=round((time.perf_counter() - started) * 1000, 1)
     )
-
-
-async def _check_redis(resources: Resources) -> None:
-    if resources.cache.redis is not None:
-        await resources.cache.redis.ping()
 
 
 def _check_disk(folders: list[Path]) -> None:

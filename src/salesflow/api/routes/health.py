@@ -25,5 +25,5 @@ async def liveness() -> Liveness:
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def readiness(resources: ResourcesDep) -> JSONResponse:
     """Each dependency's state; 503 when the service cannot serve requests."""
-    result = await health_service.readiness(resources)
+    result = await health_service.readiness(resources.readiness_checks())
     return JSONResponse(result.model_dump(), status_code=200 if result.status == "ready" else 503)

@@ -8,9 +8,11 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import orjson
 import pytest
 
 from salesflow.config import Settings
+from salesflow.models.analytics import Period
 from salesflow.resources import build_resources
 from tests.builders import TODAY, pinned_clock
 
@@ -23,6 +25,8 @@ async def test_batch_forecasts_replace_the_rate_once_they_exist(
         today = TODAY
         before = await resources.stock_analytics.product_states(today)
         assert set(before["demand_source"]) == {"rate"}
+        cached = orjson.loads(await resources.stock_analytics.report_json(Period.DAILY, scope="admin"))
+        assert {p["demand_source"] for p in cached["critical_products"]} == {"rate"}
 
         forecasts = await resources.demand_forecasts.refresh()
         assert len(forecasts) == len(before) and all(v >= 0 for v in forecasts.values())
@@ -36,6 +40,9 @@ async def test_batch_forecasts_replace_the_rate_once_they_exist(
             after.loc[selling, "current_stock"].clip(lower=0) / expected[selling],
         )
         assert (after.loc[~selling, "reorder_point"] == 0).all()
+        # The cached report follows the batch by its key: nothing had to clear the analytics cache.
+        cached = orjson.loads(await resources.stock_analytics.report_json(Period.DAILY, scope="admin"))
+        assert {p["demand_source"] for p in cached["critical_products"]} == {"forecast"}
 
         await resources.demand_forecasts.refresh()
         assert resources.demand_forecasts.refreshes == 1  # the day's batch is computed once

@@ -16,7 +16,7 @@ less history is known) ÷ units in stock.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import anyio
 import numpy as np
@@ -35,11 +35,19 @@ from salesflow.models.analytics import (
 )
 from salesflow.services.analytics import demand
 from salesflow.services.analytics.windows import period_label
-from salesflow.services.ml.demand_forecasts import DemandForecasts
 
 Severity = Literal["low", "medium", "high"]
 PIPELINE = "analytics"
 YEAR_DAYS = 365
+
+
+class DemandForecastSource(Protocol):
+    """Forecast units a day per product, from a batch computed once a day (the ML pipeline provides it;
+    analytics owns this port, so it imports nothing from ML)."""
+
+    async def daily_demand(self, as_of: date) -> dict[int, float] | None:
+        """The day's forecasts by product id, or None until the day's batch has run."""
+        ...
 
 
 class StockAnalyticsService:
@@ -55,7 +63,7 @@ class StockAnalyticsService:
         dead_stock_days: int = 90,
         language: str = "en",
         mode: Literal["dev", "prod"] = "prod",
-        forecasts: DemandForecasts | None = None,
+        forecasts: DemandForecastSource | None = None,
     ) -> None:
         self.lines = lines
         self.cache = cache
@@ -69,10 +77,12 @@ class StockAnalyticsService:
     async def report_json(self, period: Period, *, scope: str) -> bytes:
         """Stock KPIs and the products that need attention, as JSON bytes (cached)."""
         as_of = self.lines.today()
-        key = cache_key(PIPELINE, scope, kind="stock", period=period, as_of=as_of)
+        forecast = await self._forecast(as_of)
+        # Keyed by the demand in use: when the day's forecast batch lands, the next read computes afresh.
+        key = cache_key(PIPELINE, scope, kind="stock", period=period, as_of=as_of, demand=_demand(forecast))
 
         async def compute() -> bytes:
-            states = await self.product_states(as_of)
+            states = await self._states(as_of, forecast)
             language, lead_days = self.language, self.rule.lead_days
             # Shaping hundreds of product rows is CPU work too: off the event loop like the states.
             return await anyio.to_thread.run_sync(
@@ -88,10 +98,11 @@ class StockAnalyticsService:
     async def alerts_json(self, *, scope: str) -> bytes:
         """Out-of-stock, low-stock and urgent-reorder alerts, as JSON bytes (cached)."""
         as_of = self.lines.today()
-        key = cache_key(PIPELINE, scope, kind="alerts", as_of=as_of)
+        forecast = await self._forecast(as_of)
+        key = cache_key(PIPELINE, scope, kind="alerts", as_of=as_of, demand=_demand(forecast))
 
         async def compute() -> bytes:
-            states = await self.product_states(as_of)
+            states = await self._states(as_of, forecast)
             rule, mode = self.rule, self.mode
             return await anyio.to_thread.run_sync(
                 lambda: (
@@ -105,16 +116,26 @@ class StockAnalyticsService:
 
     async def product_states(self, as_of: date) -> pd.DataFrame:
         """Every product's stock state on `as_of` (see `product_states`)."""
+        return await self._states(as_of, await self._forecast(as_of))
+
+    async def _forecast(self, as_of: date) -> dict[int, float] | None:
+        return await self.forecasts.daily_demand(as_of) if self.forecasts is not None else None
+
+    async def _states(self, as_of: date, forecast: dict[int, float] | None) -> pd.DataFrame:
+        """The states with the day's forecast demand where the batch has run (else the trailing rate)."""
         lookback = max(YEAR_DAYS, self.dead_stock_days + 1, self.rule.window_days + 1)
         lines = await self.lines.window(as_of - timedelta(days=lookback), as_of)
         products = await self.lines.products()
-        forecast = await self.forecasts.daily_demand(as_of) if self.forecasts is not None else None
         rule, dead_days = self.rule, self.dead_stock_days
         return await anyio.to_thread.run_sync(
             lambda: product_states(
                 products, lines, as_of=as_of, rule=rule, dead_stock_days=dead_days, forecast_daily=forecast
             )
         )
+
+
+def _demand(forecast: dict[int, float] | None) -> str:
+    return "rate" if forecast is None else "forecast"
 
 
 def product_states(

@@ -3,8 +3,8 @@
 Stages: products and a year of daily series → `forecast_many` in a worker process (off the event loop and
 out of the API's threads) → mean daily demand over the lead time per product → cached for the day. With
 Redis the cache's single-flight lock makes one process compute it for all. Until the day's forecasts exist,
-stock analytics uses the trailing-rate estimate (analytics/demand.py); when they land, analytics results are
-invalidated so that the next read uses them.
+stock analytics uses the trailing-rate estimate (analytics/demand.py); its results are cached under the demand
+in use, so the next read after the batch lands uses the forecasts (this module clears no other cache).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import anyio
 import numpy as np
 import orjson
 
-from salesflow.data.cache import Cache, cache_key, cache_prefix
+from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
 from salesflow.models.ml import Bucket, ProductInfo
 from salesflow.services.ml.forecasting import forecast_many
@@ -55,7 +55,7 @@ class DemandForecasts:
         return {int(k): float(v) for k, v in orjson.loads(raw).items()}
 
     async def refresh(self) -> dict[int, float]:
-        """Compute today's forecasts (once across processes) and make analytics use them."""
+        """Compute today's forecasts (once across processes)."""
         as_of = self.lines.today()
         computed = False
 
@@ -67,7 +67,6 @@ class DemandForecasts:
         result = await self.cache.get_or_compute(self.key(as_of), _TTL_SECONDS, compute)
         if computed:
             self.refreshes += 1
-            await self.cache.invalidate(cache_prefix("analytics"))
             logger.info("demand forecasts refreshed", extra={"products": len(result), "as_of": str(as_of)})
         return {int(k): float(v) for k, v in result.items()}
 

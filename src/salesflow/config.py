@@ -135,6 +135,10 @@ class Settings(StoreSettings):
     report_max_attempts: int = Field(default=3, ge=1, le=10)
     report_retention_days: int = Field(default=30, ge=1)
     report_wait_seconds: float = Field(default=120.0, gt=0)  # POST /reports/generate waits this long
+    scheduler_enabled: bool = True  # this process fires report schedules (several may: each slot runs once)
+    schedule_sync_seconds: float = Field(default=30.0, gt=0)
+    schedule_grace_seconds: float = Field(default=3600.0, ge=0)  # a slot missed while down still runs
+    mail_delivery_seconds: float = Field(default=15.0, gt=0)  # how often the outbox is sent
 
     # E-mail alerts (used by the alerting pipeline)
     smtp_host: str | None = None

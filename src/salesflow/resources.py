@@ -18,6 +18,7 @@ import anyio
 import httpx
 
 from salesflow.clients.java import JavaClient
+from salesflow.clients.mail.notifier import FolderNotifier, Notifier, SmtpNotifier
 from salesflow.config import Settings
 from salesflow.data.cache import Cache, MemoryBackend, RedisBackend
 from salesflow.data.sale_lines import Clock, SaleLineCache, utc_now
@@ -35,12 +36,16 @@ from salesflow.services.health import Check, ReadinessChecks, disk_check
 from salesflow.services.ml.anomalies import AnomalyService
 from salesflow.services.ml.demand_forecasts import DemandForecasts
 from salesflow.services.ml.forecasting import ForecastService
+from salesflow.services.notifications import Notifications
 from salesflow.services.reports.artifacts import ArtifactStore
 from salesflow.services.reports.content import ReportGatherer
 from salesflow.services.reports.pipeline import ReportService
 from salesflow.services.sales_recording import SalesRecorder
+from salesflow.services.schedules import ScheduleService
 from salesflow.state.database import StateDatabase, default_url
+from salesflow.state.outbox import Outbox
 from salesflow.state.report_jobs import ReportJobs
+from salesflow.state.schedules import Schedules
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +69,8 @@ class Resources:
     state: StateDatabase
     jobs: JobRuntime
     reports: ReportService
+    schedules: ScheduleService
+    notifications: Notifications
     http: httpx.AsyncClient | None = None
     java: JavaClient | None = None
     store: EmbeddedStore | None = None
@@ -116,7 +123,7 @@ async def _build(settings: Settings, clock: Clock, stack: AsyncExitStack) -> Res
     await state.migrate()
     jobs = JobRuntime.from_settings(settings)
     await jobs.startup()
-    stack.push_async_callback(jobs.shutdown)
+    stack.push_async_callback(jobs.shutdown)  # if what follows fails; else the later call (below) closes it
     secret = settings.java_jwt_secret_bytes
     validator = (
         TokenValidator(secret=secret, issuer=settings.jwt_issuer, leeway_seconds=settings.jwt_leeway_seconds)
@@ -149,6 +156,8 @@ async def _build(settings: Settings, clock: Clock, stack: AsyncExitStack) -> Res
         settings, cache, source, validator, clock, state=state, jobs=jobs, exit_stack=stack, **adapters
     )
     stack.push_async_callback(resources.lines.aclose)
+    # Closed first: running jobs finish (or are cancelled) before the sources and caches they use close.
+    stack.push_async_callback(jobs.shutdown)
     jobs.attach(reports=resources.reports)
     return resources
 
@@ -222,6 +231,16 @@ def _with_pipelines(
         lease_seconds=settings.report_job_timeout_seconds,
         max_attempts=settings.report_max_attempts,
     )
+    notifications = Notifications(Outbox(state, clock=clock), build_notifier(settings))
+    schedules = ScheduleService(
+        Schedules(state, clock=clock),
+        reports,
+        notifications,
+        default_timezone=settings.business_tz,
+        clock=clock,
+        storage=str(settings.export_dir / "reports"),
+    )
+    reports.on_completed = schedules.deliver
     return Resources(
         settings=settings,
         cache=cache,
@@ -251,8 +270,26 @@ def _with_pipelines(
         state=state,
         jobs=jobs,
         reports=reports,
+        schedules=schedules,
+        notifications=notifications,
         **adapters,
     )
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    """SMTP when `SMTP_HOST` is set, else `.eml` files in `OUTBOX_DIR`."""
+    if settings.smtp_host:
+        return SmtpNotifier(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.mail_from,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            start_tls=settings.smtp_starttls,
+            use_tls=settings.smtp_use_tls,
+            timeout=settings.smtp_timeout_seconds,
+        )
+    return FolderNotifier(settings.outbox_dir, sender=settings.mail_from)
 
 
 def build_java_http_client(settings: Settings) -> httpx.AsyncClient:

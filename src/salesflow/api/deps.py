@@ -23,6 +23,7 @@ from salesflow.services.excel_import.pipeline import ImportService
 from salesflow.services.ml.anomalies import AnomalyService
 from salesflow.services.ml.forecasting import ForecastService
 from salesflow.services.reports.pipeline import ReportService
+from salesflow.services.schedules import ScheduleService
 
 # Declares the bearer scheme in OpenAPI; the header itself is parsed below for precise 401 details.
 _bearer_scheme = HTTPBearer(auto_error=False, description="Java-issued JWT (any token in DEV mode)")
@@ -72,9 +73,14 @@ def get_reports(resources: ResourcesDep) -> ReportService:
     return resources.reports
 
 
+def get_schedules(resources: ResourcesDep) -> ScheduleService:
+    return resources.schedules
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ImportDep = Annotated[ImportService, Depends(get_imports)]
 ReportsDep = Annotated[ReportService, Depends(get_reports)]
+SchedulesDep = Annotated[ScheduleService, Depends(get_schedules)]
 ForecastDep = Annotated[ForecastService, Depends(get_forecasts)]
 AnomalyDep = Annotated[AnomalyService, Depends(get_anomalies)]
 SalesAnalyticsDep = Annotated[SalesAnalyticsService, Depends(get_sales_analytics)]

@@ -16,9 +16,10 @@ from salesflow import __version__
 from salesflow.api.deps import authenticate_scope, get_current_user
 from salesflow.api.errors import documented, install_error_handlers
 from salesflow.api.middleware import REQUEST_ID_HEADER, RequestContextMiddleware, RequestGuard
-from salesflow.api.routes import admin, analytics, auth, excel, health, ml, reports, stock
+from salesflow.api.routes import admin, analytics, auth, excel, health, ml, reports, schedules, stock
 from salesflow.config import Settings, get_settings
 from salesflow.data.sale_lines import Clock, utc_now
+from salesflow.jobs.scheduler import ScheduleRunner
 from salesflow.jobs.sweep import sweep_jobs
 from salesflow.resources import Resources, build_resources
 
@@ -46,10 +47,24 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             background.append(loop.create_task(_warm_up(app.state.resources)))
         if settings.demand_forecasts:
             background.append(loop.create_task(app.state.resources.demand_forecasts.run()))
-        background.append(loop.create_task(sweep_jobs(app.state.resources)))
+        resources = app.state.resources
+        background.append(loop.create_task(sweep_jobs(resources)))
+        background.append(
+            loop.create_task(resources.notifications.run(every_seconds=settings.mail_delivery_seconds))
+        )
+        runner = None
+        if settings.scheduler_enabled:
+            runner = ScheduleRunner(
+                resources.schedules,
+                sync_seconds=settings.schedule_sync_seconds,
+                grace_seconds=settings.schedule_grace_seconds,
+            )
+            await runner.start()
         try:
             yield
         finally:
+            if runner is not None:
+                runner.shutdown()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -85,7 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, auth, admin, analytics, stock, ml, excel, reports):
+    for module in (health, auth, admin, analytics, stock, ml, excel, reports, schedules):
         routes = [route for route in module.router.routes if isinstance(route, APIRoute)]
         for route in routes:
             _document_errors(route)

@@ -9,8 +9,10 @@ the record, the lease and the outcome in the state database.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
+import anyio
 from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 from taskiq_redis import RedisStreamBroker
 
@@ -30,6 +32,7 @@ class JobRuntime:
 
     def __init__(self, broker: AsyncBroker) -> None:
         self.broker = broker
+        self._closed = False
         # Any: Taskiq's typing counts the injected context as an argument of `kiq`.
         self._generate_report: Any = broker.register_task(generate_report, task_name=GENERATE_REPORT)
 
@@ -60,5 +63,17 @@ class JobRuntime:
     async def startup(self) -> None:
         await self.broker.startup()
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, *, grace_seconds: float = 30.0) -> None:
+        """Embedded: running jobs get `grace_seconds` to finish, then are cancelled (a cancelled job keeps its
+        lease and is taken again after it); either way none outlives the resources it uses. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if isinstance(self.broker, InMemoryBroker):
+            with anyio.move_on_after(grace_seconds):
+                await self.broker.wait_all()
+            running = list(self.broker._running_tasks)  # Taskiq keeps no public handle on them
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
         await self.broker.shutdown()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from salesflow.models.reports import JobStatus
@@ -53,6 +54,67 @@ class ReportJobs:
         async with self.db.session() as session, session.begin():
             session.add(row)
         return _aware(row)
+
+    async def create_scheduled(
+        self, job: NewJob, *, schedule_id: str, fire_time: datetime
+    ) -> ReportJob | None:
+        """The run of a schedule's slot; None when that slot already has its run (a second scheduler fired
+        it too): (schedule, fire time) is unique, so a double fire still yields one run."""
+        row = ReportJob(
+            id=uuid.uuid4().hex,
+            owner=job.owner,
+            owner_name=job.owner_name,
+            scope=job.scope,
+            report_type=job.report_type,
+            format=job.format,
+            period=job.period,
+            status=JobStatus.QUEUED,
+            attempts=0,
+            created_at=self.clock(),
+            schedule_id=schedule_id,
+            fire_time=fire_time,
+        )
+        try:
+            async with self.db.session() as session, session.begin():
+                session.add(row)
+        except IntegrityError:
+            return None
+        return _aware(row)
+
+    async def runs(self, schedule_id: str, *, limit: int) -> Sequence[ReportJob]:
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(ReportJob)
+                .where(ReportJob.schedule_id == schedule_id)
+                .order_by(ReportJob.fire_time.desc())
+                .limit(limit)
+            )
+            return [_aware(row) for row in rows]
+
+    async def has_run(self, schedule_id: str, fire_time: datetime) -> bool:
+        async with self.db.session() as session:
+            found = await session.scalar(
+                select(ReportJob.id).where(
+                    ReportJob.schedule_id == schedule_id, ReportJob.fire_time == fire_time
+                )
+            )
+            return found is not None
+
+    async def latest_scheduled(self, *, report_type: str, report_format: str) -> ReportJob | None:
+        """The newest completed run of any schedule with this type and format."""
+        async with self.db.session() as session:
+            row = await session.scalar(
+                select(ReportJob)
+                .where(
+                    ReportJob.schedule_id.is_not(None),
+                    ReportJob.status == JobStatus.COMPLETED,
+                    ReportJob.report_type == report_type,
+                    ReportJob.format == report_format,
+                )
+                .order_by(ReportJob.finished_at.desc())
+                .limit(1)
+            )
+            return _aware(row) if row is not None else None
 
     async def get(self, job_id: str) -> ReportJob | None:
         async with self.db.session() as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, DateTime, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -37,3 +37,46 @@ class ReportJob(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     schedule_id: Mapped[str | None] = mapped_column(String(32))
     fire_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReportSchedule(Base):
+    """A report made at a local time: daily, on chosen weekdays, or on a day of the month."""
+
+    __tablename__ = "report_schedules"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), index=True)
+    owner_name: Mapped[str] = mapped_column(String(128))
+    report_type: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str] = mapped_column(String(8))
+    period: Mapped[str] = mapped_column(String(16))
+    frequency: Mapped[str] = mapped_column(String(8))  # daily | weekly | monthly
+    weekdays: Mapped[list[int]] = mapped_column(JSON)  # 0 = Monday (weekly)
+    day_of_month: Mapped[int | None] = mapped_column(Integer)  # 1-31, the month's last day when shorter
+    hour: Mapped[int] = mapped_column(Integer)
+    minute: Mapped[int] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64))
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OutgoingMail(Base):
+    """An e-mail to send (the outbox): kept until sent, retried with backoff, sent once."""
+
+    __tablename__ = "mail_outbox"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    attachment_path: Mapped[str | None] = mapped_column(Text)
+    attachment_name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)  # one mail per (cause), never two

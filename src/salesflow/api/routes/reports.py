@@ -28,7 +28,7 @@ from salesflow.state.tables import ReportJob
 router = APIRouter(prefix="/reports", tags=["reports"], route_class=EnvelopeRoute)
 
 
-def _state(job: ReportJob, request: Request) -> ReportJobState:
+def job_state(job: ReportJob, request: Request) -> ReportJobState:
     done = job.status == JobStatus.COMPLETED
     return ReportJobState(
         job_id=job.id,
@@ -73,14 +73,14 @@ async def list_report_jobs(
 ) -> ReportJobPage:
     """The caller's report jobs (an ADMIN's: everyone's), newest first."""
     jobs, total = await reports.page(user=user, offset=offset, limit=limit)
-    return ReportJobPage(data=[_state(j, request) for j in jobs], total=total, offset=offset, limit=limit)
+    return ReportJobPage(data=[job_state(j, request) for j in jobs], total=total, offset=offset, limit=limit)
 
 
 @router.get("/jobs/{job_id}", responses=documented(404))
 async def read_report_job(
     job_id: str, user: CurrentUser, reports: ReportsDep, request: Request
 ) -> ReportJobState:
-    return _state(await reports.get(job_id, user=user), request)
+    return job_state(await reports.get(job_id, user=user), request)
 
 
 @router.get("/jobs/{job_id}/download", responses=documented(404), response_class=FileResponse)

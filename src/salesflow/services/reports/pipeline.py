@@ -74,6 +74,8 @@ class ReportService:
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self._render = anyio.CapacityLimiter(1)  # rendering is CPU work: one at a time per process
+        # What happens to a completed job next (the schedules' e-mail); set by the composition root.
+        self.on_completed: Callable[[ReportJob], Awaitable[None]] = _nothing
 
     async def submit(self, request: ReportRequest, *, user: User) -> ReportJob:
         query = _query(request.period, request.start_date, request.end_date)
@@ -123,6 +125,10 @@ class ReportService:
         name = download_name(job.report_type, job.period, report_format, generated_at)
         if not await self.jobs.complete(job.id, attempt=job.attempts, file_name=name):
             logger.warning("a later attempt took this job over", extra={"job_id": job.id})
+            return
+        completed = await self.jobs.get(job.id)
+        if completed is not None:
+            await self.on_completed(completed)
 
     async def get(self, job_id: str, *, user: User) -> ReportJob:
         job = await self.jobs.get(job_id) if len(job_id) == 32 else None
@@ -169,6 +175,10 @@ class ReportService:
 
     def _today(self) -> datetime:
         return self.clock().astimezone(self.business_tz)
+
+
+async def _nothing(job: ReportJob) -> None:
+    return None
 
 
 def _query(period: Period, start: object, end: object) -> SalesQuery:

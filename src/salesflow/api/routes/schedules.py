@@ -1,0 +1,125 @@
+"""Report schedules (UC7), ADMIN only: CRUD, their runs, and the frontend's two schedule calls."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse
+
+from salesflow.api.deps import CurrentUser, ReportsDep, SchedulesDep, require_roles
+from salesflow.api.envelope import EnvelopeRoute
+from salesflow.api.errors import documented
+from salesflow.api.routes.reports import job_state
+from salesflow.errors import NotFound
+from salesflow.models.analytics import Period
+from salesflow.models.reports import (
+    Frequency,
+    LegacyScheduleAnswer,
+    LegacyScheduleRequest,
+    ReportFormat,
+    ReportJobPage,
+    ReportType,
+    ScheduleFields,
+    ScheduleList,
+    ScheduleRequest,
+    ScheduleState,
+)
+from salesflow.services.reports.artifacts import MEDIA_TYPES
+from salesflow.services.schedules import ScheduleService
+from salesflow.state.tables import ReportSchedule
+
+router = APIRouter(
+    prefix="/reports",
+    tags=["schedules"],
+    route_class=EnvelopeRoute,
+    dependencies=[Depends(require_roles("ADMIN"))],  # schedules run with the system's identity
+)
+
+
+def schedule_state(schedule: ReportSchedule, service: ScheduleService) -> ScheduleState:
+    return ScheduleState(
+        schedule_id=schedule.id,
+        report_type=ReportType(schedule.report_type),
+        format=ReportFormat(schedule.format),
+        period=Period(schedule.period),
+        frequency=Frequency(schedule.frequency),
+        weekdays=list(schedule.weekdays),
+        day_of_month=schedule.day_of_month,
+        hour=schedule.hour,
+        minute=schedule.minute,
+        timezone=schedule.timezone,
+        recipients=list(schedule.recipients),
+        enabled=schedule.enabled,
+        owner=schedule.owner_name,
+        created_at=schedule.created_at,
+        updated_at=schedule.updated_at,
+        next_run_at=service.next_run(schedule),
+    )
+
+
+@router.post("/schedules", status_code=201)
+async def create_schedule(body: ScheduleRequest, user: CurrentUser, service: SchedulesDep) -> ScheduleState:
+    """A report made at a local time; `timezone` defaults to BUSINESS_TZ."""
+    return schedule_state(await service.create(body, user=user), service)
+
+
+@router.get("/schedules")
+async def list_schedules(service: SchedulesDep) -> ScheduleList:
+    schedules, total = await service.schedules.page()
+    return ScheduleList(data=[schedule_state(s, service) for s in schedules], total=total)
+
+
+@router.get("/schedules/{schedule_id}", responses=documented(404))
+async def read_schedule(schedule_id: str, service: SchedulesDep) -> ScheduleState:
+    return schedule_state(await service.get(schedule_id), service)
+
+
+@router.patch("/schedules/{schedule_id}", responses=documented(404))
+async def update_schedule(schedule_id: str, body: ScheduleFields, service: SchedulesDep) -> ScheduleState:
+    return schedule_state(await service.update(schedule_id, body), service)
+
+
+@router.delete("/schedules/{schedule_id}", status_code=204, responses=documented(404))
+async def delete_schedule(schedule_id: str, service: SchedulesDep) -> Response:
+    await service.delete(schedule_id)
+    return Response(status_code=204)
+
+
+@router.get("/schedules/{schedule_id}/runs", responses=documented(404))
+async def schedule_runs(
+    schedule_id: str,
+    service: SchedulesDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ReportJobPage:
+    runs = list(await service.runs(schedule_id, limit=limit))
+    return ReportJobPage(data=[job_state(j, request) for j in runs], total=len(runs), offset=0, limit=limit)
+
+
+@router.post("/schedule")
+async def schedule_daily_report(
+    body: LegacyScheduleRequest, user: CurrentUser, service: SchedulesDep
+) -> LegacyScheduleAnswer:
+    """The frontend's call: a daily report at `hour:minute` (BUSINESS_TZ); `job_id` is the schedule's id."""
+    request = ScheduleRequest(
+        report_type=body.report_type, format=body.format, hour=body.hour, minute=body.minute
+    )
+    schedule = await service.create(request, user=user)
+    return LegacyScheduleAnswer(
+        job_id=schedule.id, hour=schedule.hour, minute=schedule.minute, storage=service.storage
+    )
+
+
+@router.get("/scheduled/latest", responses=documented(404), response_class=FileResponse)
+async def latest_scheduled_report(
+    reports: ReportsDep,
+    report_type: ReportType = ReportType.SALES,
+    format: ReportFormat = ReportFormat.PDF,
+) -> FileResponse:
+    """The newest file a schedule produced for this type and format; 404: none yet."""
+    job = await reports.jobs.latest_scheduled(report_type=report_type, report_format=format)
+    path = reports.store.path(job.id, format) if job is not None else None
+    if job is None or path is None or not path.exists() or job.file_name is None:
+        raise NotFound(f"No scheduled {report_type} report in {format} yet")
+    return FileResponse(path, media_type=MEDIA_TYPES[format], filename=job.file_name)

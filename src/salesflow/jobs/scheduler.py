@@ -1,0 +1,77 @@
+"""The scheduler: APScheduler 3 in each process that runs it (`SCHEDULER_ENABLED`), one cron job per enabled
+schedule. Firing only records the slot's run and enqueues it (services/schedules.py): with several processes
+scheduling, each slot still yields one run, because (schedule, fire time) is unique in the state database.
+Schedules changed through this process apply at once; changes made elsewhere within `SCHEDULE_SYNC_SECONDS`.
+At start-up the latest slot missed while everything was down runs once, within `SCHEDULE_GRACE_SECONDS`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from salesflow.services.schedules import ScheduleService, last_fire_time, trigger
+
+logger = logging.getLogger(__name__)
+
+SYNC_JOB = "salesflow.schedules.sync"
+
+
+class ScheduleRunner:
+    def __init__(self, service: ScheduleService, *, sync_seconds: float, grace_seconds: float) -> None:
+        self.service = service
+        self.sync_seconds = sync_seconds
+        self.grace = timedelta(seconds=grace_seconds)
+        self.scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(grace_seconds)},
+        )
+        self._versions: dict[str, datetime] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        fired = await self.service.catch_up(grace=self.grace)
+        if fired:
+            logger.info("missed schedule slots run at start-up", extra={"runs": fired})
+        await self.sync()
+        self.scheduler.add_job(self.sync, "interval", seconds=self.sync_seconds, id=SYNC_JOB)
+        self.scheduler.start()
+        self.service.on_change = self._sync_soon
+
+    def shutdown(self) -> None:
+        self.service.on_change = lambda: None
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for task in self._tasks:
+            task.cancel()
+
+    async def sync(self) -> None:
+        """One cron job per enabled schedule; a job is replaced only when its schedule changed, so a sync
+        at a fire time never skips the slot."""
+        enabled = {s.id: s for s in await self.service.schedules.enabled()}
+        for job in self.scheduler.get_jobs():
+            if job.id != SYNC_JOB and job.id not in enabled:
+                job.remove()
+                self._versions.pop(job.id, None)
+        for schedule in enabled.values():
+            if self._versions.get(schedule.id) != schedule.updated_at:
+                self.scheduler.add_job(
+                    self._fire, trigger(schedule), id=schedule.id, args=[schedule.id], replace_existing=True
+                )
+                self._versions[schedule.id] = schedule.updated_at
+
+    async def _fire(self, schedule_id: str) -> None:
+        schedule = await self.service.schedules.get(schedule_id)
+        if schedule is None:
+            return
+        # The slot this firing is for: the latest fire time up to now (every process computes the same).
+        slot = last_fire_time(schedule, self.service.clock(), within=self.grace)
+        if slot is not None:
+            await self.service.fire(schedule_id, slot)
+
+    def _sync_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.sync())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

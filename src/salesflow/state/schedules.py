@@ -1,0 +1,70 @@
+"""Report schedules: the repository."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from salesflow.state.database import StateDatabase
+from salesflow.state.tables import ReportSchedule
+
+
+class Schedules:
+    def __init__(self, db: StateDatabase, *, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def create(self, **fields: Any) -> ReportSchedule:
+        now = self.clock()
+        row = ReportSchedule(id=uuid.uuid4().hex, created_at=now, updated_at=now, **fields)
+        async with self.db.session() as session, session.begin():
+            session.add(row)
+        return _aware(row)
+
+    async def get(self, schedule_id: str) -> ReportSchedule | None:
+        async with self.db.session() as session:
+            row = await session.get(ReportSchedule, schedule_id)
+        return _aware(row) if row is not None else None
+
+    async def update(self, schedule_id: str, **fields: Any) -> ReportSchedule | None:
+        async with self.db.session() as session, session.begin():
+            row = await session.get(ReportSchedule, schedule_id)
+            if row is None:
+                return None
+            for name, value in fields.items():
+                setattr(row, name, value)
+            row.updated_at = self.clock()
+        return _aware(row)
+
+    async def delete(self, schedule_id: str) -> bool:
+        async with self.db.session() as session, session.begin():
+            result = await session.execute(delete(ReportSchedule).where(ReportSchedule.id == schedule_id))
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def page(self, *, offset: int = 0, limit: int = 200) -> tuple[Sequence[ReportSchedule], int]:
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(ReportSchedule)
+                .order_by(ReportSchedule.created_at, ReportSchedule.id)
+                .offset(offset)
+                .limit(limit)
+            )
+            total = (await session.execute(select(func.count()).select_from(ReportSchedule))).scalar_one()
+            return [_aware(r) for r in rows], int(total)
+
+    async def enabled(self) -> Sequence[ReportSchedule]:
+        async with self.db.session() as session:
+            rows = await session.scalars(select(ReportSchedule).where(ReportSchedule.enabled.is_(True)))
+            return [_aware(r) for r in rows]
+
+
+def _aware(row: ReportSchedule) -> ReportSchedule:
+    for name in ("created_at", "updated_at"):
+        value = getattr(row, name)
+        if value.tzinfo is None:
+            setattr(row, name, value.replace(tzinfo=UTC))
+    return row

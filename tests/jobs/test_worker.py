@@ -4,6 +4,7 @@ run the jobs, the state lives in PostgreSQL, the files in the shared EXPORT_DIR.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -14,15 +15,27 @@ import pytest
 
 from salesflow.config import Settings
 from tests.api.test_reports import finished
+from tests.conftest import _reset_postgres
 from tests.java_standin import DEV_SECRET
+from tests.servers import wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
 
+LEASE_SECONDS = 6  # short, so that a killed worker's job is taken again quickly
+
+
 @pytest.fixture
 def distributed(prod_settings: Settings, postgres_url: str, tmp_path: Path) -> Settings:
+    _reset_postgres(postgres_url)
     return prod_settings.model_copy(
-        update={"job_backend": "redis", "state_database_url": postgres_url, "export_dir": tmp_path / "shared"}
+        update={
+            "job_backend": "redis",
+            "state_database_url": postgres_url,
+            "export_dir": tmp_path / "shared",
+            "report_job_timeout_seconds": LEASE_SECONDS,
+            "job_sweep_seconds": 1.0,
+        }
     )
 
 
@@ -46,6 +59,9 @@ def start_worker(distributed: Settings, tmp_path: Path) -> Iterator[Callable[[],
             EXPORT_DIR=str(distributed.export_dir),
             DEMAND_FORECASTS="false",
             FORECAST_WARM_UP="false",
+            REPORT_JOB_TIMEOUT_SECONDS=str(LEASE_SECONDS),
+            JOB_SWEEP_SECONDS="1",
+            SCHEDULER_ENABLED="false",
         )
         worker = subprocess.Popen(
             [sys.executable, "-m", "salesflow.cli", "worker"],
@@ -84,3 +100,44 @@ def test_worker_processes_run_the_jobs_the_api_enqueues(
         assert api.get(f"/reports/jobs/{job_id}/download", headers=admin).status_code == 200
     assert all(worker.poll() is None for worker in workers)
     assert len(list((distributed.export_dir / "reports").iterdir())) == len(ids)
+
+
+def test_a_worker_killed_mid_job_loses_nothing(
+    serve: Callable[..., httpx.Client],
+    distributed: Settings,
+    start_worker: Callable[[], subprocess.Popen[bytes]],
+    tokens: dict[str, str],
+) -> None:
+    """30 jobs on 2 workers; one worker is SIGKILLed while it holds a job: every job completes once."""
+    api = serve(distributed)
+    admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    workers = {worker.pid: worker for worker in (start_worker(), start_worker())}
+    ids = [
+        api.post("/reports/jobs", json={"report_type": "combined", "format": "pdf"}, headers=admin).json()[
+            "job_id"
+        ]
+        for _ in range(30)
+    ]
+    victim: dict[str, object] = {}
+
+    def someone_is_generating() -> bool:
+        for job_id in ids:
+            state = api.get(f"/reports/jobs/{job_id}", headers=admin).json()
+            if state["status"] == "generating" and state["worker"]:
+                victim.update(state)
+                return True
+        return False
+
+    wait_until(someone_is_generating, timeout=120, interval=0.05, what="a job in progress")
+    pid = int(str(victim["worker"]).rsplit(":", 1)[1])
+    workers[pid].send_signal(signal.SIGKILL)
+    workers[pid].wait(30)
+    states = [finished(api, job_id, admin) for job_id in ids]
+    assert [s["status"] for s in states] == ["completed"] * len(ids)
+    survivor = next(p for p in workers if p != pid)
+    taken_again = next(s for s in states if s["job_id"] == victim["job_id"])
+    assert int(str(taken_again["attempts"])) >= 2 and str(taken_again["worker"]).endswith(f":{survivor}")
+    files = sorted(p.name for p in (distributed.export_dir / "reports").iterdir())
+    assert files == sorted(f"{i}.pdf" for i in ids)  # one file per job, whatever its attempts
+    makers = {int(str(s["worker"]).rsplit(":", 1)[1]) for s in states}
+    assert survivor in makers

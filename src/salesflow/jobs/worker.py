@@ -2,7 +2,9 @@
 
 It builds the same resources as the API (data source, caches, state database), attaches the services the
 tasks call, and consumes the queue; messages are acknowledged once their task has run, so a worker killed
-mid-job leaves its message to be delivered again. SIGTERM stops taking new jobs and lets running ones finish.
+mid-job leaves its message to be delivered again, and its job is handed back by the sweep once its lease
+expires (every worker and API process sweeps). SIGTERM stops the worker; a job it was running is taken again
+after its lease.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from taskiq.acks import AcknowledgeType
 from taskiq.api import run_receiver_task
 
 from salesflow.config import Settings
+from salesflow.jobs.sweep import sweep_jobs
 from salesflow.resources import build_resources
 
 logger = logging.getLogger(__name__)
@@ -35,14 +38,18 @@ async def run_worker(settings: Settings) -> int:
                 run_startup=False,
             )
         )
+        # Workers sweep too: a job whose worker died is handed back by whoever notices its lease expired
+        # (Redis only redelivers an unacknowledged message when new ones arrive).
+        sweeper = asyncio.create_task(sweep_jobs(resources))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         logger.info("worker started", extra={"concurrency": settings.job_worker_concurrency})
         await stop.wait()
-        receiver.cancel()
-        await asyncio.gather(receiver, return_exceptions=True)
+        for task in (receiver, sweeper):
+            task.cancel()
+        await asyncio.gather(receiver, sweeper, return_exceptions=True)
     finally:
         await resources.aclose()
     return 0

@@ -75,6 +75,7 @@ class ReportJobState(BaseModel):
     finished_at: datetime | None
     error: str | None
     attempts: int
+    worker: str | None = Field(default=None, description="host:pid that made (or is making) it")
     owner: str = Field(description="the username of who asked for it")
     file_name: str | None
     download_url: str | None = Field(description="set once the job is completed")

@@ -3,6 +3,8 @@ fencing token), completed or failed once."""
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +29,11 @@ class NewJob:
     period: str
     start_date: date | None = None
     end_date: date | None = None
+
+
+def worker_id() -> str:
+    """Who holds an attempt: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class ReportJobs:
@@ -153,6 +160,7 @@ class ReportJobs:
                     attempts=ReportJob.attempts + 1,
                     started_at=now,
                     lease_until=now + timedelta(seconds=lease_seconds),
+                    worker=worker_id(),
                 )
                 .execution_options(synchronize_session=False)
             )

@@ -35,6 +35,7 @@ class ReportJob(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    worker: Mapped[str | None] = mapped_column(String(128))  # host:pid holding the current attempt
     schedule_id: Mapped[str | None] = mapped_column(String(32))
     fire_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -43,6 +43,7 @@ def job_state(job: ReportJob, request: Request) -> ReportJobState:
         finished_at=job.finished_at,
         error=job.error,
         attempts=job.attempts,
+        worker=job.worker,
         owner=job.owner_name,
         file_name=job.file_name,
         download_url=str(request.url_for("download_report", job_id=job.id).path) if done else None,

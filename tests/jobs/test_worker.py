@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,7 @@ from salesflow.config import Settings
 from tests.api.test_reports import finished
 from tests.conftest import _reset_postgres
 from tests.java_standin import DEV_SECRET
-from tests.servers import wait_until
+from tests.servers import free_port, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -39,30 +40,36 @@ def distributed(prod_settings: Settings, postgres_url: str, tmp_path: Path) -> S
     )
 
 
+def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """A process's environment for the distributed shape of `settings` (real clock, own DATA_DIR)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
+    env.update(
+        APP_ENV="test",
+        DATA_SOURCE="java",
+        JAVA_API_URL=settings.java_api_url,
+        JAVA_JWT_SECRET=DEV_SECRET,
+        JAVA_SERVICE_PHONE=str(settings.java_service_phone),
+        JAVA_SERVICE_PASSWORD="password",
+        REDIS_URL=str(settings.redis_url),
+        JOB_BACKEND="redis",
+        STATE_DATABASE_URL=str(settings.state_database_url),
+        DATA_DIR=str(data_dir),
+        EXPORT_DIR=str(settings.export_dir),
+        DEMAND_FORECASTS="false",
+        FORECAST_WARM_UP="false",
+        REPORT_JOB_TIMEOUT_SECONDS=str(LEASE_SECONDS),
+        JOB_SWEEP_SECONDS="1",
+        SCHEDULER_ENABLED="false",
+    )
+    return env
+
+
 @pytest.fixture
 def start_worker(distributed: Settings, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     workers: list[subprocess.Popen[bytes]] = []
 
     def start() -> subprocess.Popen[bytes]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
-        env.update(
-            APP_ENV="test",
-            DATA_SOURCE="java",
-            JAVA_API_URL=distributed.java_api_url,
-            JAVA_JWT_SECRET=DEV_SECRET,
-            JAVA_SERVICE_PHONE=str(distributed.java_service_phone),
-            JAVA_SERVICE_PASSWORD="password",
-            REDIS_URL=str(distributed.redis_url),
-            JOB_BACKEND="redis",
-            STATE_DATABASE_URL=str(distributed.state_database_url),
-            DATA_DIR=str(tmp_path / f"worker{len(workers)}"),
-            EXPORT_DIR=str(distributed.export_dir),
-            DEMAND_FORECASTS="false",
-            FORECAST_WARM_UP="false",
-            REPORT_JOB_TIMEOUT_SECONDS=str(LEASE_SECONDS),
-            JOB_SWEEP_SECONDS="1",
-            SCHEDULER_ENABLED="false",
-        )
+        env = worker_env(distributed, tmp_path / f"worker{len(workers)}")
         worker = subprocess.Popen(
             [sys.executable, "-m", "salesflow.cli", "worker"],
             env=env,
@@ -141,3 +148,59 @@ def test_a_worker_killed_mid_job_loses_nothing(
     assert files == sorted(f"{i}.pdf" for i in ids)  # one file per job, whatever its attempts
     makers = {int(str(s["worker"]).rsplit(":", 1)[1]) for s in states}
     assert survivor in makers
+
+
+def test_two_scheduling_processes_fire_a_slot_once(
+    distributed: Settings,
+    start_worker: Callable[[], subprocess.Popen[bytes]],
+    tokens: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Two API processes run the scheduler on the real clock; the next minute's slot yields one run."""
+    apis = []
+    try:
+        for k in range(2):
+            port = free_port()
+            env = worker_env(distributed, tmp_path / f"api{k}")
+            env.update(PORT=str(port), SCHEDULER_ENABLED="true", SCHEDULE_SYNC_SECONDS="1")
+            process = subprocess.Popen(
+                [sys.executable, "-m", "salesflow.cli", "serve"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            client = httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=30, trust_env=False)
+            apis.append((process, client))
+        for _, client in apis:
+            wait_until(lambda client=client: _answers(client), timeout=60, what="an API process")
+        start_worker()
+        admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+        now = datetime.now(UTC)
+        # The next minute, unless it starts too soon for both processes to see the schedule first.
+        ahead = 1 if now.second <= 50 else 2
+        slot = (now + timedelta(minutes=ahead)).replace(second=0, microsecond=0)
+        body = {"report_type": "stock", "hour": slot.hour, "minute": slot.minute, "timezone": "UTC"}
+        created = apis[0][1].post("/reports/schedules", json=body, headers=admin).json()
+        runs_path = f"/reports/schedules/{created['schedule_id']}/runs"
+
+        def ran() -> bool:
+            runs = apis[1][1].get(runs_path, headers=admin).json()["data"]
+            return bool(runs) and runs[0]["status"] == "completed"
+
+        # Both processes fire at the slot; the run takes seconds, so when it is done both have fired.
+        wait_until(ran, timeout=200, interval=0.5, what="the scheduled run")
+        runs = apis[0][1].get(runs_path, headers=admin).json()["data"]
+        assert len(runs) == 1 and runs[0]["status"] == "completed"
+    finally:
+        for process, client in apis:
+            client.close()
+            process.terminate()
+        for process, _ in apis:
+            process.wait(30)
+
+
+def _answers(client: httpx.Client) -> bool:
+    try:
+        return client.get("/health").status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,182 @@
+"""20 concurrent report jobs in the distributed shape: 1 worker, then 2, and the API's `/health` meanwhile.
+
+    .venv/bin/python -m bench.report_jobs [--products 200] [--days 400] [--jobs 20]
+
+Real processes: the Java stand-in (a thread of this process) on a seeded store, a private redis-server, a
+PostgreSQL database of the bench's own, one `salesflow serve` (JOB_BACKEND=redis) and `salesflow worker`s.
+Each round submits `--jobs` combined PDF reports at once and waits for all; another thread polls `/health`
+every 20 ms. Baseline in the same run: `/health` polled with no job in flight. Prints one JSON line per round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from tests.builders import TODAY, pinned_clock
+from tests.java_standin import DEV_SECRET, StandinState, create_standin
+from tests.servers import RedisProcess, UvicornThread, free_port, wait_until
+
+from bench.common import emit
+from salesflow.data.sources.embedded import EmbeddedStore
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def poll_health(client: httpx.Client, done: threading.Event, samples: list[float]) -> None:
+    while not done.is_set():
+        started = time.perf_counter()
+        client.get("/health")
+        samples.append(time.perf_counter() - started)
+        done.wait(0.02)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def health_figures(samples: list[float]) -> dict[str, float]:
+    return {
+        "health_p50_ms": round(statistics.median(samples) * 1000, 1),
+        "health_p99_ms": round(percentile(samples, 0.99) * 1000, 1),
+        "health_max_ms": round(max(samples) * 1000, 1),
+    }
+
+
+def run_round(api: httpx.Client, health: httpx.Client, jobs: int, token: str) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    done, samples = threading.Event(), []  # type: ignore[var-annotated]
+    poller = threading.Thread(target=poll_health, args=(health, done, samples))
+    poller.start()
+    started = time.perf_counter()
+    try:
+        request = {"report_type": "combined", "format": "pdf"}
+        ids = [api.post("/reports/jobs", json=request, headers=headers).json()["job_id"] for _ in range(jobs)]
+
+        def all_done() -> bool:
+            states = [api.get(f"/reports/jobs/{i}", headers=headers).json()["status"] for i in ids]
+            return all(s in ("completed", "failed") for s in states)
+
+        wait_until(all_done, timeout=1800, interval=0.2, what="the jobs")
+        elapsed = time.perf_counter() - started
+    finally:
+        done.set()
+        poller.join()
+    statuses = [api.get(f"/reports/jobs/{i}", headers=headers).json()["status"] for i in ids]
+    return {"seconds": round(elapsed, 2), "completed": statuses.count("completed"), **health_figures(samples)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=200)
+    parser.add_argument("--days", type=int, default=400)
+    parser.add_argument("--jobs", type=int, default=20)
+    args = parser.parse_args()
+    database = f"salesflow_bench_{uuid.uuid4().hex[:8]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(POSTGRES)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{database}"'))
+    processes: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        store = EmbeddedStore(root / "java.duckdb")
+        store.seed_demo(today=TODAY, n_products=args.products, days=args.days, seed=3)
+        state = StandinState(store=store, clock=pinned_clock)
+        java = UvicornThread(create_standin(state)).start()
+        (root / "redis").mkdir()
+        redis = RedisProcess(root / "redis").start()
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
+        env.update(
+            APP_ENV="test",
+            DATA_SOURCE="java",
+            JAVA_API_URL=f"{java.url}/api/v1",
+            JAVA_JWT_SECRET=DEV_SECRET,
+            JAVA_SERVICE_PHONE="0000000000",
+            JAVA_SERVICE_PASSWORD="password",
+            REDIS_URL=redis.url,
+            JOB_BACKEND="redis",
+            STATE_DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}",
+            EXPORT_DIR=str(root / "exports"),
+            DEMAND_FORECASTS="false",
+            SCHEDULER_ENABLED="false",
+        )
+
+        def spawn(command: str, name: str, **extra: str) -> None:
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "salesflow.cli", command],
+                    env={**env, "DATA_DIR": str(root / name), **extra},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+        try:
+            spawn("serve", "api", PORT=str(port))
+            base = f"http://127.0.0.1:{port}/api/v1"
+            with (
+                httpx.Client(base_url=base, timeout=60, trust_env=False) as api,
+                httpx.Client(base_url=base, timeout=60, trust_env=False) as health,
+            ):
+                wait_until(lambda: _answers(health), timeout=120, what="the API")
+                token = state.issue_access_token(state.users["0000000000"])
+                idle: list[float] = []
+                stop = threading.Event()
+                poller = threading.Thread(target=poll_health, args=(health, stop, idle))
+                poller.start()
+                time.sleep(3)  # the baseline is a measurement window, not a wait for something
+                stop.set()
+                poller.join()
+                emit("report_jobs_baseline", {"workers": 0, **health_figures(idle)})
+                spawn("worker", "worker0")
+                run_round(api, health, 2, token)  # the worker's caches warm up, as in service
+                emit(
+                    "report_jobs",
+                    {"workers": 1, "jobs": args.jobs, **run_round(api, health, args.jobs, token)},
+                )
+                spawn("worker", "worker1")
+                run_round(api, health, 2, token)
+                emit(
+                    "report_jobs",
+                    {"workers": 2, "jobs": args.jobs, **run_round(api, health, args.jobs, token)},
+                )
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(30)
+            java.stop()
+            redis.stop()
+            store.close()
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+def _answers(client: httpx.Client) -> bool:
+    try:
+        return client.get("/health").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+if __name__ == "__main__":
+    main()

@@ -46,6 +46,8 @@ class JobRuntime:
                 queue_name=QUEUE,
                 consumer_group_name="salesflow-workers",
                 idle_timeout=int(settings.report_job_timeout_seconds * 1000),
+                # Read no more than a worker runs at once: the rest stays in the stream for other workers.
+                xread_count=settings.job_worker_concurrency,
                 unacknowledged_lock_timeout=settings.report_job_timeout_seconds,
             )
         else:

@@ -108,6 +108,7 @@ class Settings(StoreSettings):
     service_level: float = Field(default=0.95, gt=0.5, lt=1.0)
     demand_forecasts: bool = True  # reorder points from the daily batch of forecasts once it has run
     demand_forecast_workers: int = Field(default=1, ge=1, le=16)
+    demand_chunk_products: int = Field(default=100, ge=1)  # products per batch job (JOB_BACKEND=redis)
     forecast_warm_up: bool = True  # compile the models at start so that the first forecast is quick
 
     # Columnar cache of sale lines (read by every pipeline)

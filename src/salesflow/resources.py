@@ -158,7 +158,7 @@ async def _build(settings: Settings, clock: Clock, stack: AsyncExitStack) -> Res
     stack.push_async_callback(resources.lines.aclose)
     # Closed first: running jobs finish (or are cancelled) before the sources and caches they use close.
     stack.push_async_callback(jobs.shutdown)
-    jobs.attach(reports=resources.reports)
+    jobs.attach(reports=resources.reports, demand=resources.demand_forecasts)
     return resources
 
 
@@ -199,6 +199,9 @@ def _with_pipelines(
         lead_days=settings.reorder_lead_days,
         history_days=settings.sales_history_days,
         workers=settings.demand_forecast_workers,
+        # With job workers, the batch is split into chunks they share; embedded, one process pool runs it.
+        enqueue_chunk=jobs.enqueue_demand_chunk if settings.job_backend == "redis" else None,
+        chunk_products=settings.demand_chunk_products,
     )
     sales_analytics = SalesAnalyticsService(
         lines,

@@ -204,3 +204,39 @@ def _answers(client: httpx.Client) -> bool:
         return client.get("/health").status_code == 200
     except httpx.HTTPError:
         return False
+
+
+async def test_the_demand_batch_is_shared_by_the_workers(
+    make_settings: Callable[..., Settings],
+    distributed: Settings,
+    start_worker: Callable[[], subprocess.Popen[bytes]],
+) -> None:
+    """With job workers, the day's forecast batch runs as product chunks that the workers compute; the result
+    equals the embedded batch's."""
+    from salesflow.resources import build_resources
+    from tests.builders import pinned_clock
+
+    settings = distributed.model_copy(update={"demand_chunk_products": 10, "demand_forecasts": True})
+    resources = await build_resources(settings, clock=pinned_clock)
+    try:
+        start_worker()
+        start_worker()
+        # The workers run on the real clock: the chunks are for the coordinator's day, given in each job.
+        shared = await resources.demand_forecasts.refresh()
+    finally:
+        await resources.aclose()
+    embedded = await build_resources(
+        make_settings(
+            data_source="java",
+            java_api_url=distributed.java_api_url,
+            java_service_phone="0000000000",
+            java_service_password="password",
+        ),
+        clock=pinned_clock,
+    )
+    try:
+        alone = await embedded.demand_forecasts.refresh()
+    finally:
+        await embedded.aclose()
+    assert shared.keys() == alone.keys() and len(shared) == 40
+    assert all(abs(shared[k] - alone[k]) < 1e-9 for k in shared)

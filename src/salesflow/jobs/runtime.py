@@ -10,6 +10,7 @@ the record, the lease and the outcome in the state database.
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from typing import Annotated, Any
 
 import anyio
@@ -20,11 +21,19 @@ from salesflow.config import Settings
 
 QUEUE = "salesflow:jobs"
 GENERATE_REPORT = "salesflow.reports.generate"
+FORECAST_DEMAND_CHUNK = "salesflow.demand.forecast_chunk"
 
 
 async def generate_report(job_id: str, context: Annotated[Context, TaskiqDepends()]) -> None:
     """One attempt at a report job."""
     await context.state.reports.run(job_id)
+
+
+async def forecast_demand_chunk(
+    as_of: str, index: int, count: int, product_ids: list[int], context: Annotated[Context, TaskiqDepends()]
+) -> None:
+    """One chunk of the day's demand-forecast batch."""
+    await context.state.demand.compute_chunk(date.fromisoformat(as_of), index, count, product_ids)
 
 
 class JobRuntime:
@@ -35,6 +44,9 @@ class JobRuntime:
         self._closed = False
         # Any: Taskiq's typing counts the injected context as an argument of `kiq`.
         self._generate_report: Any = broker.register_task(generate_report, task_name=GENERATE_REPORT)
+        self._forecast_chunk: Any = broker.register_task(
+            forecast_demand_chunk, task_name=FORECAST_DEMAND_CHUNK
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobRuntime:
@@ -61,6 +73,9 @@ class JobRuntime:
 
     async def enqueue_report(self, job_id: str) -> None:
         await self._generate_report.kiq(job_id)
+
+    async def enqueue_demand_chunk(self, as_of: str, index: int, count: int, product_ids: list[int]) -> None:
+        await self._forecast_chunk.kiq(as_of, index, count, product_ids)
 
     async def startup(self) -> None:
         await self.broker.startup()

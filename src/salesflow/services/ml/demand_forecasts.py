@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, timedelta
 
@@ -28,6 +29,7 @@ from salesflow.services.ml.series import build_series
 logger = logging.getLogger(__name__)
 
 CHECK_EVERY_SECONDS = 600.0
+EnqueueChunk = Callable[[str, int, int, list[int]], Awaitable[None]]  # as_of (ISO), index, count, product ids
 _TTL_SECONDS = 26 * 3600
 
 
@@ -35,14 +37,32 @@ class DemandForecasts:
     """Forecast daily demand per product over the lead time, computed once a day in the background."""
 
     def __init__(
-        self, lines: SaleLineCache, cache: Cache, *, lead_days: int, history_days: int, workers: int = 1
+        self,
+        lines: SaleLineCache,
+        cache: Cache,
+        *,
+        lead_days: int,
+        history_days: int,
+        workers: int = 1,
+        enqueue_chunk: EnqueueChunk | None = None,
+        chunk_products: int = 100,
+        chunk_wait_seconds: float = 3600.0,
     ) -> None:
         self.lines = lines
         self.cache = cache
         self.lead_days = lead_days
         self.history_days = history_days
         self.workers = workers
+        # Distributed shape: the batch is split into chunks of products that the job workers share.
+        self.enqueue_chunk = enqueue_chunk
+        self.chunk_products = chunk_products
+        self.chunk_wait_seconds = chunk_wait_seconds
         self.refreshes = 0
+
+    def chunk_key(self, as_of: date, index: int, count: int) -> str:
+        return cache_key(
+            "ml", "shared", kind="demand-chunk", as_of=as_of, lead=self.lead_days, chunk=f"{index}/{count}"
+        )
 
     def key(self, as_of: date) -> str:
         return cache_key("ml", "shared", kind="demand", as_of=as_of, lead=self.lead_days)
@@ -83,9 +103,39 @@ class DemandForecasts:
             await asyncio.sleep(CHECK_EVERY_SECONDS)
 
     async def _forecast(self, as_of: date) -> dict[int, float]:
+        product_ids = sorted(int(p) for p in (await self.lines.products())["product_id"].tolist())
+        if self.enqueue_chunk is None:
+            return await self._compute(as_of, product_ids)
+        size = max(self.chunk_products, 1)
+        chunks = [product_ids[i : i + size] for i in range(0, len(product_ids), size)]
+        for index, chunk in enumerate(chunks):
+            await self.enqueue_chunk(as_of.isoformat(), index, len(chunks), chunk)
+        merged: dict[int, float] = {}
+        waiting = set(range(len(chunks)))
+        with anyio.fail_after(self.chunk_wait_seconds):
+            while waiting:  # the chunks' results land in the shared cache: poll it (no event to await)
+                for index in sorted(waiting):
+                    raw = await self.cache.get_raw(self.chunk_key(as_of, index, len(chunks)))
+                    if raw is not None:
+                        merged.update({int(k): float(v) for k, v in orjson.loads(raw).items()})
+                        waiting.discard(index)
+                if waiting:
+                    await anyio.sleep(0.5)
+        return merged
+
+    async def compute_chunk(self, as_of: date, index: int, count: int, product_ids: list[int]) -> None:
+        """One chunk of the day's batch (a job): its products' forecasts, into the shared cache."""
+        key = self.chunk_key(as_of, index, count)
+        if await self.cache.get_raw(key) is not None:  # delivered twice: already done
+            return
+        result = await self._compute(as_of, product_ids)
+        await self.cache.set_raw(key, orjson.dumps({str(k): v for k, v in result.items()}), _TTL_SECONDS)
+
+    async def _compute(self, as_of: date, product_ids: list[int]) -> dict[int, float]:
         first_day = as_of - timedelta(days=self.history_days - 1)
         lines = await self.lines.window(first_day, as_of - timedelta(days=1))
-        products = await self.lines.products()
+        all_products = await self.lines.products()
+        products = all_products[all_products["product_id"].isin(product_ids)]
 
         def series() -> list[np.ndarray]:
             groups = dict(tuple(lines.groupby("product_id", sort=False)))

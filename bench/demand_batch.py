@@ -1,0 +1,155 @@
+"""The daily demand-forecast batch: one process pool in the API (embedded) vs chunks on 1 and 2 job workers.
+
+    .venv/bin/python -m bench.demand_batch [--products 200] [--chunk 25]
+
+Real processes: the Java stand-in (a thread) on a seeded store, a private redis-server, a PostgreSQL database
+of the bench's own and `salesflow worker`s. The coordinator is this process (`DemandForecasts.refresh`). The
+baseline, in the same run, is the embedded batch: one spawned process pool of one process. Prints one JSON
+line per shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+from tests.builders import TODAY, pinned_clock
+from tests.java_standin import DEV_SECRET, StandinState, create_standin
+from tests.servers import RedisProcess, UvicornThread
+
+from bench.common import emit
+from salesflow.config import Settings
+from salesflow.data.cache import cache_prefix
+from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.resources import build_resources
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+async def timed_refresh(settings: Settings) -> tuple[float, int]:
+    resources = await build_resources(settings, clock=pinned_clock)
+    try:
+        await resources.lines.products()  # the cold load is not the batch's
+        await resources.lines.window(TODAY, TODAY)
+        await resources.cache.invalidate(cache_prefix("ml"))
+        started = time.perf_counter()
+        result = await resources.demand_forecasts.refresh()
+        return time.perf_counter() - started, len(result)
+    finally:
+        await resources.aclose()
+
+
+async def measure(args: argparse.Namespace, root: Path, database: str) -> None:
+    store = EmbeddedStore(root / "java.duckdb")
+    store.seed_demo(today=TODAY, n_products=args.products, days=400, seed=3)
+    state = StandinState(store=store, clock=pinned_clock)
+    java = UvicornThread(create_standin(state)).start()
+    (root / "redis").mkdir()
+    redis = RedisProcess(root / "redis").start()
+    workers: list[subprocess.Popen[bytes]] = []
+    base = {
+        "_env_file": None,
+        "app_env": "test",
+        "data_source": "java",
+        "java_api_url": f"{java.url}/api/v1",
+        "java_jwt_secret": DEV_SECRET,
+        "java_service_phone": "0000000000",
+        "java_service_password": "password",
+        "redis_url": redis.url,
+        "data_dir": root / "coordinator",
+        "export_dir": root / "exports",
+        "demand_forecasts": True,
+        "forecast_warm_up": False,
+        "scheduler_enabled": False,
+        "demand_chunk_products": args.chunk,
+    }
+    distributed = {
+        **base,
+        "job_backend": "redis",
+        "state_database_url": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}",
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
+    env.update(
+        APP_ENV="test",
+        DATA_SOURCE="java",
+        JAVA_API_URL=f"{java.url}/api/v1",
+        JAVA_JWT_SECRET=DEV_SECRET,
+        JAVA_SERVICE_PHONE="0000000000",
+        JAVA_SERVICE_PASSWORD="password",
+        REDIS_URL=redis.url,
+        JOB_BACKEND="redis",
+        STATE_DATABASE_URL=str(distributed["state_database_url"]),
+        EXPORT_DIR=str(root / "exports"),
+        DEMAND_FORECASTS="false",
+        SCHEDULER_ENABLED="false",
+    )
+    try:
+        seconds, products = await timed_refresh(Settings(**base))
+        emit(
+            "demand_batch",
+            {"shape": "embedded (1 pool process)", "seconds": round(seconds, 1), "products": products},
+        )
+        one = 0.0
+        for count in (1, 2):
+            workers.append(
+                subprocess.Popen(  # noqa: ASYNC220 (a bench starting its workers once)
+                    [sys.executable, "-m", "salesflow.cli", "worker"],
+                    env={**env, "DATA_DIR": str(root / f"worker{count}")},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            await timed_refresh(Settings(**distributed))  # the new worker warms up
+            seconds, products = await timed_refresh(Settings(**distributed))
+            one = one or seconds
+            emit(
+                "demand_batch",
+                {
+                    "shape": f"{count} worker(s), chunks of {args.chunk}",
+                    "seconds": round(seconds, 1),
+                    "products": products,
+                    "speed_up_vs_1_worker": round(one / seconds, 2),
+                },
+            )
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(30)
+        java.stop()
+        redis.stop()
+        store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=200)
+    parser.add_argument("--chunk", type=int, default=25)
+    args = parser.parse_args()
+    database = f"salesflow_bench_{uuid.uuid4().hex[:8]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(POSTGRES)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{database}"'))
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            asyncio.run(measure(args, Path(folder), database))
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()

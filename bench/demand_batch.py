@@ -90,6 +90,8 @@ async def measure(args: argparse.Namespace, root: Path, database: str) -> None:
         EXPORT_DIR=str(root / "exports"),
         DEMAND_FORECASTS="false",
         SCHEDULER_ENABLED="false",
+        # One chunk at a time per worker (one core each): workers, not one worker's threads, are compared.
+        JOB_WORKER_CONCURRENCY="1",
     )
     try:
         seconds, products = await timed_refresh(Settings(**base))

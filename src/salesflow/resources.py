@@ -156,6 +156,7 @@ async def _build(settings: Settings, clock: Clock, stack: AsyncExitStack) -> Res
         settings, cache, source, validator, clock, state=state, jobs=jobs, exit_stack=stack, **adapters
     )
     stack.push_async_callback(resources.lines.aclose)
+    stack.push_async_callback(resources.demand_forecasts.aclose)
     # Closed first: running jobs finish (or are cancelled) before the sources and caches they use close.
     stack.push_async_callback(jobs.shutdown)
     jobs.attach(reports=resources.reports, demand=resources.demand_forecasts)

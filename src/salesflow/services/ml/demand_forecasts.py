@@ -58,6 +58,9 @@ class DemandForecasts:
         self.chunk_products = chunk_products
         self.chunk_wait_seconds = chunk_wait_seconds
         self.refreshes = 0
+        self._chunk_pool: ProcessPoolExecutor | None = (
+            None  # a job worker keeps its pool (and compiled models)
+        )
 
     def chunk_key(self, as_of: date, index: int, count: int) -> str:
         return cache_key(
@@ -128,10 +131,21 @@ class DemandForecasts:
         key = self.chunk_key(as_of, index, count)
         if await self.cache.get_raw(key) is not None:  # delivered twice: already done
             return
-        result = await self._compute(as_of, product_ids)
+        if self._chunk_pool is None:
+            self._chunk_pool = _spawn_pool(self.workers)
+        result = await self._compute(as_of, product_ids, pool=self._chunk_pool)
         await self.cache.set_raw(key, orjson.dumps({str(k): v for k, v in result.items()}), _TTL_SECONDS)
 
-    async def _compute(self, as_of: date, product_ids: list[int]) -> dict[int, float]:
+    async def aclose(self) -> None:
+        if self._chunk_pool is not None:
+            _stop(self._chunk_pool)
+            self._chunk_pool = None
+
+    async def _compute(
+        self, as_of: date, product_ids: list[int], *, pool: ProcessPoolExecutor | None = None
+    ) -> dict[int, float]:
+        """The products' forecasts in a spawned process pool: `pool`, or one for this call only (stopped at
+        once when the call is cancelled, so that a shutdown does not wait for the batch)."""
         first_day = as_of - timedelta(days=self.history_days - 1)
         lines = await self.lines.window(first_day, as_of - timedelta(days=1))
         all_products = await self.lines.products()
@@ -153,19 +167,26 @@ class DemandForecasts:
             ]
 
         all_series = await anyio.to_thread.run_sync(series)
-        # A spawned process: forking a server with threads is unsafe, and the models' work stays out of it.
-        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        executor = pool or _spawn_pool(self.workers)
         try:
             forecasts = await anyio.to_thread.run_sync(
-                lambda: forecast_many(all_series, h=self.lead_days, season_length=7, level=(), executor=pool),
+                lambda: forecast_many(
+                    all_series, h=self.lead_days, season_length=7, level=(), executor=executor
+                ),
                 abandon_on_cancel=True,  # a shutdown must not wait for the batch to finish
             )
         finally:
-            _stop(pool)
+            if pool is None:
+                _stop(executor)
         return {
             int(pid): float(np.mean(f["mean"]))
             for pid, f in zip(products["product_id"].tolist(), forecasts, strict=True)
         }
+
+
+def _spawn_pool(workers: int) -> ProcessPoolExecutor:
+    # Spawned processes: forking a server with threads is unsafe, and the models' work stays out of it.
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

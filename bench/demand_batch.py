@@ -17,21 +17,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import asyncpg
 from tests.builders import TODAY, pinned_clock
 from tests.java_standin import DEV_SECRET, StandinState, create_standin
-from tests.servers import RedisProcess, UvicornThread
+from tests.servers import RedisProcess, UvicornThread, postgres_database
 
 from bench.common import emit
 from salesflow.config import Settings
 from salesflow.data.cache import cache_prefix
 from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.resources import build_resources
-
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 async def timed_refresh(settings: Settings) -> tuple[float, int]:
@@ -47,7 +43,7 @@ async def timed_refresh(settings: Settings) -> tuple[float, int]:
         await resources.aclose()
 
 
-async def measure(args: argparse.Namespace, root: Path, database: str) -> None:
+async def measure(args: argparse.Namespace, root: Path, state_url: str) -> None:
     store = EmbeddedStore(root / "java.duckdb")
     store.seed_demo(today=TODAY, n_products=args.products, days=400, seed=3)
     state = StandinState(store=store, clock=pinned_clock)
@@ -74,7 +70,7 @@ async def measure(args: argparse.Namespace, root: Path, database: str) -> None:
     distributed = {
         **base,
         "job_backend": "redis",
-        "state_database_url": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}",
+        "state_database_url": state_url,
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
     env.update(
@@ -136,21 +132,8 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=200)
     parser.add_argument("--chunk", type=int, default=25)
     args = parser.parse_args()
-    database = f"salesflow_bench_{uuid.uuid4().hex[:8]}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(POSTGRES)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{database}"'))
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            asyncio.run(measure(args, Path(folder), database))
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    with postgres_database("salesflow_bench") as state_url, tempfile.TemporaryDirectory() as folder:
+        asyncio.run(measure(args, Path(folder), state_url))
 
 
 if __name__ == "__main__":

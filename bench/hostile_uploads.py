@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 from tests import hostile
-from tests.servers import free_port, wait_until
+from tests.servers import answers, free_port, wait_until
 
 from bench.common import emit
 
@@ -82,7 +82,7 @@ def main() -> None:
                 httpx.Client(base_url=base, timeout=300, trust_env=False) as api,
                 httpx.Client(base_url=base, timeout=30, trust_env=False) as health,
             ):
-                wait_until(lambda: _answers(api), timeout=120, what="the server")
+                wait_until(lambda: answers(api), timeout=120, what="the server")
                 top = api.get("/analytics/sales", params={"period": "quarterly"}).json()
                 sku = top["kpis"]["top_products"][0]["sku"]
                 api.post("/excel/preview", files={"file": ("warm.csv", hostile.bare_cr(sku), "text/csv")})
@@ -125,13 +125,6 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
-
-
-def _answers(api: httpx.Client) -> bool:
-    try:
-        return api.get("/health").status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 if __name__ == "__main__":

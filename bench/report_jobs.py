@@ -11,7 +11,6 @@ every 20 ms. Baseline in the same run: `/health` polled with no job in flight. P
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import subprocess
@@ -19,21 +18,17 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from tests.builders import TODAY, pinned_clock
 from tests.java_standin import DEV_SECRET, StandinState, create_standin
-from tests.servers import RedisProcess, UvicornThread, free_port, wait_until
+from tests.servers import RedisProcess, UvicornThread, answers, free_port, postgres_database, wait_until
 
 from bench.common import emit
 from salesflow.data.sources.embedded import EmbeddedStore
-
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def poll_health(client: httpx.Client, done: threading.Event, samples: list[float]) -> None:
@@ -95,18 +90,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=400)
     parser.add_argument("--jobs", type=int, default=20)
     args = parser.parse_args()
-    database = f"salesflow_bench_{uuid.uuid4().hex[:8]}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(POSTGRES)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{database}"'))
     processes: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory() as folder:
+    with postgres_database("salesflow_bench") as state_url, tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         store = EmbeddedStore(root / "java.duckdb")
         store.seed_demo(today=TODAY, n_products=args.products, days=args.days, seed=3)
@@ -125,7 +110,7 @@ def main() -> None:
             JAVA_SERVICE_PASSWORD="password",
             REDIS_URL=redis.url,
             JOB_BACKEND="redis",
-            STATE_DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}",
+            STATE_DATABASE_URL=state_url,
             EXPORT_DIR=str(root / "exports"),
             DEMAND_FORECASTS="false",
             FORECAST_WARM_UP="false",
@@ -149,7 +134,7 @@ def main() -> None:
                 httpx.Client(base_url=base, timeout=60, trust_env=False) as api,
                 httpx.Client(base_url=base, timeout=60, trust_env=False) as health,
             ):
-                wait_until(lambda: _answers(health), timeout=120, what="the API")
+                wait_until(lambda: answers(health), timeout=120, what="the API")
                 token = state.issue_access_token(state.users["0000000000"])
                 idle: list[float] = []
                 stop = threading.Event()
@@ -181,14 +166,6 @@ def main() -> None:
             java.stop()
             redis.stop()
             store.close()
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-
-
-def _answers(client: httpx.Client) -> bool:
-    try:
-        return client.get("/health").status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 if __name__ == "__main__":

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from salesflow.config import Settings
 from salesflow.data.sources.embedded import EmbeddedStore
 from tests.builders import TODAY, pinned_clock
 from tests.java_standin import DEV_SECRET, StandinState, create_standin
-from tests.servers import RedisProcess, UvicornThread
+from tests.servers import RedisProcess, UvicornThread, postgres_database
 
 # A small store: enough history for every pipeline, quick to seed.
 SMALL_STORE = {"n_products": 40, "days": 120, "seed": 7}
@@ -42,32 +40,11 @@ def redis_url(redis_server: RedisProcess) -> Iterator[str]:
             client.flushdb()  # our private server only, never the machine's shared one
 
 
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "SALESFLOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A database of this test run's own on the machine's PostgreSQL (`.ci/run` starts the server), dropped
-    at the end; the SQLAlchemy URL to it."""
-    import asyncio
-
-    import asyncpg
-
-    name = f"salesflow_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    """A database of this test run's own on the machine's PostgreSQL, dropped at the end."""
+    with postgres_database("salesflow_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

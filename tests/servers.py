@@ -9,8 +9,12 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import redis
 import uvicorn
 from starlette.types import ASGIApp
@@ -120,3 +124,41 @@ class RedisProcess:
         with contextlib.suppress(redis.RedisError), self.client() as client:
             return bool(client.ping())
         return False
+
+
+def answers(client: httpx.Client, path: str = "/health") -> bool:
+    """Whether a server of ours answers 200 on `path` yet (for `wait_until`)."""
+    try:
+        return client.get(path).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "SALESFLOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A database of its own on the machine's PostgreSQL (`make test` starts the server), dropped after;
+    yields its SQLAlchemy URL."""
+    import asyncio
+
+    import asyncpg
+
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

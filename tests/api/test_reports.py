@@ -140,6 +140,10 @@ def test_only_the_owner_or_an_admin_sees_a_job(
     assert [j["job_id"] for j in api.get("/reports/jobs", headers=user).json()["data"]] == [clerks["job_id"]]
     assert api.get("/reports/jobs", headers=admin).json()["total"] == 2
     assert api.get("/reports/jobs/" + "0" * 32, headers=admin).status_code == 404
+    for crafted in ("../" + clerks["job_id"], clerks["job_id"] + "&x=1", "x" * 5000, "%00"):
+        assert api.get(f"/reports/jobs/{crafted}", headers=admin).status_code == 404
+    for query in ({"limit": 0}, {"limit": 10**9}, {"offset": -1}, {"limit": "NaN"}):
+        assert api.get("/reports/jobs", params=query, headers=admin).status_code == 422
 
 
 def test_a_job_that_cannot_get_its_data_fails_with_the_reason(

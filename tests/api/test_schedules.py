@@ -42,6 +42,12 @@ def test_an_admin_manages_schedules_and_a_user_cannot(prod_api: httpx.Client, to
     assert prod_api.get(path, headers=user).status_code == 403
     assert prod_api.delete(path, headers=admin).status_code == 204
     assert prod_api.get(path, headers=admin).status_code == 404
+    for crafted in ("x" * 5000, "../" + schedule["schedule_id"], "%00"):
+        assert prod_api.get(f"/reports/schedules/{crafted}", headers=admin).status_code == 404
+        assert (
+            prod_api.patch(f"/reports/schedules/{crafted}", json={"hour": 1}, headers=admin).status_code
+            == 404
+        )
 
 
 @pytest.mark.parametrize(
@@ -52,6 +58,8 @@ def test_an_admin_manages_schedules_and_a_user_cannot(prod_api: httpx.Client, to
         ({"frequency": "weekly"}, None),
         ({"frequency": "monthly", "day_of_month": 30}, "day_of_month"),
         ({"recipients": ["not an address"]}, "recipients"),
+        ({"hour": 1e308}, "hour"),
+        ({"minute": "NaN"}, "minute"),
     ],
 )
 def test_a_bad_schedule_is_a_422_naming_the_field(

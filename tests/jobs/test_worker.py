@@ -18,7 +18,7 @@ from salesflow.config import Settings
 from tests.api.test_reports import finished
 from tests.conftest import _reset_postgres
 from tests.java_standin import DEV_SECRET
-from tests.servers import free_port, wait_until
+from tests.servers import answers, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -172,7 +172,7 @@ def test_two_scheduling_processes_fire_a_slot_once(
             client = httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=30, trust_env=False)
             apis.append((process, client))
         for _, client in apis:
-            wait_until(lambda client=client: _answers(client), timeout=60, what="an API process")
+            wait_until(lambda client=client: answers(client), timeout=60, what="an API process")
         start_worker()
         admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
         now = datetime.now(UTC)
@@ -197,13 +197,6 @@ def test_two_scheduling_processes_fire_a_slot_once(
             process.terminate()
         for process, _ in apis:
             process.wait(30)
-
-
-def _answers(client: httpx.Client) -> bool:
-    try:
-        return client.get("/health").status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 async def test_the_demand_batch_is_shared_by_the_workers(

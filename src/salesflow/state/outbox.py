@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -79,7 +79,7 @@ class Outbox:
                 if taken.rowcount == 1:  # type: ignore[attr-defined]
                     row = await session.get(OutgoingMail, mail_id)
                     if row is not None:
-                        claimed.append(_aware(row))
+                        claimed.append(row)
         return claimed
 
     async def sent(self, mail_id: str) -> None:
@@ -98,10 +98,7 @@ class Outbox:
 
     async def all(self) -> Sequence[OutgoingMail]:
         async with self.db.session() as session:
-            return [
-                _aware(r)
-                for r in await session.scalars(select(OutgoingMail).order_by(OutgoingMail.created_at))
-            ]
+            return list(await session.scalars(select(OutgoingMail).order_by(OutgoingMail.created_at)))
 
     async def _set(self, mail_id: str, **values: object) -> None:
         async with self.db.session() as session, session.begin():
@@ -111,11 +108,3 @@ class Outbox:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-
-
-def _aware(row: OutgoingMail) -> OutgoingMail:
-    for name in ("next_attempt_at", "created_at", "sent_at"):
-        value = getattr(row, name)
-        if isinstance(value, datetime) and value.tzinfo is None:
-            setattr(row, name, value.replace(tzinfo=UTC))
-    return row

@@ -8,7 +8,7 @@ import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -44,37 +44,23 @@ class ReportJobs:
         self.clock = clock
 
     async def create(self, job: NewJob) -> ReportJob:
-        row = ReportJob(
-            id=uuid.uuid4().hex,  # 122 random bits: not guessable
-            owner=job.owner,
-            owner_name=job.owner_name,
-            scope=job.scope,
-            report_type=job.report_type,
-            format=job.format,
-            period=job.period,
-            start_date=job.start_date,
-            end_date=job.end_date,
-            status=JobStatus.QUEUED,
-            attempts=0,
-            created_at=self.clock(),
-        )
-        async with self.db.session() as session, session.begin():
-            session.add(row)
-        return _aware(row)
+        row = await self._insert(job, schedule_id=None, fire_time=None)
+        assert row is not None  # no unique slot to clash with
+        return row
 
     async def create_scheduled(
         self, job: NewJob, *, schedule_id: str, fire_time: datetime
     ) -> ReportJob | None:
         """The run of a schedule's slot; None when that slot already has its run (a second scheduler fired
         it too): (schedule, fire time) is unique, so a double fire still yields one run."""
+        return await self._insert(job, schedule_id=schedule_id, fire_time=fire_time)
+
+    async def _insert(
+        self, job: NewJob, *, schedule_id: str | None, fire_time: datetime | None
+    ) -> ReportJob | None:
         row = ReportJob(
-            id=uuid.uuid4().hex,
-            owner=job.owner,
-            owner_name=job.owner_name,
-            scope=job.scope,
-            report_type=job.report_type,
-            format=job.format,
-            period=job.period,
+            id=uuid.uuid4().hex,  # 122 random bits: not guessable
+            **job.__dict__,
             status=JobStatus.QUEUED,
             attempts=0,
             created_at=self.clock(),
@@ -86,7 +72,7 @@ class ReportJobs:
                 session.add(row)
         except IntegrityError:
             return None
-        return _aware(row)
+        return row
 
     async def runs(self, schedule_id: str, *, limit: int) -> Sequence[ReportJob]:
         async with self.db.session() as session:
@@ -96,7 +82,7 @@ class ReportJobs:
                 .order_by(ReportJob.fire_time.desc())
                 .limit(limit)
             )
-            return [_aware(row) for row in rows]
+            return [row for row in rows]
 
     async def has_run(self, schedule_id: str, fire_time: datetime) -> bool:
         async with self.db.session() as session:
@@ -121,12 +107,12 @@ class ReportJobs:
                 .order_by(ReportJob.finished_at.desc())
                 .limit(1)
             )
-            return _aware(row) if row is not None else None
+            return row if row is not None else None
 
     async def get(self, job_id: str) -> ReportJob | None:
         async with self.db.session() as session:
             row = await session.get(ReportJob, job_id)
-        return _aware(row) if row is not None else None
+        return row if row is not None else None
 
     async def page(self, *, owner: str | None, offset: int, limit: int) -> tuple[list[ReportJob], int]:
         """Newest first; `owner=None`: everyone's."""
@@ -138,7 +124,7 @@ class ReportJobs:
         async with self.db.session() as session:
             rows = (await session.scalars(query)).all()
             total = int((await session.execute(count)).scalar_one())
-        return [_aware(row) for row in rows], total
+        return [row for row in rows], total
 
     async def claim(self, job_id: str, *, lease_seconds: float, max_attempts: int) -> ReportJob | None:
         """Take the job for one attempt: queued, or generating with its lease expired (a worker died). None
@@ -196,7 +182,7 @@ class ReportJobs:
                     ReportJob.status == JobStatus.COMPLETED, ReportJob.finished_at < moment
                 )
             )
-            return [_aware(row) for row in rows]
+            return [row for row in rows]
 
     async def _finish(
         self, job_id: str, attempt: int, *, status: JobStatus, file_name: str | None, error: str | None
@@ -234,12 +220,3 @@ class ReportJobs:
             )
             .execution_options(synchronize_session=False)
         )
-
-
-def _aware(row: ReportJob) -> ReportJob:
-    """SQLite gives naive datetimes back: they are UTC."""
-    for name in ("created_at", "started_at", "finished_at", "lease_until", "fire_time"):
-        value = getattr(row, name)
-        if isinstance(value, datetime) and value.tzinfo is None:
-            setattr(row, name, value.replace(tzinfo=UTC))
-    return row

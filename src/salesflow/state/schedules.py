@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -23,12 +23,12 @@ class Schedules:
         row = ReportSchedule(id=uuid.uuid4().hex, created_at=now, updated_at=now, **fields)
         async with self.db.session() as session, session.begin():
             session.add(row)
-        return _aware(row)
+        return row
 
     async def get(self, schedule_id: str) -> ReportSchedule | None:
         async with self.db.session() as session:
             row = await session.get(ReportSchedule, schedule_id)
-        return _aware(row) if row is not None else None
+        return row if row is not None else None
 
     async def update(self, schedule_id: str, **fields: Any) -> ReportSchedule | None:
         async with self.db.session() as session, session.begin():
@@ -38,7 +38,7 @@ class Schedules:
             for name, value in fields.items():
                 setattr(row, name, value)
             row.updated_at = self.clock()
-        return _aware(row)
+        return row
 
     async def delete(self, schedule_id: str) -> bool:
         async with self.db.session() as session, session.begin():
@@ -54,17 +54,9 @@ class Schedules:
                 .limit(limit)
             )
             total = (await session.execute(select(func.count()).select_from(ReportSchedule))).scalar_one()
-            return [_aware(r) for r in rows], int(total)
+            return [r for r in rows], int(total)
 
     async def enabled(self) -> Sequence[ReportSchedule]:
         async with self.db.session() as session:
             rows = await session.scalars(select(ReportSchedule).where(ReportSchedule.enabled.is_(True)))
-            return [_aware(r) for r in rows]
-
-
-def _aware(row: ReportSchedule) -> ReportSchedule:
-    for name in ("created_at", "updated_at"):
-        value = getattr(row, name)
-        if value.tzinfo is None:
-            setattr(row, name, value.replace(tzinfo=UTC))
-    return row
+            return [r for r in rows]

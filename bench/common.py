@@ -35,4 +35,5 @@ def machine() -> dict[str, Any]:
 
 def emit(bench: str, figures: dict[str, Any]) -> None:
     """Print one JSON line: the bench's name, the machine, and its figures."""
-    sys.stdout.write(orjson.dumps({"bench": bench, **machine(), **figures}).decode() + "\n")
+    line = orjson.dumps({"bench": bench, **machine(), **figures}, option=orjson.OPT_SERIALIZE_NUMPY)
+    sys.stdout.write(line.decode() + "\n")

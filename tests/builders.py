@@ -47,6 +47,16 @@ def pinned_clock() -> datetime:
     return datetime.combine(TODAY, clock_time(12, 0), tzinfo=UTC)
 
 
+class MovableClock:
+    """A clock that starts at `pinned_clock()` and moves when a test sets `now`."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or pinned_clock()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 # A hand-checked shop (tests/services/test_sales_analytics.py works every number out by hand); its dates
 # are absolute, so it is always seen on its own day.
 HAND_TODAY = date(2026, 3, 18)

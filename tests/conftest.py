@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import email
 import shutil
 from collections.abc import Callable, Iterator
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 
 from salesflow.api.main import create_app
@@ -16,7 +19,7 @@ from salesflow.config import Settings
 from salesflow.data.sources.embedded import EmbeddedStore
 from tests.builders import TODAY, pinned_clock
 from tests.java_standin import DEV_SECRET, StandinState, create_standin
-from tests.servers import RedisProcess, UvicornThread, postgres_database
+from tests.servers import RedisProcess, UvicornThread, free_port, postgres_database
 
 # A small store: enough history for every pipeline, quick to seed.
 SMALL_STORE = {"n_products": 40, "days": 120, "seed": 7}
@@ -120,6 +123,9 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "java_timeout_seconds": 5.0,
             "demand_forecasts": False,  # deterministic stock figures; tests/services/ml turn it on
             "forecast_warm_up": False,  # 1-2 s of CPU per app start; tests/services/ml test it
+            # No schedules fired and no start-up alert check behind a test's back (tests that need them
+            # turn the scheduler on).
+            "scheduler_enabled": False,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)
@@ -171,3 +177,20 @@ def tokens(standin: tuple[UvicornThread, StandinState]) -> dict[str, str]:
         "ADMIN": state.issue_access_token(state.users["0000000000"]),
         "USER": state.issue_access_token(state.users["0600000001"]),
     }
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, list[Message]]]:
+    """A real SMTP server (aiosmtpd) on loopback: its port and the messages it received."""
+    received: list[Message] = []
+
+    class Handler:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            received.append(email.message_from_bytes(envelope.content))  # type: ignore[attr-defined]
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, received
+    controller.stop()

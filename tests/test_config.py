@@ -97,3 +97,39 @@ def test_cli_fails_at_start_with_one_line_and_no_secret(tmp_path: Path) -> None:
         "(authentication would be off)"
     ]
     assert "Esau" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("shop_country", "Atlantis", "no public holidays known for country 'Atlantis'"),
+        ("shop_closed_dates", "2026-12-31..2026-12-24", "must run forwards"),
+        ("shop_closed_dates", "2026-02-30", "SHOP_CLOSED_DATES"),
+        ("shop_closed_weekdays", "funday", "unknown weekday 'funday'"),
+        ("alert_check_cron", "*/15 * * *", "ALERT_CHECK_CRON"),
+        ("alert_email_min_severity", "DEAD_STOCK=urgent", "ALERT_EMAIL_MIN_SEVERITY"),
+        ("alert_email_min_severity", "FIRE=high", "ALERT_EMAIL_MIN_SEVERITY"),
+        ("anomaly_min_change", "-1", "ANOMALY_MIN_CHANGE"),
+    ],
+)
+def test_alerting_settings_are_checked_at_start(name: str, value: str, said: str) -> None:
+    with pytest.raises(ConfigurationError, match=said):
+        settings(dev_mode=True, **{name: value})
+
+
+def test_alerting_settings_are_read_from_text() -> None:
+    read = settings(
+        dev_mode=True,
+        shop_country="gb",
+        shop_closed_dates="2026-12-24..2026-12-26, 2027-01-01",
+        shop_closed_weekdays="Sunday,sat",
+        alert_email_min_severity="dead_stock=high,LOW_STOCK=medium",
+    )
+    assert read.shop_country == "GB" and read.shop_closed_weekdays == ["sun", "sat"]
+    assert [d.isoformat() for d in read.closed_dates] == [
+        "2026-12-24",
+        "2026-12-25",
+        "2026-12-26",
+        "2027-01-01",
+    ]
+    assert read.alert_email_min_severity == {"DEAD_STOCK": "high", "LOW_STOCK": "medium"}

@@ -1,4 +1,4 @@
-"""The `salesflow` command: `serve`, `worker`, `migrate`, `seed-demo`."""
+"""The `salesflow` command: `serve`, `worker`, `migrate`, `check-alerts`, `seed-demo`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="listen port (default: PORT)")
     commands.add_parser("worker", help="run jobs from the Redis broker (JOB_BACKEND=redis)")
     commands.add_parser("migrate", help="bring the state database to the newest schema")
+    commands.add_parser("check-alerts", help="evaluate the alert rules once; print what changed (JSON)")
     seed = commands.add_parser("seed-demo", help="replace the embedded store with a demo history")
     seed.add_argument("--products", type=int, help="number of products (default: DEMO_PRODUCTS)")
     seed.add_argument("--days", type=int, help="days of history ending today (default: DEMO_DAYS)")
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_worker(settings))
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "check-alerts":
+        return asyncio.run(_check_alerts(settings))
     return _serve(settings, host=args.host, port=args.port)
 
 
@@ -54,6 +57,25 @@ async def _migrate(settings: Settings) -> int:
     async with StateDatabase.open(settings.state_database_url or default_url(settings.data_dir)) as state:
         await state.migrate()
     logger.info("state database migrated")
+    return 0
+
+
+async def _check_alerts(settings: Settings) -> int:
+    """One evaluation (its digest is queued in the outbox; a serving process or worker sends it)."""
+    import json
+
+    from salesflow.resources import build_resources
+
+    resources = await build_resources(settings)
+    try:
+        changes = await resources.alerts.check_now()
+    finally:
+        await resources.aclose()
+    summary = {
+        name: sorted((a.kind, a.subject) for a in getattr(changes, name))
+        for name in ("opened", "updated", "resolved")
+    }
+    sys.stdout.write(json.dumps({**summary, "digest_mail_id": changes.digest_mail_id}) + "\n")
     return 0
 
 

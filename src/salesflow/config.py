@@ -7,12 +7,16 @@ needs) from the composition root (`resources.py`), the CLI or the API dependenci
 from __future__ import annotations
 
 import functools
+import json
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Literal, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from salesflow.models.alerts import AlertKind, Severity
 
 DEFAULT_CORS_ORIGINS = (
     "http://127.0.0.1:5174",
@@ -23,9 +27,29 @@ DEFAULT_CORS_ORIGINS = (
     "http://localhost:5173",
 )
 MIN_SECRET_BYTES = 32
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_CLOSURE_DAYS = 366
 
 AppEnv = Literal["development", "test", "staging", "production"]
 DataSourceKind = Literal["auto", "embedded", "java"]
+
+
+def split_list(text: str) -> list[str]:
+    """`a, b` or a JSON list."""
+    text = text.strip()
+    if text.startswith("["):
+        return [str(item) for item in json.loads(text)]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def closed_days(item: str) -> list[date]:
+    """`2026-12-24` or the range `2026-12-24..2027-01-02` (both ends included)."""
+    first, _, last = item.strip().partition("..")
+    start = date.fromisoformat(first.strip())
+    end = date.fromisoformat(last.strip()) if last else start
+    if not 0 <= (end - start).days < MAX_CLOSURE_DAYS:
+        raise ValueError(f"closed range {item!r} must run forwards and span at most {MAX_CLOSURE_DAYS} days")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def known_zone(value: str) -> str:
@@ -153,17 +177,77 @@ class Settings(StoreSettings):
     alert_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
     outbox_dir: Path = Path("var/outbox")
 
-    @field_validator("cors_origins", "alert_recipients", mode="before")
+    # Anomalies and alerts: a flagged bucket is also this far from its expected value (a share, and units or
+    # money per bucket); the shop's calendar makes its holidays and closures expected.
+    anomaly_min_change: float = Field(default=0.3, ge=0, le=10)
+    anomaly_min_units: float = Field(default=5.0, ge=0)
+    anomaly_min_revenue: float = Field(default=50.0, ge=0)
+    anomaly_min_history_days: int = Field(default=56, ge=21)  # a product's own series is judged from then on
+    shop_country: str | None = None  # ISO code for public holidays (`holidays` package), e.g. GB, FR, US
+    shop_subdivision: str | None = None  # a region of the country, e.g. SCT, BY, CA
+    shop_closed_dates: Annotated[list[str], NoDecode] = Field(default_factory=list)  # days or `a..b` ranges
+    shop_closed_weekdays: Annotated[list[str], NoDecode] = Field(default_factory=list)  # e.g. `sun`
+    alert_check_cron: str = "*/15 * * * *"  # in BUSINESS_TZ; and once at start-up
+    alert_anomaly_days: int = Field(default=7, ge=1, le=60)  # sales anomalies of the last N complete days
+    alert_email_min_severity: Annotated[dict[AlertKind, Severity], NoDecode] = Field(default_factory=dict)
+
+    @field_validator(
+        "cors_origins", "alert_recipients", "shop_closed_dates", "shop_closed_weekdays", mode="before"
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         """Accept `a,b` as well as a JSON list in the environment."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                import json
+        return split_list(value) if isinstance(value, str) else value
 
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
+    @field_validator("alert_email_min_severity", mode="before")
+    @classmethod
+    def _parse_min_severity(cls, value: object) -> object:
+        """`DEAD_STOCK=high,SALES_ANOMALY=medium` (or a JSON object)."""
+        if not isinstance(value, str):
+            return value
+        if value.strip().startswith("{"):
+            return json.loads(value)
+        pairs = [item.split("=", 1) for item in split_list(value)]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError("expected KIND=severity pairs separated by commas")
+        return {kind.strip().upper(): severity.strip().lower() for kind, severity in pairs}
+
+    @field_validator("shop_country")
+    @classmethod
+    def _known_country(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        import holidays
+
+        code = value.strip().upper()
+        if code not in holidays.list_supported_countries():
+            raise ValueError(
+                f"no public holidays known for country {value!r} (an ISO code such as GB, FR, US)"
+            )
+        return code
+
+    @field_validator("shop_closed_dates")
+    @classmethod
+    def _dates_or_ranges(cls, value: list[str]) -> list[str]:
+        for item in value:
+            closed_days(item)  # raises on a bad date or range
+        return value
+
+    @field_validator("shop_closed_weekdays")
+    @classmethod
+    def _weekday_names(cls, value: list[str]) -> list[str]:
+        names = [day.strip().lower()[:3] for day in value]
+        for original, name in zip(value, names, strict=True):
+            if name not in WEEKDAYS:
+                raise ValueError(f"unknown weekday {original!r}; one of: {', '.join(WEEKDAYS)}")
+        return names
+
+    @field_validator("alert_check_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        CronTrigger.from_crontab(value)  # raises ValueError naming the bad field
         return value
 
     @field_validator("business_tz")
@@ -193,6 +277,10 @@ class Settings(StoreSettings):
                 " or SYSTEM_JWT_TOKEN"
             )
         return self
+
+    @property
+    def closed_dates(self) -> list[date]:
+        return [day for item in self.shop_closed_dates for day in closed_days(item)]
 
     @property
     def java_jwt_secret_bytes(self) -> bytes | None:

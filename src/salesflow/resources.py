@@ -28,12 +28,13 @@ from salesflow.data.sources.java import JavaDataSource
 from salesflow.integration.jwt import TokenValidator
 from salesflow.jobs.runtime import JobRuntime
 from salesflow.sandbox import Limits, Sandbox
+from salesflow.services.alerting.pipeline import AlertService
 from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.sales import SalesAnalyticsService
 from salesflow.services.analytics.stock import StockAnalyticsService
 from salesflow.services.excel_import.pipeline import ImportService, read_and_validate
 from salesflow.services.health import Check, ReadinessChecks, disk_check
-from salesflow.services.ml.anomalies import AnomalyService
+from salesflow.services.ml.anomalies import AnomalyRules, AnomalyService
 from salesflow.services.ml.demand_forecasts import DemandForecasts
 from salesflow.services.ml.forecasting import ForecastService
 from salesflow.services.notifications import Notifications
@@ -42,6 +43,8 @@ from salesflow.services.reports.content import ReportGatherer
 from salesflow.services.reports.pipeline import ReportService
 from salesflow.services.sales_recording import SalesRecorder
 from salesflow.services.schedules import ScheduleService
+from salesflow.services.shop_calendar import ShopCalendar
+from salesflow.state.alerts import Alerts
 from salesflow.state.database import StateDatabase, default_url
 from salesflow.state.outbox import Outbox
 from salesflow.state.report_jobs import ReportJobs
@@ -71,6 +74,7 @@ class Resources:
     reports: ReportService
     schedules: ScheduleService
     notifications: Notifications
+    alerts: AlertService
     http: httpx.AsyncClient | None = None
     java: JavaClient | None = None
     store: EmbeddedStore | None = None
@@ -87,12 +91,16 @@ class Resources:
             "state_database": self.state.check,
             "disk": disk_check([settings.data_dir, settings.export_dir]),
         }
+        # E-mails that fail stay in the outbox and show here (the service itself still works).
+        degradable: dict[str, Check] = {"mail_outbox": self.notifications.check}
         if redis is None:
-            return ReadinessChecks(required=required, disabled={"redis": "REDIS_URL not set"})
+            return ReadinessChecks(
+                required=required, degradable=degradable, disabled={"redis": "REDIS_URL not set"}
+            )
         if settings.job_backend == "redis":  # the broker: jobs cannot be queued without it
-            return ReadinessChecks(required={**required, "redis": redis.ping})
+            return ReadinessChecks(required={**required, "redis": redis.ping}, degradable=degradable)
         # As a cache only, Redis down degrades: the in-process cache serves meanwhile.
-        return ReadinessChecks(required=required, degradable={"redis": redis.ping})
+        return ReadinessChecks(required=required, degradable={**degradable, "redis": redis.ping})
 
 
 async def build_resources(settings: Settings, *, clock: Clock = utc_now) -> Resources:
@@ -159,7 +167,7 @@ async def _build(settings: Settings, clock: Clock, stack: AsyncExitStack) -> Res
     stack.push_async_callback(resources.demand_forecasts.aclose)
     # Closed first: running jobs finish (or are cancelled) before the sources and caches they use close.
     stack.push_async_callback(jobs.shutdown)
-    jobs.attach(reports=resources.reports, demand=resources.demand_forecasts)
+    jobs.attach(reports=resources.reports, demand=resources.demand_forecasts, alerts=resources.alerts)
     return resources
 
 
@@ -223,7 +231,19 @@ def _with_pipelines(
     )
     ml_ttl, history = settings.cache_ttl_ml_seconds, settings.sales_history_days
     forecasts = ForecastService(lines, cache, ttl_seconds=ml_ttl, history_days=history)
-    anomalies = AnomalyService(lines, cache, ttl_seconds=ml_ttl, history_days=history)
+    anomaly_rules = AnomalyRules(
+        min_change=settings.anomaly_min_change,
+        min_units=settings.anomaly_min_units,
+        min_revenue=settings.anomaly_min_revenue,
+        min_history_days=settings.anomaly_min_history_days,
+        calendar=ShopCalendar.from_settings(
+            country=settings.shop_country,
+            subdivision=settings.shop_subdivision,
+            closed_dates=settings.closed_dates,
+            closed_weekdays=settings.shop_closed_weekdays,
+        ),
+    )
+    anomalies = AnomalyService(lines, cache, ttl_seconds=ml_ttl, history_days=history, rules=anomaly_rules)
     reports = ReportService(
         ReportJobs(state, clock=clock),
         ReportGatherer(sales_analytics, stock_analytics, forecasts, anomalies),
@@ -235,7 +255,22 @@ def _with_pipelines(
         lease_seconds=settings.report_job_timeout_seconds,
         max_attempts=settings.report_max_attempts,
     )
-    notifications = Notifications(Outbox(state, clock=clock), build_notifier(settings))
+    outbox = Outbox(state, clock=clock)
+    notifications = Notifications(outbox, build_notifier(settings))
+    alerts = AlertService(
+        Alerts(state, outbox, clock=clock),
+        stock_analytics,
+        lines,
+        anomaly_rules=anomaly_rules,
+        demand_rule=rule,
+        dead_stock_days=settings.dead_stock_days,
+        anomaly_days=settings.alert_anomaly_days,
+        history_days=history,
+        recipients=settings.alert_recipients,
+        notify_from=settings.alert_email_min_severity,
+        zone=ZoneInfo(settings.business_tz),
+        clock=clock,
+    )
     schedules = ScheduleService(
         Schedules(state, clock=clock),
         reports,
@@ -276,6 +311,7 @@ def _with_pipelines(
         reports=reports,
         schedules=schedules,
         notifications=notifications,
+        alerts=alerts,
         **adapters,
     )
 

@@ -29,6 +29,7 @@ def test_readiness_reports_each_dependency(dev_api: httpx.Client) -> None:
         "state_database": "ok",
         "redis": "disabled",
         "disk": "ok",
+        "mail_outbox": "ok",
     }
 
 

@@ -22,6 +22,7 @@ def test_prod_readiness_checks_java_redis_and_disk(
         "state_database": "ok",
         "redis": "ok",
         "disk": "ok",
+        "mail_outbox": "ok",
     }
 
 

@@ -133,6 +133,24 @@ def test_anomalies_have_the_contract_keys(dev_api: httpx.Client) -> None:
             "medium",
         )
         assert abs(anomaly["score"]) > 3 and "expected" in anomaly["explanation"]
+    assert body["count"] >= 3  # the demo's injected shop-wide spike, drop and zero day
+
+
+def test_anomalies_are_practically_significant(
+    serve: Callable[..., httpx.Client], make_settings: Callable[..., Settings], store_file: object
+) -> None:
+    """Every anomaly reported is at least ANOMALY_MIN_CHANGE and ANOMALY_MIN_UNITS from its expected value;
+    raising the minimums reports fewer (the same rule as the alerts)."""
+    found: dict[float, list[dict[str, float]]] = {}
+    for min_change in (0.3, 0.9):
+        api = serve(make_settings(dev_mode=True, java_jwt_secret=None, anomaly_min_change=min_change))
+        for scope in ({"scope": "GLOBAL"}, {"scope": "PRODUCT", "product_id": 3}):
+            body = api.post("/ml/anomalies", json=scope).json()
+            found.setdefault(min_change, []).extend(body["anomalies"])
+        for anomaly in found[min_change]:
+            gap = abs(anomaly["value"] - anomaly["expected"])
+            assert gap >= 5 and gap >= min_change * anomaly["expected"], anomaly
+    assert 0 < len(found[0.9]) < len(found[0.3])
 
 
 def test_dev_and_prod_forecast_the_same(dev_api: httpx.Client, prod_api: httpx.Client) -> None:

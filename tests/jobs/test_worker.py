@@ -233,3 +233,51 @@ async def test_the_demand_batch_is_shared_by_the_workers(
         await embedded.aclose()
     assert shared.keys() == alone.keys() and len(shared) == 40
     assert all(abs(shared[k] - alone[k]) < 1e-9 for k in shared)
+
+
+def test_two_processes_checking_alerts_at_once_open_each_alert_once(
+    distributed: Settings, tmp_path: Path
+) -> None:
+    """Two `salesflow check-alerts` processes evaluate the rules at the same moment against one PostgreSQL:
+    every alert is opened by exactly one of them and told of in exactly one digest."""
+    import asyncio
+    import json
+
+    from sqlalchemy import func, select
+
+    from salesflow.state.database import StateDatabase
+    from salesflow.state.tables import Alert, OutgoingMail
+
+    checkers = []
+    for k in range(2):
+        env = worker_env(distributed, tmp_path / f"checker{k}")
+        env["ALERT_RECIPIENTS"] = "boss@shop.test"
+        checkers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "salesflow.cli", "check-alerts"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    answers = []
+    for checker in checkers:
+        out, _ = checker.communicate(timeout=180)
+        assert checker.returncode == 0
+        answers.append(json.loads(out.decode().strip().splitlines()[-1]))
+    opened = [tuple(pair) for answer in answers for pair in answer["opened"]]
+    assert opened and len(opened) == len(set(opened))
+    digests = {answer["digest_mail_id"] for answer in answers} - {None}
+
+    async def stored() -> tuple[list[tuple[str, str]], dict[str | None, int], int]:
+        async with StateDatabase.open(str(distributed.state_database_url)) as db, db.session() as session:
+            alerts = (await session.execute(select(Alert.kind, Alert.subject, Alert.mail_id))).all()
+            mails = await session.scalar(select(func.count()).select_from(OutgoingMail))
+            by_mail: dict[str | None, int] = {}
+            for _, _, mail_id in alerts:
+                by_mail[mail_id] = by_mail.get(mail_id, 0) + 1
+            return [(kind, subject) for kind, subject, _ in alerts], by_mail, int(mails or 0)
+
+    alerts, by_mail, mails = asyncio.run(stored())
+    assert sorted(alerts) == sorted(opened)  # nothing opened twice, nothing lost
+    assert set(by_mail) == digests and mails == len(digests)  # every alert in one digest, each digest queued

@@ -17,6 +17,7 @@ from salesflow.errors import AuthError, PermissionDenied
 from salesflow.integration.jwt import DEV_USER
 from salesflow.models.auth import User
 from salesflow.resources import Resources
+from salesflow.services.alerting.pipeline import AlertService
 from salesflow.services.analytics.sales import SalesAnalyticsService
 from salesflow.services.analytics.stock import StockAnalyticsService
 from salesflow.services.excel_import.pipeline import ImportService
@@ -77,7 +78,12 @@ def get_schedules(resources: ResourcesDep) -> ScheduleService:
     return resources.schedules
 
 
+def get_alerts(resources: ResourcesDep) -> AlertService:
+    return resources.alerts
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+AlertsDep = Annotated[AlertService, Depends(get_alerts)]
 ImportDep = Annotated[ImportService, Depends(get_imports)]
 ReportsDep = Annotated[ReportService, Depends(get_reports)]
 SchedulesDep = Annotated[ScheduleService, Depends(get_schedules)]

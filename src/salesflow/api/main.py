@@ -6,7 +6,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.cron import CronTrigger
 from fastapi import APIRouter, FastAPI, params
 from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
@@ -16,12 +19,14 @@ from salesflow import __version__
 from salesflow.api.deps import authenticate_scope, get_current_user
 from salesflow.api.errors import documented, install_error_handlers
 from salesflow.api.middleware import REQUEST_ID_HEADER, RequestContextMiddleware, RequestGuard
-from salesflow.api.routes import admin, analytics, auth, excel, health, ml, reports, schedules, stock
+from salesflow.api.routes import admin, alerts, analytics, auth, excel, health, ml, reports, schedules, stock
 from salesflow.config import Settings, get_settings
 from salesflow.data.sale_lines import Clock, utc_now
-from salesflow.jobs.scheduler import ScheduleRunner
+from salesflow.jobs.runtime import CHECK_ALERTS
+from salesflow.jobs.scheduler import Periodic, ScheduleRunner
 from salesflow.jobs.sweep import sweep_jobs
 from salesflow.resources import Resources, build_resources
+from salesflow.services.alerting.pipeline import SCHEDULED, STARTUP
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +63,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
                 resources.schedules,
                 sync_seconds=settings.schedule_sync_seconds,
                 grace_seconds=settings.schedule_grace_seconds,
+                periodic=[alert_checks(resources)],
             )
             await runner.start()
+            await resources.jobs.enqueue_alert_check(STARTUP)
         try:
             yield
         finally:
@@ -100,7 +107,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, auth, admin, analytics, stock, ml, excel, reports, schedules):
+    for module in (health, auth, admin, analytics, stock, ml, excel, reports, schedules, alerts):
         routes = [route for route in module.router.routes if isinstance(route, APIRoute)]
         for route in routes:
             _document_errors(route)
@@ -133,6 +140,21 @@ def _dependency_calls(dependant: Dependant) -> list[object]:
         calls.append(sub.call)
         calls.extend(_dependency_calls(sub))
     return calls
+
+
+def alert_checks(resources: Resources) -> Periodic:
+    """The alert rules evaluated on `ALERT_CHECK_CRON` (in BUSINESS_TZ), on the job runtime."""
+    zone = ZoneInfo(resources.settings.business_tz)
+
+    async def enqueue(slot: datetime) -> None:
+        await resources.jobs.enqueue_alert_check(SCHEDULED, slot)
+
+    return Periodic(
+        job_id=CHECK_ALERTS,
+        cron=CronTrigger.from_crontab(resources.settings.alert_check_cron, timezone=zone),
+        zone=zone,
+        enqueue=enqueue,
+    )
 
 
 async def _warm_up(resources: Resources) -> None:

@@ -10,7 +10,7 @@ the record, the lease and the outcome in the state database.
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import anyio
@@ -22,6 +22,7 @@ from salesflow.config import Settings
 QUEUE = "salesflow:jobs"
 GENERATE_REPORT = "salesflow.reports.generate"
 FORECAST_DEMAND_CHUNK = "salesflow.demand.forecast_chunk"
+CHECK_ALERTS = "salesflow.alerts.check"
 
 
 async def generate_report(job_id: str, context: Annotated[Context, TaskiqDepends()]) -> None:
@@ -36,6 +37,11 @@ async def forecast_demand_chunk(
     await context.state.demand.compute_chunk(date.fromisoformat(as_of), index, count, product_ids)
 
 
+async def check_alerts(trigger: str, slot: str | None, context: Annotated[Context, TaskiqDepends()]) -> None:
+    """One evaluation of the alert rules (a scheduled slot is evaluated once, whoever runs it)."""
+    await context.state.alerts.check(trigger=trigger, slot=datetime.fromisoformat(slot) if slot else None)
+
+
 class JobRuntime:
     """The broker with this service's tasks registered, and the way to enqueue each."""
 
@@ -47,6 +53,7 @@ class JobRuntime:
         self._forecast_chunk: Any = broker.register_task(
             forecast_demand_chunk, task_name=FORECAST_DEMAND_CHUNK
         )
+        self._check_alerts: Any = broker.register_task(check_alerts, task_name=CHECK_ALERTS)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobRuntime:
@@ -76,6 +83,9 @@ class JobRuntime:
 
     async def enqueue_demand_chunk(self, as_of: str, index: int, count: int, product_ids: list[int]) -> None:
         await self._forecast_chunk.kiq(as_of, index, count, product_ids)
+
+    async def enqueue_alert_check(self, trigger: str, slot: datetime | None = None) -> None:
+        await self._check_alerts.kiq(trigger, slot.isoformat() if slot else None)
 
     async def startup(self) -> None:
         await self.broker.startup()

@@ -8,20 +8,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 
-from salesflow.services.schedules import ScheduleService, last_fire_time, trigger
+from salesflow.services.schedules import ScheduleService, last_cron_fire_time, last_fire_time, trigger
 
 logger = logging.getLogger(__name__)
 
 SYNC_JOB = "salesflow.schedules.sync"
 
 
+@dataclass(frozen=True)
+class Periodic:
+    """A job of the service's own on a cron (the alert checks): each firing enqueues `enqueue(slot)`, the
+    slot being the fire time every scheduling process computes alike."""
+
+    job_id: str
+    cron: CronTrigger
+    zone: ZoneInfo
+    enqueue: Callable[[datetime], Awaitable[None]]
+
+
 class ScheduleRunner:
-    def __init__(self, service: ScheduleService, *, sync_seconds: float, grace_seconds: float) -> None:
+    def __init__(
+        self,
+        service: ScheduleService,
+        *,
+        sync_seconds: float,
+        grace_seconds: float,
+        periodic: Sequence[Periodic] = (),
+    ) -> None:
         self.service = service
+        self.periodic = periodic
         self.sync_seconds = sync_seconds
         self.grace = timedelta(seconds=grace_seconds)
         self.scheduler = AsyncIOScheduler(
@@ -37,6 +60,8 @@ class ScheduleRunner:
             logger.info("missed schedule slots run at start-up", extra={"runs": fired})
         await self.sync()
         self.scheduler.add_job(self.sync, "interval", seconds=self.sync_seconds, id=SYNC_JOB)
+        for job in self.periodic:
+            self.scheduler.add_job(self._fire_periodic, job.cron, id=job.job_id, args=[job])
         self.scheduler.start()
         self.service.on_change = self._sync_soon
 
@@ -51,8 +76,9 @@ class ScheduleRunner:
         """One cron job per enabled schedule; a job is replaced only when its schedule changed, so a sync
         at a fire time never skips the slot."""
         enabled = {s.id: s for s in await self.service.schedules.enabled()}
+        own = {SYNC_JOB, *(job.job_id for job in self.periodic)}
         for job in self.scheduler.get_jobs():
-            if job.id != SYNC_JOB and job.id not in enabled:
+            if job.id not in own and job.id not in enabled:
                 job.remove()
                 self._versions.pop(job.id, None)
         for schedule in enabled.values():
@@ -70,6 +96,11 @@ class ScheduleRunner:
         slot = last_fire_time(schedule, self.service.clock(), within=self.grace)
         if slot is not None:
             await self.service.fire(schedule_id, slot)
+
+    async def _fire_periodic(self, job: Periodic) -> None:
+        slot = last_cron_fire_time(job.cron, job.zone, self.service.clock(), within=self.grace)
+        if slot is not None:
+            await job.enqueue(slot)
 
     def _sync_soon(self) -> None:
         task = asyncio.get_running_loop().create_task(self.sync())

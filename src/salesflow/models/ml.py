@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+DEFAULT_ANOMALY_MODEL = "robust_seasonal"
+
 
 class Scope(StrEnum):
     GLOBAL = "GLOBAL"
@@ -50,7 +52,7 @@ class ForecastRequest(ProductRef):
 
 
 class AnomalyRequest(ProductRef):
-    model: str = "robust_seasonal"
+    model: str = DEFAULT_ANOMALY_MODEL
 
 
 class ProductInfo(BaseModel):

@@ -6,6 +6,7 @@ dedupe key, so one cause (a scheduled run, an alert) is mailed once. The alertin
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -18,6 +19,14 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 FIRST_RETRY_SECONDS = 30.0
 SEND_LEASE_SECONDS = 300.0
+FAILING_AFTER_ATTEMPTS = 3  # readiness reports a message still unsent after this many tries
+FAILED_SHOWN_DAYS = 7  # and one given up on for this long
+
+
+class UndeliveredMail(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail  # shown by readiness
 
 
 class Notifications:
@@ -38,6 +47,7 @@ class Notifications:
                 body=row.body,
                 attachment_path=Path(row.attachment_path) if row.attachment_path else None,
                 attachment_name=row.attachment_name,
+                html=row.html,
             )
             try:
                 await self.notifier.send(mail, message_id=row.id)
@@ -54,6 +64,17 @@ class Notifications:
             await self.outbox.sent(row.id)
             sent += 1
         return sent
+
+    async def check(self) -> None:
+        """Readiness: raises, naming them, while messages fail or were given up on lately."""
+        since = self.outbox.clock() - timedelta(days=FAILED_SHOWN_DAYS)
+        failing = await self.outbox.undelivered(since=since, min_attempts=FAILING_AFTER_ATTEMPTS)
+        if failing:
+            latest = failing[0]
+            raise UndeliveredMail(
+                f"{len(failing)} e-mail(s) not delivered; latest {latest.id} ({latest.status}, "
+                f"{latest.attempts} attempts): {latest.last_error}"
+            )
 
     async def run(self, *, every_seconds: float) -> None:
         while True:

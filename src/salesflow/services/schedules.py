@@ -46,9 +46,13 @@ def trigger(schedule: ReportSchedule) -> CronTrigger:
 
 
 def fire_times(schedule: ReportSchedule, start: datetime, end: datetime) -> list[datetime]:
+    """Every slot of a schedule in `[start, end)`, in UTC (see `cron_fire_times`)."""
+    return cron_fire_times(trigger(schedule), ZoneInfo(schedule.timezone), start, end)
+
+
+def cron_fire_times(cron: CronTrigger, zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
     """Every slot in `[start, end)`, in UTC. A wall time that happens twice (clocks going back) is one slot:
     its first occurrence, so that the second firing finds the slot's run already made."""
-    cron, zone = trigger(schedule), ZoneInfo(schedule.timezone)
     times: list[datetime] = []
     moment = start.astimezone(UTC)
     while (fire := cron.get_next_fire_time(None, moment)) is not None and fire < end:
@@ -66,7 +70,13 @@ def slot_of(fire: datetime, zone: ZoneInfo) -> datetime:
 
 def last_fire_time(schedule: ReportSchedule, now: datetime, *, within: timedelta) -> datetime | None:
     """The latest slot in `(now - within, now]`, if any."""
-    slots = fire_times(schedule, now - within, now + timedelta(microseconds=1))
+    return last_cron_fire_time(trigger(schedule), ZoneInfo(schedule.timezone), now, within=within)
+
+
+def last_cron_fire_time(
+    cron: CronTrigger, zone: ZoneInfo, now: datetime, *, within: timedelta
+) -> datetime | None:
+    slots = cron_fire_times(cron, zone, now - within, now + timedelta(microseconds=1))
     return slots[-1] if slots else None
 
 

@@ -21,14 +21,15 @@ class Outbox:
         self.db = db
         self.clock = clock
 
-    async def add(self, mail: Mail, *, dedupe_key: str) -> bool:
-        """Keep a message to send; False when the same cause already queued one (it is never sent twice)."""
+    def row(self, mail: Mail, *, dedupe_key: str) -> OutgoingMail:
+        """The outbox row of a message, for a caller that queues it in its own transaction."""
         now = self.clock()
-        row = OutgoingMail(
+        return OutgoingMail(
             id=uuid.uuid4().hex,
             recipients=list(mail.recipients),
             subject=mail.subject,
             body=mail.body,
+            html=mail.html,
             attachment_path=str(mail.attachment_path) if mail.attachment_path else None,
             attachment_name=mail.attachment_name,
             status=PENDING,
@@ -37,6 +38,10 @@ class Outbox:
             created_at=now,
             dedupe_key=dedupe_key,
         )
+
+    async def add(self, mail: Mail, *, dedupe_key: str) -> bool:
+        """Keep a message to send; False when the same cause already queued one (it is never sent twice)."""
+        row = self.row(mail, dedupe_key=dedupe_key)
         try:
             async with self.db.session() as session, session.begin():
                 session.add(row)
@@ -95,6 +100,24 @@ class Outbox:
 
     async def give_up(self, mail_id: str, *, error: str) -> None:
         await self._set(mail_id, status=FAILED, last_error=error)
+
+    async def undelivered(self, *, since: datetime, min_attempts: int) -> Sequence[OutgoingMail]:
+        """Messages given up on since `since`, and those still failing after `min_attempts` tries."""
+        async with self.db.session() as session:
+            return list(
+                await session.scalars(
+                    select(OutgoingMail)
+                    .where(
+                        OutgoingMail.last_error.is_not(None),
+                        or_(
+                            (OutgoingMail.status == FAILED) & (OutgoingMail.created_at >= since),
+                            (OutgoingMail.status != SENT) & (OutgoingMail.attempts >= min_attempts),
+                        ),
+                    )
+                    .order_by(OutgoingMail.created_at.desc())
+                    .limit(20)
+                )
+            )
 
     async def all(self) -> Sequence[OutgoingMail]:
         async with self.db.session() as session:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, Dialect, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -90,6 +102,7 @@ class OutgoingMail(Base):
     body: Mapped[str] = mapped_column(Text)
     attachment_path: Mapped[str | None] = mapped_column(Text)
     attachment_name: Mapped[str | None] = mapped_column(String(200))
+    html: Mapped[str | None] = mapped_column(Text)  # an HTML alternative to `body`
     status: Mapped[str] = mapped_column(String(16), index=True)  # pending | sending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -97,3 +110,58 @@ class OutgoingMail(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)  # one mail per (cause), never two
+
+
+UNRESOLVED = text("state != 'resolved'")
+
+
+class Alert(Base):
+    """A stock problem or sales anomaly of one subject (a product, or the whole shop), from first seen to
+    resolved. At most one unresolved alert per (kind, subject): the partial unique index holds it even
+    when two evaluations run at once."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "uq_alerts_unresolved",
+            "kind",
+            "subject",
+            unique=True,
+            sqlite_where=UNRESOLVED,
+            postgresql_where=UNRESOLVED,
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64))  # "global" | "product:<id>"
+    product_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    product_sku: Mapped[str | None] = mapped_column(String(200))
+    product_name: Mapped[str | None] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(8))  # low | medium | high
+    state: Mapped[str] = mapped_column(String(16), index=True)  # open | acknowledged | resolved
+    message: Mapped[str] = mapped_column(Text)
+    numbers: Mapped[dict[str, object]] = mapped_column(JSON)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    notified_severity: Mapped[str | None] = mapped_column(String(8))  # the severity last e-mailed
+    mail_id: Mapped[str | None] = mapped_column(String(32))  # the digest that told of it last
+
+
+class AlertCheck(Base):
+    """One evaluation of the alert rules; a scheduled slot is evaluated once, whoever fires it."""
+
+    __tablename__ = "alert_checks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slot: Mapped[datetime | None] = mapped_column(UTCDateTime(), unique=True)  # None: start-up, on demand
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | startup | manual
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    opened: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    resolved: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -3,15 +3,13 @@ and the run's file e-mailed once to a real SMTP server on loopback."""
 
 from __future__ import annotations
 
-import email
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from zoneinfo import ZoneInfo
 
 import anyio
 import pytest
-from aiosmtpd.controller import Controller
 
 from salesflow.clients.mail.notifier import Mail
 from salesflow.config import Settings
@@ -20,7 +18,7 @@ from salesflow.models.reports import Frequency, ReportType, ScheduleRequest
 from salesflow.resources import Resources, build_resources
 from salesflow.services.schedules import fire_times, last_fire_time
 from salesflow.state.tables import ReportSchedule
-from tests.builders import pinned_clock
+from tests.builders import MovableClock
 from tests.servers import free_port
 
 
@@ -84,35 +82,11 @@ def test_weekly_and_monthly_slots() -> None:
     ]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = pinned_clock()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, list[Message]]]:
-    received: list[Message] = []
-
-    class Handler:
-        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-            received.append(email.message_from_bytes(envelope.content))  # type: ignore[attr-defined]
-            return "250 OK"
-
-    port = free_port()
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, received
-    controller.stop()
-
-
 @pytest.fixture
 async def resources(
     make_settings: Callable[..., Settings], store_file, smtp: tuple[int, list[Message]]
-) -> AsyncIterator[tuple[Resources, Clock]]:
-    clock = Clock()
+) -> AsyncIterator[tuple[Resources, MovableClock]]:
+    clock = MovableClock()
     settings = make_settings(
         dev_mode=True, java_jwt_secret=None, smtp_host="127.0.0.1", smtp_port=smtp[0], smtp_starttls=False
     )
@@ -127,7 +101,7 @@ async def finished(resources: Resources, job_id: str) -> str:
 
 
 async def test_a_slot_fired_by_two_schedulers_runs_once_and_is_mailed_once(
-    resources: tuple[Resources, Clock], smtp: tuple[int, list[Message]]
+    resources: tuple[Resources, MovableClock], smtp: tuple[int, list[Message]]
 ) -> None:
     built, clock = resources
     service = built.schedules
@@ -152,7 +126,7 @@ async def test_a_slot_fired_by_two_schedulers_runs_once_and_is_mailed_once(
 
 
 async def test_a_slot_missed_while_down_runs_once_within_the_grace_period(
-    resources: tuple[Resources, Clock],
+    resources: tuple[Resources, MovableClock],
 ) -> None:
     built, clock = resources
     service = built.schedules
@@ -169,7 +143,7 @@ async def test_a_slot_missed_while_down_runs_once_within_the_grace_period(
 
 
 async def test_a_failed_send_is_kept_and_retried(
-    resources: tuple[Resources, Clock], smtp: tuple[int, list[Message]]
+    resources: tuple[Resources, MovableClock], smtp: tuple[int, list[Message]]
 ) -> None:
     built, clock = resources
 

@@ -24,6 +24,7 @@ class Mail:
     body: str
     attachment_path: Path | None = None
     attachment_name: str | None = None
+    html: str | None = None  # an alternative to the plain-text body
 
 
 class Notifier(Protocol):
@@ -39,6 +40,8 @@ def build_message(mail: Mail, *, sender: str, message_id: str) -> EmailMessage:
     message["Subject"] = mail.subject
     message["Message-ID"] = make_msgid(idstring=message_id, domain="salesflow.local")
     message.set_content(mail.body)
+    if mail.html is not None:
+        message.add_alternative(mail.html, subtype="html")
     if mail.attachment_path is not None:
         media, _ = mimetypes.guess_type(mail.attachment_name or mail.attachment_path.name)
         main, _, sub = (media or "application/octet-stream").partition("/")

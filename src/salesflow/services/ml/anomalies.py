@@ -1,20 +1,21 @@
 """Anomaly pipeline (UC9): resolve product → series → detector → explain → cache. It only detects: the
-alerting pipeline sends e-mail, elsewhere.
+alerting pipeline (services/alerting/) turns detections into alerts and e-mail.
 
-Default detector, `robust_seasonal`: each point's expected value is the median of the same season position
-(e.g. the same weekday) in the `neighbours` seasons before and after it — never the point itself — plus,
-with two years of daily history, what the same weekday a year before and after left unexplained (a point
-must then be unusual with and without it). The score is the residual over the robust (MAD) spread of the
-residuals around it. Two passes: points flagged in the first are replaced by their expected value before
-the second, so an anomaly cannot hide another one or inflate the spread. `isolation_forest` (scikit-learn)
-is the alternative.
+Default detector, `robust_seasonal`, on the Anscombe (square-root) scale where count noise is about 1 at any
+level: each point's expected value is the mean of the `neighbours` nearest points at the same season position
+(e.g. the same weekday) — both sides, or only before it when `causal` — never the point itself, plus, with two
+years of daily history, what the same weekday a year apart left unexplained (a point must then be unusual
+with and without it). The score is the residual over a noise scale pooled over months. Two passes: points
+flagged in the first are left out of the second, so an anomaly cannot hide another one or inflate the scale.
+A flag also needs practical significance (`AnomalyRules`: a minimum share and a minimum gap), and the shop's
+calendar makes holidays and closures expected. `isolation_forest` (scikit-learn) is the alternative.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Self
+from typing import Any, Self
 
 import anyio
 import numpy as np
@@ -22,9 +23,10 @@ from sklearn.ensemble import IsolationForest
 
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
-from salesflow.models.ml import Anomaly, AnomalyRequest, AnomalyResponse, Bucket
+from salesflow.models.ml import DEFAULT_ANOMALY_MODEL, Anomaly, AnomalyRequest, AnomalyResponse, Bucket
 from salesflow.services.ml.series import SEASON, Series, SeriesLoader, require_known
 from salesflow.services.ml.strategies import FloatArray
+from salesflow.services.shop_calendar import QuietDay, ShopCalendar
 
 PIPELINE = "ml"
 MAD_TO_SD = 1.4826  # MAD of a normal distribution × this = its standard deviation
@@ -32,68 +34,111 @@ YEAR_IN_WEEKS_DAYS = 364  # 52 weeks: the same weekday a year apart
 
 
 class RobustSeasonalDetector:
-    """Seasonal-median baseline with a robust z-like score (see the module docstring)."""
+    """Seasonal-neighbour baseline with a pooled noise scale (see the module docstring).
 
-    name = "robust_seasonal"
+    `min_change` and `min_gap` add practical significance: a flagged point also differs from its expected
+    value by at least that share and that many units. `causal`: each point is judged against the points
+    before it only (as the alerts judge yesterday), so a verdict never changes when later days arrive.
+    """
+
+    name = DEFAULT_ANOMALY_MODEL
 
     def __init__(
         self,
         *,
         season_length: int = 7,
-        neighbours: int = 6,
-        threshold: float = 5.5,
+        neighbours: int = 12,
+        threshold: float = 3.5,
         clean_threshold: float = 3.0,
-        spread_window: int = 6,
+        spread_points: int = 112,
         min_history_seasons: int = 3,
+        min_change: float = 0.0,
+        min_gap: float = 0.0,
+        causal: bool = False,
     ) -> None:
         self.season_length = season_length
         self.neighbours = neighbours
         self.threshold = threshold
         self.clean_threshold = clean_threshold
-        self.spread_window = spread_window
+        self.spread_points = spread_points
         self.min_history_seasons = min_history_seasons
+        self.min_change = min_change
+        self.min_gap = min_gap
+        self.causal = causal
 
-    def fit(self, y: FloatArray) -> Self:
+    def fit(self, y: FloatArray, quiet: np.ndarray | None = None) -> Self:
+        """`quiet`: points expected to be low (holidays, closures), left out of every baseline."""
         y = np.asarray(y, dtype=np.float64)
-        m = self.season_length if len(y) >= 3 * self.season_length else 1
+        n = len(y)
+        m = self.season_length if n >= 3 * self.season_length else 1
+        self.quiet_ = np.zeros(n, dtype=bool) if quiet is None else np.asarray(quiet, dtype=bool)
         # Sales are counts: their noise grows with the level. On the Anscombe (square-root) scale it does not,
         # so a 75% drop on a quiet Sunday scores like one on a busy Saturday.
         z = stabilise(y)
-        window = self.spread_window * m
-        baseline, scale = self._two_passes(z, m, window, np.zeros(len(z)))
-        scores = (z - baseline) / scale
-        yearly = yearly_component(z - seasonal_baseline(z, m, self.neighbours), m)
+        usable = np.where(self.quiet_, np.nan, z)
+        scores, baseline, scale = self._two_passes(z, usable, m, np.zeros(n))
+        yearly = yearly_component(z - self._baseline(usable, m)[0], m, causal=self.causal)
         if yearly.any():
             # Flag only what is unusual both for the time of week and for the time of year: a recurring
             # yearly event is expected, and a one-off event last year does not make this year look odd.
-            baseline_y, scale_y = self._two_passes(z, m, window, yearly)
-            scores_y = (z - baseline_y) / scale_y
+            scores_y, baseline_y, scale_y = self._two_passes(z, usable, m, yearly)
             keep = np.abs(scores) <= np.abs(scores_y)
-            baseline, scale, scores = (
+            scores, baseline, scale = (
                 np.where(keep, a, b)
-                for a, b in ((baseline, baseline_y), (scale, scale_y), (scores, scores_y))
+                for a, b in ((scores, scores_y), (baseline, baseline_y), (scale, scale_y))
             )
         self.scale_ = scale
         self.scores_ = scores
         self.expected_ = unstabilise(baseline)
         return self
 
+    def _baseline(self, z: FloatArray, m: int) -> tuple[FloatArray, FloatArray]:
+        """Mean of the `neighbours` nearest points at the same season position (never the point itself),
+        and how many there were."""
+        baseline, count = nearest_mean(
+            z, neighbour_offsets(m, 3 * self.neighbours, self.causal), self.neighbours
+        )
+        # A point with no neighbour yet (the first week, judged on nothing) is its own baseline.
+        return np.where(np.isnan(baseline), z, baseline), count
+
     def _two_passes(
-        self, z: FloatArray, m: int, window: int, yearly: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        """Baseline and spread, suspects of the first pass replaced by their expected value in the second."""
-        first = seasonal_baseline(z - yearly, m, self.neighbours) + yearly
-        flagged = np.abs(robust_scores(z, first, window=window)) > self.clean_threshold
-        cleaned = np.where(flagged, first, z)
-        baseline = seasonal_baseline(cleaned - yearly, m, self.neighbours) + yearly
-        return baseline, robust_spread(cleaned - baseline, window=window)
+        self, z: FloatArray, usable: FloatArray, m: int, yearly: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Scores, baseline and scale; suspects of the first pass are left out of the second."""
+        first, count = self._baseline(usable - yearly, m)
+        first = first + yearly
+        suspects = np.abs((z - first) / self._scale(usable - first, count)) > self.clean_threshold
+        cleaned = np.where(suspects, np.nan, usable)
+        baseline, count = self._baseline(cleaned - yearly, m)
+        baseline = baseline + yearly
+        scale = self._scale(cleaned - baseline, count)
+        return (z - baseline) / scale, baseline, scale
+
+    def _scale(self, residuals: FloatArray, count: FloatArray) -> FloatArray:
+        """The noise scale: root mean square of the nearest `spread_points` residuals, pooled over months
+        (a scale from a few weeks is itself too noisy to test against), never below the count noise."""
+        offsets = neighbour_offsets(1, 2 * self.spread_points, self.causal)
+        mean_square, _ = nearest_mean(residuals**2, offsets, self.spread_points)
+        # A count's noise is about 1 on this scale; the baseline's own error adds 1/count of it.
+        floor = np.sqrt(1 + 1 / np.maximum(count, 1))
+        return np.fmax(np.sqrt(mean_square), floor)
 
     def score(self, y: FloatArray) -> FloatArray:
         return np.asarray(self.scores_, dtype=np.float64)
 
     def detect(self, y: FloatArray) -> np.ndarray:
-        """Flags; the first `min_history_seasons` seasons are never flagged (nothing to judge them by yet)."""
-        flags = np.abs(self.score(y)) > self.threshold
+        """Flags: statistically and practically significant; never a drop on a quiet point, never in the
+        first `min_history_seasons` seasons (nothing to judge them by yet)."""
+        scores = self.score(y)
+        flags = significant(
+            np.abs(scores) > self.threshold,
+            y,
+            self.expected_,
+            scores,
+            quiet=self.quiet_,
+            min_change=self.min_change,
+            min_gap=self.min_gap,
+        )
         flags[: self.min_history_seasons * self.season_length] = False
         return flags
 
@@ -103,13 +148,24 @@ class IsolationForestDetector:
 
     name = "isolation_forest"
 
-    def __init__(self, *, season_length: int = 7, contamination: float = 0.02, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        season_length: int = 7,
+        contamination: float = 0.02,
+        random_state: int = 0,
+        min_change: float = 0.0,
+        min_gap: float = 0.0,
+    ) -> None:
         self.season_length = season_length
         self.contamination = contamination
         self.random_state = random_state
+        self.min_change = min_change
+        self.min_gap = min_gap
 
-    def fit(self, y: FloatArray) -> Self:
+    def fit(self, y: FloatArray, quiet: np.ndarray | None = None) -> Self:
         y = np.asarray(y, dtype=np.float64)
+        self.quiet_ = np.zeros(len(y), dtype=bool) if quiet is None else np.asarray(quiet, dtype=bool)
         m = self.season_length if len(y) >= 3 * self.season_length else 1
         self.expected_ = seasonal_baseline(y, m, 4)
         features = np.column_stack([y, y - self.expected_, np.arange(len(y)) % max(m, 1)])
@@ -123,10 +179,18 @@ class IsolationForestDetector:
         return np.asarray(self.scores_, dtype=np.float64)
 
     def detect(self, y: FloatArray) -> np.ndarray:
-        return np.asarray(self.flags_)
+        return significant(
+            np.asarray(self.flags_),
+            y,
+            self.expected_,
+            self.scores_,
+            quiet=self.quiet_,
+            min_change=self.min_change,
+            min_gap=self.min_gap,
+        )
 
 
-DETECTORS = {"robust_seasonal": RobustSeasonalDetector, "isolation_forest": IsolationForestDetector}
+DETECTORS = {detector.name: detector for detector in (RobustSeasonalDetector, IsolationForestDetector)}
 
 
 def stabilise(y: FloatArray) -> FloatArray:
@@ -138,8 +202,27 @@ def unstabilise(z: FloatArray) -> FloatArray:
     return np.maximum((z / 2) ** 2 - 3 / 8, 0)
 
 
-def yearly_component(residuals: FloatArray, season_length: int) -> FloatArray:
-    """What the same weekday 52 weeks before and after left unexplained (their mean, never the point itself).
+def significant(
+    flags: np.ndarray,
+    y: FloatArray,
+    expected: FloatArray,
+    scores: FloatArray,
+    *,
+    quiet: np.ndarray,
+    min_change: float,
+    min_gap: float,
+) -> np.ndarray:
+    """Statistical flags kept only where they matter to a person: a gap of at least `min_gap` units and
+    `min_change` of the expected value, and never a drop on a quiet point (a holiday, a closure)."""
+    y = np.asarray(y, dtype=np.float64)
+    gap = np.abs(y - expected)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.where(expected > 0, gap / expected, np.inf)
+    return np.asarray(flags & (gap >= min_gap) & (change >= min_change) & ~(quiet & (scores < 0)))
+
+
+def yearly_component(residuals: FloatArray, season_length: int, *, causal: bool = False) -> FloatArray:
+    """What the same weekday 52 weeks before (and after, unless `causal`) left unexplained, their mean.
 
     With two years of daily history, a yearly event (a December peak, Black Friday) is expected the next
     time instead of being flagged every year; with less, or for other buckets, it is zero.
@@ -149,15 +232,46 @@ def yearly_component(residuals: FloatArray, season_length: int) -> FloatArray:
         return np.zeros(n)
     others = np.full((2, n), np.nan)
     others[0, YEAR_IN_WEEKS_DAYS:] = residuals[:-YEAR_IN_WEEKS_DAYS]
-    others[1, :-YEAR_IN_WEEKS_DAYS] = residuals[YEAR_IN_WEEKS_DAYS:]
-    with np.errstate(all="ignore"):
-        component: FloatArray = np.nan_to_num(np.nanmean(others, axis=0))
+    if not causal:
+        others[1, :-YEAR_IN_WEEKS_DAYS] = residuals[YEAR_IN_WEEKS_DAYS:]
+    present = ~np.isnan(others)
+    count = present.sum(axis=0)
+    total = np.where(present, others, 0.0).sum(axis=0)
+    component: FloatArray = np.where(count > 0, total / np.maximum(count, 1), 0.0)
     return component
 
 
+def neighbour_offsets(step: int, count: int, causal: bool) -> list[int]:
+    """Offsets to up to `count` neighbours `step` apart, nearest first: both sides alternately, or only
+    the past when `causal`."""
+    if causal:
+        return [-step * k for k in range(1, count + 1)]
+    return [step * k * side for k in range(1, count + 1) for side in (-1, 1)]
+
+
+def nearest_mean(values: FloatArray, offsets: list[int], k: int) -> tuple[FloatArray, FloatArray]:
+    """For each point: the mean of the first `k` non-missing values at `offsets` from it, and their count.
+
+    Near the ends, or where points are missing (cleaned out, quiet days), it reaches further instead of
+    averaging fewer points: the last day is judged on as many neighbours as a day in the middle.
+    """
+    n = len(values)
+    stacked = np.full((len(offsets), n), np.nan)
+    positions = np.arange(n)
+    for row, offset in enumerate(offsets):
+        source = positions + offset
+        inside = (source >= 0) & (source < n)
+        stacked[row, inside] = values[source[inside]]
+    used = ~np.isnan(stacked) & (np.cumsum(~np.isnan(stacked), axis=0) <= k)
+    count = used.sum(axis=0).astype(np.float64)
+    total = np.where(used, stacked, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean: FloatArray = np.where(count > 0, total / count, np.nan)  # no neighbour at all: nan
+    return mean, count
+
+
 def seasonal_baseline(y: FloatArray, season_length: int, neighbours: int) -> FloatArray:
-    """Median of the same season position in up to `neighbours` seasons on each side, excluding the point
-    (neighbours on both sides follow a trend, so a trend does not look like an anomaly)."""
+    """Median of the same season position in up to `neighbours` seasons on each side, excluding the point."""
     n = len(y)
     offsets = [k * season_length for k in range(-neighbours, neighbours + 1) if k != 0]
     stacked = np.full((len(offsets), n), np.nan)
@@ -175,16 +289,27 @@ def robust_spread(residuals: FloatArray, *, window: int) -> FloatArray:
     n = len(residuals)
     half = max(window // 2, 3)
     spread = np.empty(n)
-    for i in range(n):  # n is a few hundred buckets at most; a clear loop beats a clever stride trick here
+    for i in range(n):
         around = np.delete(residuals[max(0, i - half) : i + half + 1], min(i, half))
         spread[i] = MAD_TO_SD * np.median(np.abs(around - np.median(around))) if len(around) else 0.0
-    floor = 0.5  # on the stabilised scale, Poisson noise has a spread of about 1
-    return np.maximum(spread, floor)
+    return np.maximum(spread, 0.5)
 
 
-def robust_scores(y: FloatArray, expected: FloatArray, *, window: int) -> FloatArray:
-    residuals = y - expected
-    return residuals / robust_spread(residuals, window=window)
+@dataclass(frozen=True)
+class AnomalyRules:
+    """When a statistically unusual bucket is worth telling a person about (`ANOMALY_*` settings)."""
+
+    min_change: float = 0.3  # share of the expected value
+    min_units: float = 5.0  # absolute gap per bucket, quantity series
+    min_revenue: float = 50.0  # absolute gap per bucket, revenue series
+    min_history_days: int = 56  # a product's own series is judged from this much history on
+    calendar: ShopCalendar = field(default_factory=ShopCalendar)
+
+    def min_gap(self, metric: str) -> float:
+        return self.min_units if metric == "quantity" else self.min_revenue
+
+
+STATISTICAL_ONLY = AnomalyRules(min_change=0.0, min_units=0.0, min_revenue=0.0)
 
 
 @dataclass(frozen=True)
@@ -193,28 +318,55 @@ class Detection:
     threshold: float
 
 
-def detect_anomalies(series: Series, model: str) -> Detection:
-    """Run the detector and explain each flagged bucket (pure; CPU work)."""
+def detect_anomalies(
+    series: Series,
+    model: str,
+    *,
+    metric: str = "quantity",
+    rules: AnomalyRules = STATISTICAL_ONLY,
+    causal: bool = False,
+) -> Detection:
+    """Run the detector and explain each flagged bucket (pure; CPU work). `causal`: each bucket judged on
+    the ones before it only (the alerts)."""
     season = SEASON[series.bucket] if series.bucket == Bucket.DAILY else 1
-    detector = DETECTORS[model](season_length=season)
+    options: dict[str, Any] = {"min_change": rules.min_change, "min_gap": rules.min_gap(metric)}
+    if causal:
+        options["causal"] = True
+    detector = DETECTORS[model](season_length=season, **options)
     y = series.values
     if len(y) < 14:
         return Detection([], getattr(detector, "threshold", 0.0))
-    detector.fit(y)
+    quiet_days = rules.calendar.expected_buckets(series.starts, series.bucket_days, y)
+    quiet = np.zeros(len(y), dtype=bool)
+    quiet[list(quiet_days)] = True
+    detector.fit(y, quiet)
     flags = detector.detect(y)
     scores = detector.score(y)
     threshold = float(getattr(detector, "threshold", 4.0))
     found = [
         _anomaly(
-            series.starts[i], float(y[i]), float(detector.expected_[i]), float(scores[i]), threshold, series
+            series.starts[i],
+            float(y[i]),
+            float(detector.expected_[i]),
+            float(scores[i]),
+            threshold,
+            series,
+            quiet_days.get(i),
         )
-        for i in np.flatnonzero(flags)
+        for i in map(int, np.flatnonzero(flags))
+        if not (i in quiet_days and quiet_days[i].closed)  # a sale on a closing day is not news
     ]
     return Detection(found, threshold)
 
 
 def _anomaly(
-    day: date, value: float, expected: float, score: float, threshold: float, series: Series
+    day: date,
+    value: float,
+    expected: float,
+    score: float,
+    threshold: float,
+    series: Series,
+    quiet: QuietDay | None = None,
 ) -> Anomaly:
     when = (
         day.strftime("%A %Y-%m-%d")
@@ -236,6 +388,10 @@ def _anomaly(
         kind = "DROP"
         below = (1 - value / expected) * 100
         text = f"Only {value:.0f} sold on {when}, {below:.0f}% below the {expected:.0f} expected."
+    if quiet is not None:
+        text += (
+            f" Note: {'the day was' if series.bucket == Bucket.DAILY else 'the period is'} {quiet.reason}."
+        )
     severity = "high" if abs(score) >= 2 * threshold or kind == "ZERO_DROP" else "medium"
     return Anomaly(
         date=day,
@@ -251,10 +407,19 @@ def _anomaly(
 class AnomalyService:
     """`POST /ml/anomalies`: detects only; sends nothing."""
 
-    def __init__(self, lines: SaleLineCache, cache: Cache, *, ttl_seconds: int, history_days: int) -> None:
+    def __init__(
+        self,
+        lines: SaleLineCache,
+        cache: Cache,
+        *,
+        ttl_seconds: int,
+        history_days: int,
+        rules: AnomalyRules = STATISTICAL_ONLY,
+    ) -> None:
         self.lines = lines
         self.cache = cache
         self.ttl_seconds = ttl_seconds
+        self.rules = rules
         self.loader = SeriesLoader(lines, history_days=history_days)
 
     async def detect_json(self, request: AnomalyRequest, *, scope: str) -> bytes:
@@ -275,7 +440,9 @@ class AnomalyService:
 
         async def compute() -> bytes:
             series = await self.loader.series(product, request, today)
-            detection = await anyio.to_thread.run_sync(detect_anomalies, series, request.model)
+            detection = await anyio.to_thread.run_sync(
+                lambda: detect_anomalies(series, request.model, metric=request.metric, rules=self.rules)
+            )
             return (
                 AnomalyResponse(
                     scope=request.scope,

@@ -1,0 +1,76 @@
+"""Alerts (UC4, UC9): what `/api/v1/alerts` and `/api/v1/alerts/check` answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Severity = Literal["low", "medium", "high"]
+SEVERITY_RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
+
+
+class AlertKind(StrEnum):
+    SALES_ANOMALY = "SALES_ANOMALY"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    LOW_STOCK = "LOW_STOCK"
+    URGENT_REORDER = "URGENT_REORDER"
+    DEAD_STOCK = "DEAD_STOCK"
+
+
+class AlertState(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class AlertProduct(BaseModel):
+    id: int
+    sku: str
+    name: str
+
+
+class AlertNotification(BaseModel):
+    """The e-mail that told about this alert's latest change (the digest it was in)."""
+
+    mail_id: str
+    status: Literal["pending", "sending", "sent", "failed"]
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+
+
+class AlertOut(BaseModel):
+    id: str
+    kind: AlertKind
+    subject: str = Field(description='"global" or "product:<id>"')
+    product: AlertProduct | None
+    severity: Severity
+    state: AlertState
+    message: str
+    numbers: dict[str, float | int | str | None] = Field(
+        description="What triggered it: observed, expected, threshold, coverage_days, …"
+    )
+    first_seen: datetime
+    last_seen: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    notification: AlertNotification | None
+
+
+class AlertPage(BaseModel):
+    data: list[AlertOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class AlertCheckResult(BaseModel):
+    checked_at: datetime
+    opened: list[AlertOut]
+    updated: list[AlertOut]
+    resolved: list[AlertOut]
+    digest_mail_id: str | None = Field(description="The digest e-mail queued for what opened or worsened")

@@ -1,0 +1,132 @@
+"""The alerting pipeline's service: gather → rules → reconcile → digest, and the alerts' API.
+
+An evaluation runs on the job runtime (the schedule, `ALERT_CHECK_CRON`, and once at start-up) or on
+demand (`POST /alerts/check`); the digest goes into the outbox in the evaluation's transaction, and the
+outbox's delivery loop sends it: no e-mail is ever sent inside a request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from functools import partial
+from zoneinfo import ZoneInfo
+
+import anyio
+
+from salesflow.clients.mail.notifier import Mail
+from salesflow.data.sale_lines import SaleLineCache
+from salesflow.errors import NotFound
+from salesflow.models.alerts import AlertKind
+from salesflow.services.alerting import rules
+from salesflow.services.alerting.digest import build_digest
+from salesflow.services.analytics.demand import DemandRule
+from salesflow.services.analytics.stock import StockAnalyticsService
+from salesflow.services.ml.anomalies import AnomalyRules
+from salesflow.state.alerts import AlertFilters, Alerts, Changes, Condition
+from salesflow.state.tables import Alert
+
+logger = logging.getLogger(__name__)
+
+SCHEDULED, STARTUP, ON_DEMAND = "schedule", "startup", "manual"  # what started an evaluation
+
+
+class AlertService:
+    def __init__(
+        self,
+        alerts: Alerts,
+        stock: StockAnalyticsService,
+        lines: SaleLineCache,
+        *,
+        anomaly_rules: AnomalyRules,
+        demand_rule: DemandRule,
+        dead_stock_days: int,
+        anomaly_days: int,
+        history_days: int,
+        recipients: list[str],
+        notify_from: Mapping[AlertKind, str],
+        zone: ZoneInfo,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.alerts = alerts
+        self.stock = stock
+        self.lines = lines
+        self.anomaly_rules = anomaly_rules
+        self.demand_rule = demand_rule
+        self.dead_stock_days = dead_stock_days
+        self.anomaly_days = anomaly_days
+        self.history_days = history_days
+        self.recipients = recipients
+        self.notify_from = notify_from
+        self.zone = zone
+        self.clock = clock
+
+    async def check(self, *, trigger: str = ON_DEMAND, slot: datetime | None = None) -> Changes | None:
+        """One evaluation; None when a scheduled `slot` was already evaluated (by another process)."""
+        check_id = await self.alerts.start_check(trigger=trigger, slot=slot)
+        if check_id is None:
+            return None
+        try:
+            conditions = await self.conditions()
+            changes = await self.alerts.reconcile(
+                conditions, kinds=list(AlertKind), digest=self._digest, notify_from=self.notify_from
+            )
+        except Exception as exc:
+            await self.alerts.finish_check(check_id, None, error=f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        await self.alerts.finish_check(check_id, changes)
+        if changes.opened or changes.resolved or changes.digest_mail_id:
+            logger.info(
+                "alerts checked",
+                extra={
+                    "trigger": trigger,
+                    "opened": len(changes.opened),
+                    "updated": len(changes.updated),
+                    "resolved": len(changes.resolved),
+                    "digest": changes.digest_mail_id,
+                },
+            )
+        return changes
+
+    async def check_now(self) -> Changes:
+        """An on-demand evaluation (it has no slot, so nothing else can have taken it)."""
+        changes = await self.check()
+        if changes is None:
+            raise RuntimeError("an on-demand alert check was not recorded")
+        return changes
+
+    async def conditions(self) -> list[Condition]:
+        """Every condition that holds now (stock as of today; sales up to yesterday, the last whole day)."""
+        today = self.lines.today()
+        states = await self.stock.product_states(today)
+        first_day = today - timedelta(days=self.history_days)
+        lines = await self.lines.window(first_day, today - timedelta(days=1))
+        products = await self.lines.products()
+        out_of_stock = set(states.loc[states["status"] == "OUT_OF_STOCK", "product_id"].astype(int))
+        stock = partial(
+            rules.stock_conditions, states, rule=self.demand_rule, dead_stock_days=self.dead_stock_days
+        )
+        anomalies = partial(
+            rules.anomaly_conditions,
+            lines,
+            products,
+            today=today,
+            first_day=first_day,
+            rules=self.anomaly_rules,
+            recent_days=self.anomaly_days,
+            out_of_stock=out_of_stock,
+        )
+        return await anyio.to_thread.run_sync(stock) + await anyio.to_thread.run_sync(anomalies)
+
+    def _digest(self, alerts: Sequence[Alert]) -> Mail | None:
+        return build_digest(alerts, recipients=self.recipients, now=self.clock(), zone=self.zone)
+
+    async def page(self, filters: AlertFilters, *, offset: int, limit: int) -> tuple[Sequence[Alert], int]:
+        return await self.alerts.page(filters, offset=offset, limit=limit)
+
+    async def acknowledge(self, alert_id: str, *, by: str) -> Alert:
+        alert = await self.alerts.acknowledge(alert_id, by=by) if len(alert_id) == 32 else None
+        if alert is None:
+            raise NotFound(f"No alert {alert_id[:64]!r}")
+        return alert

@@ -1,0 +1,113 @@
+"""The shop's calendar: public holidays (`SHOP_COUNTRY` through the `holidays` package), planned closures
+(explicit dates and weekly closing days). A day on it is expected to be quiet: anomaly detection leaves it
+out of its baseline and never reports a drop on it, and explanations name it.
+
+A run of days without sales that touches a public holiday (the days between Christmas and New Year, the
+Easter weekend) is taken as the shop closing around that holiday, so it is expected too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cached_property
+
+import holidays
+import numpy as np
+
+from salesflow.config import WEEKDAYS
+
+
+@dataclass(frozen=True)
+class QuietDay:
+    """Why a day (or bucket) is expected to be quiet; `closed`: the shop does not sell at all then."""
+
+    reason: str
+    closed: bool
+
+
+@dataclass(frozen=True)
+class ShopCalendar:
+    country: str | None = None
+    subdivision: str | None = None
+    closed_dates: frozenset[date] = frozenset()
+    closed_weekdays: frozenset[int] = frozenset()  # 0 = Monday
+
+    @classmethod
+    def from_settings(
+        cls,
+        *,
+        country: str | None,
+        subdivision: str | None,
+        closed_dates: Iterable[date],
+        closed_weekdays: Iterable[str],
+    ) -> ShopCalendar:
+        return cls(
+            country=country,
+            subdivision=subdivision,
+            closed_dates=frozenset(closed_dates),
+            closed_weekdays=frozenset(WEEKDAYS.index(day) for day in closed_weekdays),
+        )
+
+    @cached_property
+    def _country_holidays(self) -> holidays.HolidayBase | None:
+        if self.country is None:
+            return None
+        return holidays.country_holidays(self.country, subdiv=self.subdivision)
+
+    def quiet(self, day: date, *, weekly_closing: bool = True) -> QuietDay | None:
+        """Why `day` is expected to be quiet ("Christmas Day, a public holiday"), or None."""
+        if day in self.closed_dates:
+            return QuietDay("a planned closure", closed=True)
+        if weekly_closing and day.weekday() in self.closed_weekdays:
+            return QuietDay(f"a weekly closing day ({day.strftime('%A')})", closed=True)
+        name = self.holiday(day)
+        return QuietDay(f"{name}, a public holiday", closed=False) if name else None
+
+    def holiday(self, day: date) -> str | None:
+        calendar = self._country_holidays
+        if calendar is None:
+            return None
+        name = calendar.get(day)
+        return str(name) if name else None
+
+    def expected_days(self, days: Sequence[date], values: np.ndarray) -> dict[int, QuietDay]:
+        """For a daily series (`values[i]` sold on `days[i]`): the positions expected to be quiet, each with
+        its reason, including zero-sale runs that touch a public holiday."""
+        reasons = {i: why for i, day in enumerate(days) if (why := self.quiet(day)) is not None}
+        if self.country is None:
+            return reasons
+        i, n = 0, len(days)
+        while i < n:
+            if values[i] != 0:
+                i += 1
+                continue
+            end = i
+            while end + 1 < n and values[end + 1] == 0:
+                end += 1
+            touching = [days[i] - timedelta(days=1), *days[i : end + 1], days[end] + timedelta(days=1)]
+            names = [name for day in touching if (name := self.holiday(day))]
+            if names:
+                for k in range(i, end + 1):
+                    if k not in reasons or not reasons[k].closed:
+                        reasons[k] = QuietDay(f"the shop closed around {names[0]}", closed=True)
+            i = end + 1
+        return reasons
+
+    def expected_buckets(
+        self, starts: Sequence[date], bucket_days: int, values: np.ndarray
+    ) -> dict[int, QuietDay]:
+        """Positions of buckets (`bucket_days` long from each start) that hold a quiet day, with the first
+        reason (a weekly closing day is in every week: not a reason); a daily series is `expected_days`."""
+        if bucket_days == 1:
+            return self.expected_days(starts, values)
+        reasons: dict[int, QuietDay] = {}
+        for i, start in enumerate(starts):
+            for offset in range(bucket_days):
+                day = start + timedelta(days=offset)
+                if (why := self.quiet(day, weekly_closing=False)) is not None:
+                    # Part of the bucket is quiet: fewer sales are expected, none is not.
+                    reasons[i] = QuietDay(f"it includes {day.isoformat()}, {why.reason}", closed=False)
+                    break
+        return reasons

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from salesflow.api.routes.alerts import shaped
 from salesflow.config import Settings
 from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.models.alerts import AlertKind, AlertState
@@ -188,6 +189,11 @@ async def test_smtp_down_at_first_then_the_digest_is_delivered_once(
         clock.now += timedelta(hours=1)
     [row] = await resources.notifications.outbox.all()
     assert row.status == "pending" and row.attempts == 3 and row.last_error
+    shown = await shaped(checked.opened, resources.alerts)  # what GET /alerts shows on each alert
+    assert {(a.notification.status, a.notification.attempts) for a in shown if a.notification} == {
+        ("pending", 3)
+    }
+    assert all(a.notification and "Error" in (a.notification.last_error or "") for a in shown)
     with pytest.raises(Exception, match="not delivered") as failing:
         await resources.notifications.check()  # what /health/ready shows, as `degraded`
     assert row.id in str(failing.value)
@@ -264,3 +270,41 @@ async def test_the_demo_shops_injected_anomalies_become_alerts_with_true_explana
         assert [a for a in await unresolved(resources) if a.subject == "global"] == []
     finally:
         await resources.aclose()
+
+
+def test_clean_sales_give_no_anomaly_alert() -> None:
+    """A year of ordinary Poisson sales for a shop of 60 products (with a weekly rhythm, some slow sellers)
+    opens no sales-anomaly alert over its last week, at either level."""
+    import numpy as np
+    import pandas as pd
+
+    from salesflow.services.alerting.rules import anomaly_conditions
+    from salesflow.services.ml.anomalies import AnomalyRules
+
+    rng = np.random.default_rng(5)
+    first = TODAY - timedelta(days=365)
+    days = pd.date_range(first, TODAY - timedelta(days=1), freq="D")
+    week = np.array([0.85, 0.9, 0.95, 1.0, 1.2, 1.45, 0.65])[days.day_of_week]
+    frames = []
+    for product_id, level in enumerate(rng.gamma(1.0, 4.0, size=60), start=1):
+        units = rng.poisson(level * week)
+        sold = units > 0
+        frames.append(
+            pd.DataFrame(
+                {"day": days[sold].astype("datetime64[s]"), "product_id": product_id, "quantity": units[sold]}
+            )
+        )
+    lines = pd.concat(frames, ignore_index=True)
+    products = pd.DataFrame(
+        {"product_id": range(1, 61), "sku": [f"S-{i}" for i in range(1, 61)], "name": "x"}
+    )
+    conditions = anomaly_conditions(
+        lines,
+        products,
+        today=TODAY,
+        first_day=first,
+        rules=AnomalyRules(),
+        recent_days=7,
+        out_of_stock=set(),
+    )
+    assert conditions == []

@@ -15,6 +15,7 @@ from salesflow.services.ml.anomalies import (
     IsolationForestDetector,
     RobustSeasonalDetector,
     detect_anomalies,
+    too_small_to_matter,
 )
 from salesflow.services.ml.series import Series
 from salesflow.services.shop_calendar import QuietDay, ShopCalendar
@@ -208,3 +209,18 @@ def test_the_shop_calendar_reads_its_settings() -> None:
     # A week holding a closing weekday is every week: only holidays and closures make a week quiet.
     weeks = calendar.expected_buckets([date(2026, 3, 9), date(2026, 7, 13)], 7, np.array([100.0, 100.0]))
     assert list(weeks) == [1] and "2026-07-14" in weeks[1].reason
+
+
+def test_a_series_too_small_to_matter_is_never_flagged_in_its_judged_days() -> None:
+    """The alerts skip slow sellers whose recent numbers cannot reach the minimum gap; the shortcut must never
+    skip one that the detector would flag."""
+    skipped = 0
+    for seed in range(200):
+        y = poisson_weekly(300, 0.2 + (seed % 4) * 0.4, seed=seed)
+        if seed % 3 == 0:
+            y[-1 - seed % 7] += 6  # one day a customer buys six: reaches the gap
+        flags = RobustSeasonalDetector(causal=True, min_change=0.3, min_gap=5).fit(y).detect(y)[-7:]
+        if too_small_to_matter(y, min_gap=5, judged=7):
+            skipped += 1
+            assert not flags.any(), seed
+    assert 50 < skipped < 200

@@ -21,7 +21,7 @@ from salesflow.models.alerts import AlertKind
 from salesflow.models.ml import DEFAULT_ANOMALY_MODEL, Anomaly, Bucket
 from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.stock import stock_alerts
-from salesflow.services.ml.anomalies import AnomalyRules, detect_anomalies
+from salesflow.services.ml.anomalies import AnomalyRules, detect_anomalies, too_small_to_matter
 from salesflow.services.ml.series import Series
 from salesflow.state.alerts import Condition
 
@@ -139,6 +139,8 @@ def _latest_anomaly(
     if not len(selling) or len(values) - selling[0] < rules.min_history_days:
         return None
     first = int(selling[0])
+    if too_small_to_matter(values[first:], min_gap=rules.min_units, judged=(today - recent_from).days):
+        return None  # most products of a shop: the detector would find nothing worth a person's time
     series = Series(values=values[first:], starts=starts[first:], bucket=Bucket.DAILY, first_future=today)
     detection = detect_anomalies(series, DEFAULT_ANOMALY_MODEL, rules=rules, causal=True)
     recent = [a for a in detection.anomalies if a.date >= recent_from]

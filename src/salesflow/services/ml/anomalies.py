@@ -202,6 +202,16 @@ def unstabilise(z: FloatArray) -> FloatArray:
     return np.maximum((z / 2) ** 2 - 3 / 8, 0)
 
 
+def too_small_to_matter(y: FloatArray, *, min_gap: float, judged: int, season_length: int = 7) -> bool:
+    """True when none of the last `judged` points can be flagged by the causal detector with a `min_gap`:
+    no point they are (or their baselines are made of) comes to `min_gap`, so neither an observation nor an
+    expected value (a mean of smaller ones) can differ by that much."""
+    reach = 3 * RobustSeasonalDetector().neighbours * season_length  # `_baseline` looks at most this far back
+    if len(y) >= 2 * YEAR_IN_WEEKS_DAYS or min_gap <= 0:
+        return False  # the yearly component reaches further
+    return bool(np.max(y[-(reach + judged) :], initial=0.0) < min_gap)
+
+
 def significant(
     flags: np.ndarray,
     y: FloatArray,

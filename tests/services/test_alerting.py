@@ -11,7 +11,9 @@ from datetime import datetime, time, timedelta
 from email.message import Message
 from pathlib import Path
 
+import anyio
 import pytest
+from sqlalchemy import select
 
 from salesflow.api.routes.alerts import shaped
 from salesflow.config import Settings
@@ -20,7 +22,7 @@ from salesflow.models.alerts import AlertKind, AlertState
 from salesflow.resources import Resources, build_resources
 from salesflow.services.alerting.pipeline import SCHEDULED
 from salesflow.state.alerts import AlertFilters
-from salesflow.state.tables import Alert
+from salesflow.state.tables import Alert, AlertCheck
 from tests.builders import TODAY, MovableClock
 from tests.servers import free_port
 
@@ -308,3 +310,79 @@ def test_clean_sales_give_no_anomaly_alert() -> None:
         out_of_stock=set(),
     )
     assert conditions == []
+
+
+async def test_a_kind_below_its_minimum_severity_is_not_mailed(
+    make_settings: Callable[..., Settings], store_file: Path, smtp: tuple[int, list[Message]]
+) -> None:
+    settings = make_settings(
+        dev_mode=True,
+        java_jwt_secret=None,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp[0],
+        smtp_starttls=False,
+        alert_recipients=[BOSS],
+        alert_email_min_severity="DEAD_STOCK=high,LOW_STOCK=medium",
+    )
+    resources = await build_resources(settings, clock=MovableClock())
+    try:
+        checked = await resources.alerts.check_now()
+        mailed = {a.id for a in checked.opened if a.mail_id}
+        for alert in checked.opened:
+            quiet = alert.kind == AlertKind.DEAD_STOCK or (
+                alert.kind == AlertKind.LOW_STOCK and alert.severity == "low"
+            )
+            assert (alert.id not in mailed) == quiet, (alert.kind, alert.severity)
+        assert any(a.kind == AlertKind.DEAD_STOCK for a in checked.opened)
+        await resources.notifications.deliver_due()
+    finally:
+        await resources.aclose()
+    [mail] = smtp[1]
+    assert "Dead stock" not in str(mail) and f"{len(mailed)} new" in mail["Subject"]
+
+
+async def test_the_cron_firing_enqueues_one_check_per_slot_whoever_fires(
+    alerting: tuple[Resources, MovableClock],
+) -> None:
+    """Two scheduling processes fire the same cron slot (here: the same runner's firing, twice); the job
+    runtime runs the check, and the slot is evaluated once."""
+    from salesflow.api.main import alert_checks
+    from salesflow.jobs.scheduler import ScheduleRunner
+
+    resources, _ = alerting
+    runner = ScheduleRunner(resources.schedules, sync_seconds=30, grace_seconds=3600)
+    periodic = alert_checks(resources)
+    await runner._fire_periodic(periodic)
+    await runner._fire_periodic(periodic)
+
+    with anyio.fail_after(60):  # the in-memory broker runs both checks; wait for them to end
+        await resources.jobs.broker.wait_all()  # type: ignore[attr-defined]
+    async with resources.state.session() as session:
+        checks = list(await session.scalars(select(AlertCheck)))
+    [check] = checks  # the second firing found its slot taken
+    assert check.trigger == SCHEDULED and check.slot is not None and check.finished_at is not None
+    assert check.slot.minute % 15 == 0  # ALERT_CHECK_CRON's default: every 15 minutes
+    assert len(await unresolved(resources)) == check.opened > 0
+
+
+def test_the_digest_escapes_what_users_named() -> None:
+    from datetime import UTC
+
+    from salesflow.services.alerting.digest import build_digest
+
+    now = datetime(2026, 3, 18, 9, 0, tzinfo=UTC)
+    hostile = Alert(
+        id="c" * 32,
+        kind=AlertKind.OUT_OF_STOCK,
+        subject="product:7",
+        severity="high",
+        state=AlertState.OPEN,
+        message='<script>alert(1)</script> "Sale" & co (X-1) is out of stock.',
+        numbers={"current_stock": 0},
+        notified_severity=None,
+    )
+    mail = build_digest([hostile], recipients=[BOSS], now=now, zone=UTC)
+    assert mail is not None and mail.html is not None
+    assert "<script>" not in mail.html and "&lt;script&gt;alert(1)&lt;/script&gt;" in mail.html
+    assert hostile.message in mail.body and mail.subject == "SalesFlow alerts: 1 new (1 high)"
+    assert build_digest([hostile], recipients=[], now=now, zone=UTC) is None

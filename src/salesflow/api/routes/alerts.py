@@ -35,7 +35,7 @@ async def list_alerts(
     state: AlertState | None = None,
     kind: AlertKind | None = None,
     severity: Severity | None = None,
-    product: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="a product id")] = None,
+    product: Annotated[int | None, Query(ge=0, le=2**31 - 1, description="a product id")] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AlertPage:

@@ -116,6 +116,8 @@ async def test_a_slot_fired_by_two_schedulers_runs_once_and_is_mailed_once(
     assert await finished(built, first.id) == "completed"
     latest = await built.reports.jobs.latest_scheduled(report_type="stock", report_format="pdf")
     assert latest is not None and latest.id == first.id  # what GET /reports/scheduled/latest serves
+    with anyio.fail_after(60):  # the run queues its e-mail just after it is marked completed
+        await built.jobs.broker.wait_all()  # type: ignore[attr-defined]  # the in-memory broker
     assert await built.notifications.deliver_due() == 1
     assert await built.notifications.deliver_due() == 0  # sent once
     _, received = smtp

@@ -1,11 +1,15 @@
 """Run the `auto` forecaster on every series of an M4-format pair of files and score it the M4 way.
 
     .venv/bin/python -m bench.forecast_m4 --train Weekly-train.csv --test Weekly-test.csv \\
-        --season-length 1 --horizon 13 --out forecasts.csv [--naive2 FILE] [--workers 2]
+        --season-length 1 --horizon 13 --out forecasts.csv [--model-season 0] [--naive2 FILE] [--workers 2]
 
 Writes the forecasts in M4 format (`id,F1..FH`) and prints one JSON line: sMAPE, MASE (M4 definitions, MASE
-scaled with `--season-length`), OWA when `--naive2` is given (an M4-format forecast file, or the official
-benchmark file with a `method` column), the wall time and the number of failed series.
+scaled with `--season-length`, the metric's m: M4 uses 1 for weekly and daily data, 12 monthly, 24 hourly),
+OWA when `--naive2` is given (an M4-format forecast file, or the official benchmark file with a `method`
+column), the wall time and the number of failed series. The model's season is another thing:
+`--model-season` (default 0: detected per series among 7, 12, 24 and 52). Both means are taken the same way,
+over the series where the measure is defined (MASE is not for a constant training series); the counts of
+series left out are printed.
 """
 
 from __future__ import annotations
@@ -41,9 +45,9 @@ def read_naive2(path: Path, horizon: int) -> dict[str, np.ndarray]:
 
 
 def forecast_one(args: tuple[str, np.ndarray, int, int]) -> tuple[str, np.ndarray, str | None]:
-    key, y, season_length, horizon = args
+    key, y, model_season, horizon = args
     try:
-        model = AutoForecaster(season_length=season_length, horizon=horizon).fit(y)
+        model = AutoForecaster(season_length=model_season or 1, horizon=horizon).fit(y)
         return key, model.predict(horizon)["mean"], None
     except Exception as exc:  # a failed series is counted and reported, never silently dropped
         return key, np.full(horizon, y[-1]), f"{type(exc).__name__}: {exc}"
@@ -51,17 +55,20 @@ def forecast_one(args: tuple[str, np.ndarray, int, int]) -> tuple[str, np.ndarra
 
 def score(
     train: dict[str, np.ndarray], test: dict[str, np.ndarray], forecasts: dict[str, np.ndarray], m: int
-) -> tuple[float, float]:
-    smapes = [metrics.smape(test[k][: len(f)], f) for k, f in forecasts.items()]
-    mases = [metrics.mase(test[k][: len(f)], f, train[k], m) for k, f in forecasts.items()]
-    return float(np.mean(smapes)), float(np.nanmean(mases))
+) -> tuple[float, float, int]:
+    """Mean sMAPE and MASE over the series where each is defined, and how many were left out."""
+    smapes = np.array([metrics.smape(test[k][: len(f)], f) for k, f in forecasts.items()])
+    mases = np.array([metrics.mase(test[k][: len(f)], f, train[k], m) for k, f in forecasts.items()])
+    left_out = int((~np.isfinite(smapes)).sum() + (~np.isfinite(mases)).sum())
+    return float(np.mean(smapes[np.isfinite(smapes)])), float(np.mean(mases[np.isfinite(mases)])), left_out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
-    parser.add_argument("--season-length", type=int, required=True)
+    parser.add_argument("--season-length", type=int, required=True, help="the metric's m (MASE scaling)")
+    parser.add_argument("--model-season", type=int, default=0, help="the model's season; 0: detect")
     parser.add_argument("--horizon", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--naive2", type=Path)
@@ -70,7 +77,7 @@ def main() -> None:
 
     train, test = read_m4(args.train), read_m4(args.test)
     started = time.perf_counter()
-    jobs = [(key, y, args.season_length, args.horizon) for key, y in train.items()]
+    jobs = [(key, y, args.model_season, args.horizon) for key, y in train.items()]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(forecast_one, jobs, chunksize=4))
     wall = time.perf_counter() - started
@@ -79,14 +86,20 @@ def main() -> None:
     columns = {f"F{i + 1}": [forecasts[k][i] for k in forecasts] for i in range(args.horizon)}
     pd.DataFrame({"id": list(forecasts), **columns}).to_csv(args.out, index=False)
 
-    smape, mase = score(train, test, forecasts, args.season_length)
-    figures: dict[str, object] = {"series": len(forecasts), "smape": round(smape, 3), "mase": round(mase, 3)}
+    smape, mase, left_out = score(train, test, forecasts, args.season_length)
+    figures: dict[str, object] = {
+        "series": len(forecasts),
+        "smape": round(smape, 3),
+        "mase": round(mase, 3),
+        "measures_left_out": left_out,
+    }
     if args.naive2 is not None:
         naive2 = read_naive2(args.naive2, args.horizon)
-        smape2, mase2 = score(train, test, {k: naive2[k] for k in forecasts}, args.season_length)
+        smape2, mase2, left_out2 = score(train, test, {k: naive2[k] for k in forecasts}, args.season_length)
         figures |= {
             "naive2_smape": round(smape2, 3),
             "naive2_mase": round(mase2, 3),
+            "naive2_measures_left_out": left_out2,
             "owa": round(metrics.owa(smape, mase, smape2, mase2), 4),
         }
     figures |= {"wall_s": round(wall, 1), "failed_series": len(failures), "workers": args.workers}

@@ -54,7 +54,25 @@ def test_weekly_bucket_and_revenue_metric(dev_api: httpx.Client) -> None:
         "/ml/forecast", json={"scope": "GLOBAL", "forecast_days": 30, "period": "weekly", "metric": "revenue"}
     ).json()
     assert body["bucket"] == "weekly" and body["metric"] == "revenue" and len(body["predictions"]) == 5
-    assert body["summary"]["period_label"] == "Next 30 days, by week"
+    assert body["summary"]["period_label"] == "Next 35 days, by week (5 × 7 days)"
+
+
+def test_the_buckets_tell_one_story(dev_api: httpx.Client) -> None:
+    """Weekly and 30-day forecasts are the daily forecast of the same days, summed: a manager who asks
+    three ways gets one answer (the UCI shop once got 31k a day, 804k and 318k a week)."""
+    daily = dev_api.post("/ml/forecast", json={"scope": "GLOBAL", "forecast_days": 90}).json()
+    days = daily["predictions"]
+    for period, size in (("weekly", 7), ("monthly", 30)):
+        body = dev_api.post(
+            "/ml/forecast", json={"scope": "GLOBAL", "forecast_days": 90, "period": period}
+        ).json()
+        assert len(body["predictions"]) * size >= 90 and body["dates"][0] == daily["dates"][0]
+        for i, bucket in enumerate(body["predictions"][: 90 // size]):
+            assert bucket == pytest.approx(sum(days[i * size : (i + 1) * size]), rel=1e-3, abs=0.05)
+        for level in ("80", "95"):
+            lows, highs = body["lower"][level], body["upper"][level]
+            assert all(lo <= p <= hi for lo, p, hi in zip(lows, body["predictions"], highs, strict=True))
+        assert body["summary"]["daily_average"] == pytest.approx(daily["summary"]["daily_average"], rel=0.1)
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import numpy as np
 import pytest
 
+from salesflow.models.ml import Bucket, ForecastRequest, Scope
+from salesflow.services.ml.forecasting import run_forecast
 from salesflow.services.ml.selection import AutoForecaster, backtest, detect_season
+from salesflow.services.ml.series import Series
 from salesflow.services.ml.strategies import ETS, FORECASTERS, Ensemble, Intermittent, SeasonalNaive, Theta
 
 WEEK = np.array([0.8, 0.9, 1.0, 1.0, 1.2, 1.6, 0.5])
@@ -143,3 +148,37 @@ def test_every_registered_model_is_rebuilt_by_its_own_name() -> None:
     """The backtest rebuilds a model from its `name`: each registry key must be that name."""
     for key, build in FORECASTERS.items():
         assert build(7).name == key
+
+
+def _degenerate_cases() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(5, 120).astype(float)
+    return {
+        "missing values inside": np.where(rng.random(120) < 0.1, np.nan, counts),
+        "an infinite day": np.r_[counts[:60], np.inf, counts[61:]],
+        "only missing values": np.full(40, np.nan),
+        "revenue with returns": rng.normal(10, 30, 120),
+        "a constant": np.full(60, 3.0),
+        "an absurd value": np.r_[counts[:119], 1e300],
+        "two days": np.array([1.0, 2.0]),
+        "mostly negative returns": np.where(rng.random(100) < 0.7, 0, rng.normal(-5, 10, 100)),
+    }
+
+
+@pytest.mark.parametrize("case", list(_degenerate_cases()))
+@pytest.mark.parametrize("model", ["auto", *FORECASTERS])
+def test_a_degenerate_series_never_raises_and_forecasts_finite_numbers(case: str, model: str) -> None:
+    values = _degenerate_cases()[case]
+    start = date(2026, 1, 1)
+    series = Series(
+        values=values,
+        starts=[start + timedelta(days=i) for i in range(len(values))],
+        bucket=Bucket.DAILY,
+        first_future=start + timedelta(days=len(values)),
+    )
+    request = ForecastRequest(scope=Scope.GLOBAL, forecast_days=14, model=model)
+    answer = run_forecast(series, request, None)
+    numbers = [*answer.predictions, *(v for b in answer.lower.values() for v in b)]
+    numbers += [v for b in answer.upper.values() for v in b]
+    assert len(answer.predictions) == 14 and np.isfinite(numbers).all(), answer.model
+    assert answer.model.reason

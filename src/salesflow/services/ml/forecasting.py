@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from datetime import date
+from datetime import date, timedelta
 
 import anyio
 import numpy as np
@@ -24,6 +24,7 @@ from salesflow.data.sale_lines import SaleLineCache
 from salesflow.models.ml import (
     Accuracy,
     Backtest,
+    Bucket,
     ForecastRequest,
     ForecastResponse,
     ForecastSummary,
@@ -31,9 +32,23 @@ from salesflow.models.ml import (
     ProductInfo,
 )
 from salesflow.services.ml import metrics
-from salesflow.services.ml.selection import AutoForecaster
-from salesflow.services.ml.series import SEASON, Series, SeriesLoader, horizon, require_known
-from salesflow.services.ml.strategies import FORECASTERS, FloatArray, Forecaster, SeasonalNaive
+from salesflow.services.ml.selection import MODEL_FAILURES, AutoForecaster, fallback_model
+from salesflow.services.ml.series import (
+    BUCKET_DAYS,
+    SEASON,
+    Series,
+    SeriesLoader,
+    bucket_sums,
+    horizon,
+    require_known,
+)
+from salesflow.services.ml.strategies import (
+    FORECASTERS,
+    FloatArray,
+    Forecaster,
+    SeasonalNaive,
+    finite_history,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +88,12 @@ class ForecastService:
         )
 
         async def compute() -> bytes:
-            series = await self.loader.series(product, request, today)
+            # Every bucket is forecast from the daily history (run_forecast sums the days).
+            daily = await self.loader.series(
+                product, request.model_copy(update={"period": Bucket.DAILY}), today
+            )
             response = await anyio.to_thread.run_sync(
-                run_forecast, series, request, product, limiter=self._fitting
+                run_forecast, daily, request, product, limiter=self._fitting
             )
             return response.model_dump_json().encode()
 
@@ -104,15 +122,19 @@ def make_strategy(name: str, *, season_length: int, h: int) -> Forecaster | Auto
     return FORECASTERS[name](season_length)
 
 
-def run_forecast(series: Series, request: ForecastRequest, product: ProductInfo | None) -> ForecastResponse:
-    """Fit, forecast and backtest (pure; CPU-heavy)."""
+def run_forecast(daily: Series, request: ForecastRequest, product: ProductInfo | None) -> ForecastResponse:
+    """Fit, forecast and backtest (pure; CPU-heavy). Every bucket is forecast day by day and summed, so the
+    weekly and 30-day answers tell the same story as the daily one for the same days."""
+    size = BUCKET_DAYS[request.period]
     h = horizon(request.forecast_days, request.period)
-    season = SEASON[request.period]
-    y = series.values
-    strategy = make_strategy(request.model, season_length=season, h=h)
+    days = h * size
+    season = SEASON[Bucket.DAILY]
+    y = finite_history(daily.values)
+    # Chosen for the days asked for, whatever the bucket: the daily, weekly and 30-day answers share a model.
+    strategy = make_strategy(request.model, season_length=season, h=request.forecast_days)
     if len(y) == 0:
-        forecast: dict[str, FloatArray] = {"mean": np.zeros(h)} | {
-            f"{side}-{lv}": np.zeros(h) for lv in request.level for side in ("lo", "hi")
+        forecast: dict[str, FloatArray] = {"mean": np.zeros(days)} | {
+            f"{side}-{lv}": np.zeros(days) for lv in request.level for side in ("lo", "hi")
         }
         info = ModelInfo(
             name="none",
@@ -122,32 +144,68 @@ def run_forecast(series: Series, request: ForecastRequest, product: ProductInfo 
             history_periods=0,
         )
     else:
-        strategy.fit(y)
-        forecast = {k: np.maximum(v, 0.0) for k, v in strategy.predict(h, request.level).items()}
-        info = _model_info(strategy, season, len(y))
-    mean = np.round(forecast["mean"], 2)
-    dates = series.future_starts(h)
+        try:
+            strategy.fit(y)
+            info = _model_info(strategy, season, len(y))
+        except (
+            MODEL_FAILURES
+        ) as exc:  # a requested model that cannot fit this series (auto falls back itself)
+            strategy = fallback_model(y, season)
+            info = ModelInfo(
+                name=strategy.name,
+                kind="fallback",
+                reason=f"{request.model} failed on this series ({type(exc).__name__}): {strategy.name}",
+                season_length=season,
+                history_periods=len(y),
+            )
+        forecast = {k: np.maximum(v, 0.0) for k, v in strategy.predict(days, request.level).items()}
+    buckets = aggregate(forecast, size, request.level)
+    mean = np.round(buckets["mean"], 2)
+    dates = [daily.first_future + timedelta(days=i * size) for i in range(h)]
     return ForecastResponse(
         scope=request.scope,
         product_id=product.id if product else None,
         dates=dates,
         predictions=mean.tolist(),
-        summary=_summary(mean, dates, y, series.bucket_days, request),
+        summary=_summary(mean, dates, bucket_sums(y, size), size, request),
         product=product,
         bucket=request.period,
         metric=request.metric,
-        lower={str(lv): np.round(forecast[f"lo-{lv}"], 2).tolist() for lv in request.level},
-        upper={str(lv): np.round(forecast[f"hi-{lv}"], 2).tolist() for lv in request.level},
+        lower={str(lv): np.round(buckets[f"lo-{lv}"], 2).tolist() for lv in request.level},
+        upper={str(lv): np.round(buckets[f"hi-{lv}"], 2).tolist() for lv in request.level},
         model=info,
-        backtest=backtest_tail(y, strategy, season_length=season, h=h) if len(y) else None,
+        backtest=backtest_tail(y, strategy, season_length=season, h=days, bucket_days=size)
+        if len(y)
+        else None,
     )
 
 
+def aggregate(forecast: dict[str, FloatArray], size: int, level: Sequence[int]) -> dict[str, FloatArray]:
+    """Daily forecasts summed into `size`-day buckets. The bands add the days' half-widths in quadrature (as
+    for independent daily errors): the sum of the bounds would be a band for a week in which every day
+    errs the same way at once."""
+    if size == 1:
+        return forecast
+    mean = forecast["mean"]
+    summed = {"mean": mean.reshape(-1, size).sum(axis=1)}
+    for lv in level:
+        for side, sign in (("lo", -1.0), ("hi", 1.0)):
+            half = np.abs(forecast[f"{side}-{lv}"] - mean).reshape(-1, size)
+            summed[f"{side}-{lv}"] = np.maximum(summed["mean"] + sign * np.sqrt((half**2).sum(axis=1)), 0.0)
+    return summed
+
+
 def backtest_tail(
-    y: FloatArray, strategy: Forecaster | AutoForecaster, *, season_length: int, h: int
+    y: FloatArray,
+    strategy: Forecaster | AutoForecaster,
+    *,
+    season_length: int,
+    h: int,
+    bucket_days: int = 1,
 ) -> Backtest | None:
-    """The chosen model and seasonal naive refitted without the last `h` periods, scored on them."""
-    if len(y) < 2 * h + 7:
+    """The chosen model and seasonal naive refitted without the last `h` days, scored on them (summed into
+    buckets of `bucket_days`, as the answer shows them)."""
+    if len(y) < 2 * h + 7 or not (isinstance(strategy, AutoForecaster) or strategy.name in FORECASTERS):
         return None
     train, actual = y[:-h], y[-h:]
     again: Forecaster | AutoForecaster
@@ -157,10 +215,16 @@ def backtest_tail(
         )
     else:
         again = make_strategy(strategy.name, season_length=season_length, h=h)
-    ours = np.maximum(again.fit(train).predict(h)["mean"], 0)
-    naive = SeasonalNaive(season_length=season_length).fit(train).predict(h)["mean"]
+    try:
+        ours = np.maximum(again.fit(train).predict(h)["mean"], 0)
+        naive = SeasonalNaive(season_length=season_length).fit(train).predict(h)["mean"]
+    except MODEL_FAILURES:  # the shorter history does not fit: no backtest rather than no forecast
+        return None
+    if bucket_days > 1:  # scored as shown: buckets, scaled by the naive error of the bucketed history
+        actual, ours, naive = (bucket_sums(a, bucket_days) for a in (actual, ours, naive))
+        train, season_length = bucket_sums(train, bucket_days), 1
     return Backtest(
-        horizon=h,
+        horizon=len(actual),
         model=_accuracy(actual, ours, train, season_length),
         seasonal_naive=_accuracy(actual, naive, train, season_length),
     )
@@ -227,10 +291,11 @@ def _summary(
     trend = "upward" if change > TREND_TOLERANCE else "downward" if change < -TREND_TOLERANCE else "stable"
     peak = int(np.argmax(mean)) if len(mean) else 0
     unit = {1: "day", 7: "week", 30: "30 days"}[bucket_days]
+    covered = len(mean) * bucket_days  # whole buckets: may be more days than asked for, and says so
     label = (
-        f"Next {request.forecast_days} days, by {unit}"
+        f"Next {covered} days, by {unit} ({len(mean)} × {bucket_days} days)"
         if bucket_days > 1
-        else f"Next {request.forecast_days} days"
+        else f"Next {covered} days"
     )
     return ForecastSummary(
         total=round(total, 2),

@@ -29,6 +29,7 @@ from salesflow.services.ml.strategies import (
     Forecaster,
     ShortHistory,
     combine,
+    finite_history,
 )
 
 SMOOTH_BASES = ("theta", "arima", "ets", "seasonal_naive")
@@ -44,7 +45,8 @@ INTERMITTENT_BASES = tuple(INTERMITTENT_MODELS)
 INTERMITTENT_CANDIDATES: tuple[tuple[str, ...], ...] = tuple((name,) for name in INTERMITTENT_BASES)
 # Seasonal periods looked for when none is given: week of days, year of months, day of hours, year of weeks.
 CALENDAR_PERIODS = (7, 12, 24, 52)
-# What a model fit can raise on a degenerate series (constant, tiny, extreme values).
+# What a model fit can raise on a degenerate series (constant, tiny, extreme values); `ModelFitError` (a
+# ValueError) wraps what statsforecast raises as a bare Exception.
 MODEL_FAILURES = (ValueError, ZeroDivisionError, np.linalg.LinAlgError, FloatingPointError, IndexError)
 
 
@@ -85,7 +87,7 @@ class AutoForecaster:
         self.members = members  # given: no selection, these models (e.g. to backtest an earlier choice)
 
     def fit(self, y: FloatArray) -> Self:
-        y = np.asarray(y, dtype=np.float64)
+        y = finite_history(y)
         period = self.season_length if self.season_length > 1 else detect_season(y)
         # A shop closed on a weekday sells nothing then: model the open days (their own, shorter season)
         # and forecast zero for the closed ones, instead of smearing the zeros over the whole week.
@@ -104,11 +106,12 @@ class AutoForecaster:
             try:
                 self.model_ = (Ensemble(members) if len(members) > 1 else members[0]).fit(y)
             except MODEL_FAILURES as exc:
-                self.model_ = FORECASTERS["seasonal_naive"](self.period_).fit(y)
+                self.model_ = fallback_model(y, self.period_)
                 reason = (
-                    f"{self.choice_.reason}; it failed on this series ({type(exc).__name__}): seasonal naive"
+                    f"{self.choice_.reason}; it failed on this series ({type(exc).__name__}):"
+                    f" {self.model_.name}"
                 )
-                self.choice_ = Choice(self.choice_.kind, ("seasonal_naive",), reason, self.choice_.scores)
+                self.choice_ = Choice(self.choice_.kind, (self.model_.name,), reason, self.choice_.scores)
         return self
 
     def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
@@ -156,6 +159,14 @@ class AutoForecaster:
         return Choice(kind, candidates[0], reason, scores)
 
 
+def fallback_model(y: FloatArray, period: int) -> Forecaster:
+    """What is left when the chosen models fail: seasonal naive, else the mean."""
+    try:
+        return FORECASTERS["seasonal_naive"](period).fit(y)
+    except MODEL_FAILURES:
+        return ShortHistory().fit(y)
+
+
 def closed_positions(y: FloatArray, period: int, seasons: int = 8) -> list[int]:
     """Season positions (e.g. weekdays) with no demand in each of the last `seasons` seasons, when the
     other positions do sell: the shop is closed then."""
@@ -176,7 +187,9 @@ def detect_season(y: FloatArray, candidates: Sequence[int] = CALENDAR_PERIODS) -
     Used when the caller knows no season (M4 scores Weekly with m = 1, yet weekly sales have a yearly cycle).
     """
     best, best_acf = 1, 0.0
-    x = np.diff(y) if len(y) > 2 else y
+    if len(y) < 3:
+        return best
+    x = np.diff(y)
     x = x - x.mean()
     denominator = float(np.dot(x, x))
     if denominator <= 0:

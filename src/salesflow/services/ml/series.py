@@ -121,8 +121,13 @@ def build_series(
     days = pd.date_range(first_day, today - timedelta(days=1), freq="D")
     values = daily.reindex(days.astype("datetime64[s]"), fill_value=0).to_numpy(dtype=np.float64)
     size = BUCKET_DAYS[bucket]
-    usable = (len(values) // size) * size  # whole buckets only, aligned on yesterday
-    blocks = values[len(values) - usable :].reshape(-1, size).sum(axis=1)
-    first = today - timedelta(days=usable)
+    blocks = bucket_sums(values, size)  # whole buckets only, aligned on yesterday
+    first = today - timedelta(days=len(blocks) * size)
     starts = [first + timedelta(days=i * size) for i in range(len(blocks))]
     return Series(values=blocks, starts=starts, bucket=bucket, first_future=today)
+
+
+def bucket_sums(values: np.ndarray, size: int) -> np.ndarray:
+    """Sums of consecutive `size`-day blocks, the last ending with the last value (whole blocks only)."""
+    usable = (len(values) // size) * size
+    return np.asarray(values[len(values) - usable :].reshape(-1, size).sum(axis=1), dtype=np.float64)

@@ -22,6 +22,29 @@ Forecast = dict[str, FloatArray]
 
 # AutoETS supports seasons up to 24; longer ones are left to Theta.
 MAX_ETS_SEASON = 24
+# Values beyond this are clipped: squares of larger ones overflow in the models' variance estimates.
+MAX_ABS_VALUE = 1e15
+POISSON_EXACT_UP_TO = 1e7
+
+
+class ModelFitError(ValueError):
+    """A model could not be fitted to this series (statsforecast raises bare `Exception`s for some)."""
+
+
+def finite_history(y: FloatArray) -> FloatArray:
+    """The series the models can take: leading and trailing missing or infinite values dropped, inner ones
+    interpolated linearly, magnitudes clipped to `MAX_ABS_VALUE`. Negative values (returns) are kept."""
+    y = np.asarray(y, dtype=np.float64)
+    finite = np.isfinite(y)
+    if not finite.any():
+        return np.zeros(0)
+    kept = np.flatnonzero(finite)
+    y = y[kept[0] : kept[-1] + 1]
+    finite = np.isfinite(y)
+    if not finite.all():
+        positions = np.arange(len(y))
+        y = np.interp(positions, positions[finite], y[finite])
+    return np.clip(y, -MAX_ABS_VALUE, MAX_ABS_VALUE)
 
 
 class Forecaster(Protocol):
@@ -46,7 +69,10 @@ class _StatsForecastModel:
         return self.season_length if self.season_length > 1 and n_obs >= 2 * self.season_length else 1
 
     def fit(self, y: FloatArray) -> Self:
-        self.model_ = self._build(self._usable_season(len(y))).fit(y=np.asarray(y, dtype=np.float64))
+        try:
+            self.model_ = self._build(self._usable_season(len(y))).fit(y=np.asarray(y, dtype=np.float64))
+        except Exception as exc:  # statsforecast raises bare Exception / NotImplementedError on some series
+            raise ModelFitError(f"{self.name}: {exc}") from exc
         return self
 
     def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
@@ -55,15 +81,13 @@ class _StatsForecastModel:
 
 
 class SeasonalNaive(_StatsForecastModel):
-    """Repeat the last season (the baseline every other strategy must beat)."""
+    """Repeat the last season (the baseline every other strategy must beat); with fewer than two full
+    seasons of history, the last value (one season copied would repeat its accidents)."""
 
     name = "seasonal_naive"
 
     def __init__(self, *, season_length: int = 7) -> None:
         self.season_length = season_length
-
-    def _usable_season(self, n_obs: int) -> int:
-        return self.season_length if n_obs >= self.season_length else 1
 
     def _build(self, season: int) -> Any:
         return sf.SeasonalNaive(season_length=season)
@@ -119,7 +143,10 @@ class Intermittent:
         self.name = method
 
     def fit(self, y: FloatArray) -> Self:
-        self.model_ = INTERMITTENT_MODELS[self.method]().fit(y=np.asarray(y, dtype=np.float64))
+        try:
+            self.model_ = INTERMITTENT_MODELS[self.method]().fit(y=np.asarray(y, dtype=np.float64))
+        except Exception as exc:  # as in `_StatsForecastModel.fit`
+            raise ModelFitError(f"{self.method}: {exc}") from exc
         return self
 
     def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
@@ -191,10 +218,17 @@ def combine(forecasts: Sequence[Forecast]) -> Forecast:
 def poisson_intervals(mean: FloatArray, level: Sequence[int]) -> Forecast:
     """Central intervals of a Poisson count with the given mean, per step."""
     bounds: Forecast = {}
+    mean = np.maximum(mean, 1e-9)
+    large = (
+        mean > POISSON_EXACT_UP_TO
+    )  # scipy's quantile gives up there; the normal approximation is exact enough
     for lv in level:
         tail = (1 - lv / 100) / 2
-        bounds[f"lo-{lv}"] = stats.poisson.ppf(tail, np.maximum(mean, 1e-9)).astype(np.float64)
-        bounds[f"hi-{lv}"] = stats.poisson.ppf(1 - tail, np.maximum(mean, 1e-9)).astype(np.float64)
+        z = float(stats.norm.ppf(1 - tail))
+        exact_lo = stats.poisson.ppf(tail, np.where(large, 1.0, mean))
+        exact_hi = stats.poisson.ppf(1 - tail, np.where(large, 1.0, mean))
+        bounds[f"lo-{lv}"] = np.where(large, mean - z * np.sqrt(mean), exact_lo).astype(np.float64)
+        bounds[f"hi-{lv}"] = np.where(large, mean + z * np.sqrt(mean), exact_hi).astype(np.float64)
     return bounds
 
 

@@ -6,7 +6,8 @@
 Writes the forecasts in M4 format (`id,F1..FH`) and prints one JSON line: sMAPE, MASE (M4 definitions, MASE
 scaled with `--season-length`, the metric's m: M4 uses 1 for weekly and daily data, 12 monthly, 24 hourly),
 OWA when `--naive2` is given (an M4-format forecast file, or the official benchmark file with a `method`
-column), the wall time and the number of failed series. The model's season is another thing:
+column), MSIS and the coverage of our 95% intervals, Theta's sMAPE / MASE / OWA (same season, same run), the
+wall time and the number of failed series. The model's season is another thing:
 `--model-season` (default 0: detected per series among 7, 12, 24 and 52). Both means are taken the same way,
 over the series where the measure is defined (MASE is not for a constant training series); the counts of
 series left out are printed.
@@ -25,6 +26,7 @@ import pandas as pd
 from bench.common import emit
 from salesflow.services.ml import metrics
 from salesflow.services.ml.selection import AutoForecaster
+from salesflow.services.ml.strategies import Theta
 
 
 def read_m4(path: Path) -> dict[str, np.ndarray]:
@@ -44,13 +46,21 @@ def read_naive2(path: Path, horizon: int) -> dict[str, np.ndarray]:
     }
 
 
-def forecast_one(args: tuple[str, np.ndarray, int, int]) -> tuple[str, np.ndarray, str | None]:
+def forecast_one(args: tuple[str, np.ndarray, int, int]) -> tuple[str, dict[str, np.ndarray], str | None]:
+    """Our forecast with its 95% interval, and Theta's (same season) as the same-run baseline."""
     key, y, model_season, horizon = args
     try:
         model = AutoForecaster(season_length=model_season or 1, horizon=horizon).fit(y)
-        return key, model.predict(horizon)["mean"], None
+        ours = model.predict(horizon, [95])
+        theta = Theta(season_length=model.period_).fit(y).predict(horizon)["mean"]
+        return key, {**ours, "theta": theta}, None
     except Exception as exc:  # a failed series is counted and reported, never silently dropped
-        return key, np.full(horizon, y[-1]), f"{type(exc).__name__}: {exc}"
+        flat = np.full(horizon, y[-1])
+        return (
+            key,
+            {"mean": flat, "lo-95": flat, "hi-95": flat, "theta": flat},
+            f"{type(exc).__name__}: {exc}",
+        )
 
 
 def score(
@@ -81,7 +91,8 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(forecast_one, jobs, chunksize=4))
     wall = time.perf_counter() - started
-    forecasts = {key: f for key, f, _ in results}
+    outputs = {key: f for key, f, _ in results}
+    forecasts = {key: f["mean"] for key, f in outputs.items()}
     failures = [(key, error) for key, _, error in results if error]
     columns = {f"F{i + 1}": [forecasts[k][i] for k in forecasts] for i in range(args.horizon)}
     pd.DataFrame({"id": list(forecasts), **columns}).to_csv(args.out, index=False)
@@ -93,6 +104,22 @@ def main() -> None:
         "mase": round(mase, 3),
         "measures_left_out": left_out,
     }
+    theta_smape, theta_mase, _ = score(
+        train, test, {k: f["theta"] for k, f in outputs.items()}, args.season_length
+    )
+    msis = [
+        metrics.msis(test[k][: len(f["mean"])], f["lo-95"], f["hi-95"], train[k], args.season_length)
+        for k, f in outputs.items()
+    ]
+    inside = sum(
+        metrics.inside(test[k][: len(f["mean"])], f["lo-95"], f["hi-95"]) for k, f in outputs.items()
+    )
+    figures |= {
+        "msis_95": round(float(np.nanmean(msis)), 3),
+        "coverage_95_pct": round(inside / sum(len(f["mean"]) for f in outputs.values()) * 100, 1),
+        "theta_smape": round(theta_smape, 3),
+        "theta_mase": round(theta_mase, 3),
+    }
     if args.naive2 is not None:
         naive2 = read_naive2(args.naive2, args.horizon)
         smape2, mase2, left_out2 = score(train, test, {k: naive2[k] for k in forecasts}, args.season_length)
@@ -101,6 +128,7 @@ def main() -> None:
             "naive2_mase": round(mase2, 3),
             "naive2_measures_left_out": left_out2,
             "owa": round(metrics.owa(smape, mase, smape2, mase2), 4),
+            "theta_owa": round(metrics.owa(theta_smape, theta_mase, smape2, mase2), 4),
         }
     figures |= {"wall_s": round(wall, 1), "failed_series": len(failures), "workers": args.workers}
     emit("forecast_m4", figures)

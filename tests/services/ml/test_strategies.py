@@ -182,3 +182,19 @@ def test_a_degenerate_series_never_raises_and_forecasts_finite_numbers(case: str
     numbers += [v for b in answer.upper.values() for v in b]
     assert len(answer.predictions) == 14 and np.isfinite(numbers).all(), answer.model
     assert answer.model.reason
+
+
+def test_hours_in_a_day_in_a_week_are_forecast_with_both_seasons() -> None:
+    """An hourly series with a daily and a weekly cycle (weekends differ): `auto` detects the 24-hour season,
+    lets MSTL compete (two full weeks of history), and beats one-season Theta on the next 48 hours."""
+    rng = np.random.default_rng(3)
+    hours = np.arange(24 * 7 * 6 + 48)
+    daily = 1 + 0.6 * np.sin(2 * np.pi * hours / 24)
+    weekend = np.where((hours // 24) % 7 >= 5, 0.5, 1.0)
+    y = rng.poisson(200 * daily * weekend).astype(float)
+    train, actual = y[:-48], y[-48:]
+    auto = AutoForecaster(season_length=1, horizon=48).fit(train)
+    assert auto.period_ == 24 and "mstl" in auto.choice_.members, auto.choice_.reason
+    theta = Theta(season_length=24).fit(train).predict(48)["mean"]
+    ours = auto.predict(48)["mean"]
+    assert np.mean(np.abs(actual - ours)) < 0.7 * np.mean(np.abs(actual - theta))

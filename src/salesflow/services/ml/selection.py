@@ -23,6 +23,7 @@ from salesflow.services.ml.metrics import mase_scale
 from salesflow.services.ml.strategies import (
     FORECASTERS,
     INTERMITTENT_MODELS,
+    LONGER_SEASON,
     Ensemble,
     FloatArray,
     Forecast,
@@ -97,7 +98,8 @@ class AutoForecaster:
         if self.closed_:
             y = y[~np.isin(np.arange(len(y)) % period, self.closed_)]
             self.period_ = max(period - len(self.closed_), 1)
-        y = y[-max(self.max_history, 3 * self.period_) :]
+        longest = LONGER_SEASON.get(self.period_, self.period_)  # a week of hours needs weeks of history
+        y = y[-max(self.max_history, 3 * longest) :]
         self.choice_ = self._choose(y)
         if self.choice_.kind == "short":
             self.model_: Forecaster = ShortHistory().fit(y)
@@ -138,6 +140,10 @@ class AutoForecaster:
             if intermittent
             else (SMOOTH_BASES, SMOOTH_CANDIDATES)
         )
+        longer = LONGER_SEASON.get(self.period_)
+        if not intermittent and longer and len(y) >= 2 * longer + self.n_windows * self.horizon:
+            # Two seasons (hours in a day, in a week) and enough history for both: MSTL competes too.
+            bases, candidates = (*bases, "mstl"), (*candidates, ("mstl",), ("mstl", "theta"))
         h = self.horizon
         if len(y) < self.min_history + self.n_windows * h:
             default = candidates[0]

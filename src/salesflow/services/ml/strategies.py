@@ -22,6 +22,8 @@ Forecast = dict[str, FloatArray]
 
 # AutoETS supports seasons up to 24; longer ones are left to Theta.
 MAX_ETS_SEASON = 24
+# The season within which a season repeats: hours of a day within the week's 168 hours.
+LONGER_SEASON = {24: 168}
 # Values beyond this are clipped: squares of larger ones overflow in the models' variance estimates.
 MAX_ABS_VALUE = 1e15
 POISSON_EXACT_UP_TO = 1e7
@@ -131,6 +133,29 @@ class ARIMA(_StatsForecastModel):
 
     def _build(self, season: int) -> Any:
         return sf.AutoARIMA(season_length=1)
+
+
+class MSTL(_StatsForecastModel):
+    """Several seasons at once (MSTL: a season of days within a season of weeks), the trend and remainder by
+    ETS. Each season is used only with two full cycles of history; with none, plain ETS."""
+
+    name = "mstl"
+
+    def __init__(self, *, season_length: int = 24) -> None:
+        self.season_length = season_length
+
+    def fit(self, y: FloatArray) -> Self:
+        self.seasons_ = [
+            m
+            for m in (self.season_length, LONGER_SEASON.get(self.season_length, 0))
+            if m > 1 and len(y) >= 2 * m
+        ]
+        return super().fit(y)
+
+    def _build(self, season: int) -> Any:
+        if not self.seasons_:
+            return sf.AutoETS(season_length=1)
+        return sf.MSTL(season_length=self.seasons_, trend_forecaster=sf.AutoETS(model="ZZN"))
 
 
 class Intermittent:
@@ -249,6 +274,7 @@ FORECASTERS: dict[str, Callable[[int], Forecaster]] = {
     "ets": lambda m: ETS(season_length=m),
     "theta": lambda m: Theta(season_length=m),
     "arima": lambda m: ARIMA(season_length=m),
+    "mstl": lambda m: MSTL(season_length=m),
     **{name: functools.partial(_intermittent, name) for name in INTERMITTENT_MODELS},
     "linear_trend": lambda m: LinearTrend(),
 }

@@ -143,7 +143,8 @@ class AutoForecaster:
         longer = LONGER_SEASON.get(self.period_)
         if not intermittent and longer and len(y) >= 2 * longer + self.n_windows * self.horizon:
             # Two seasons (hours in a day, in a week) and enough history for both: MSTL competes too.
-            bases, candidates = (*bases, "mstl"), (*candidates, ("mstl",), ("mstl", "theta"))
+            mstl, theta = MSTL.name, Theta.name
+            bases, candidates = (*bases, mstl), (*candidates, (mstl,), (mstl, theta))
         h = self.horizon
         if len(y) < self.min_history + self.n_windows * h:
             default = candidates[0]

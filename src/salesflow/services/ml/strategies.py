@@ -274,7 +274,7 @@ FORECASTERS: dict[str, Callable[[int], Forecaster]] = {
     "ets": lambda m: ETS(season_length=m),
     "theta": lambda m: Theta(season_length=m),
     "arima": lambda m: ARIMA(season_length=m),
-    "mstl": lambda m: MSTL(season_length=m),
+    MSTL.name: lambda m: MSTL(season_length=m),
     **{name: functools.partial(_intermittent, name) for name in INTERMITTENT_MODELS},
     "linear_trend": lambda m: LinearTrend(),
 }

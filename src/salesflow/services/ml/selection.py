@@ -24,11 +24,13 @@ from salesflow.services.ml.strategies import (
     FORECASTERS,
     INTERMITTENT_MODELS,
     LONGER_SEASON,
+    MSTL,
     Ensemble,
     FloatArray,
     Forecast,
     Forecaster,
     ShortHistory,
+    Theta,
     combine,
     finite_history,
 )

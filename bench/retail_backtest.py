@@ -74,6 +74,8 @@ def main() -> None:
     )
     parser.add_argument("--products", type=int, default=50)
     parser.add_argument("--skip-cancellations", action="store_true")
+    # dev: the last 28 days are dropped and the 28 before them held out, to choose designs on.
+    parser.add_argument("--split", choices=("dev", "final"), default="final")
     args = parser.parse_args()
     raw = pd.read_parquet(args.parquet)
     kept = ~raw["InvoiceNo"].str.startswith("A") & (raw["UnitPrice"] >= 0)
@@ -85,9 +87,12 @@ def main() -> None:
     revenue = (sold["Quantity"] * sold["UnitPrice"]).groupby(sold["StockCode"]).sum()
     top = revenue.nlargest(args.products).index
     candidates = {code: daily_series(lines[lines["StockCode"] == code]) for code in top}
+    if args.split == "dev":
+        candidates = {code: y[:-HOLDOUT] for code, y in candidates.items()}
     # A product first sold within the held-out weeks has nothing to learn from.
     usable = {code: y for code, y in candidates.items() if len(y) >= 3 * HOLDOUT}
-    series = {"GLOBAL": daily_series(lines)} | usable
+    shop = daily_series(lines)
+    series = {"GLOBAL": shop[:-HOLDOUT] if args.split == "dev" else shop} | usable
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=2) as pool:
         results = dict(zip(series, pool.map(evaluate, series.values()), strict=True))
@@ -118,6 +123,7 @@ def main() -> None:
     emit(
         "retail_backtest",
         {
+            "split": args.split,
             "cancellations": "skipped" if args.skip_cancellations else "netted",
             "holdout_days": HOLDOUT,
             "global": summary([results["GLOBAL"]]),

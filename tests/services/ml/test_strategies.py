@@ -198,3 +198,20 @@ def test_hours_in_a_day_in_a_week_are_forecast_with_both_seasons() -> None:
     theta = Theta(season_length=24).fit(train).predict(48)["mean"]
     ours = auto.predict(48)["mean"]
     assert np.mean(np.abs(actual - ours)) < 0.7 * np.mean(np.abs(actual - theta))
+
+
+def test_count_bands_are_skewed_and_never_narrower_than_past_errors() -> None:
+    from salesflow.services.ml.strategies import count_intervals, widened
+
+    mean = np.array([4.0, 40.0])
+    normal = {"mean": mean, "lo-95": mean - 1.96 * 4, "hi-95": mean + 1.96 * 4}  # sd 4: overdispersed at 4
+    bands = count_intervals(normal, [95])
+    assert (
+        bands["lo-95"][0] >= 0 and bands["hi-95"][0] - 4 > 4 - bands["lo-95"][0]
+    )  # a count's long right tail
+    assert bands["lo-95"][1] == np.floor(bands["lo-95"][1])  # whole units
+    errors = np.r_[np.zeros(30), np.full(5, 25.0)]  # now and then a bulk order 25 above the forecast
+    forecast = {"mean": mean, **bands}
+    floor = widened(forecast, [95], errors)
+    assert np.all(floor["hi-95"] >= mean + 25) and np.all(floor["lo-95"] == bands["lo-95"])
+    assert widened(forecast, [95], errors[:5]) is forecast  # too few errors to say anything

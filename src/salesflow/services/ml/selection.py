@@ -32,7 +32,9 @@ from salesflow.services.ml.strategies import (
     ShortHistory,
     Theta,
     combine,
+    count_intervals,
     finite_history,
+    widened,
 )
 
 SMOOTH_BASES = ("theta", "arima", "ets", "seasonal_naive")
@@ -61,6 +63,7 @@ class Choice:
     members: tuple[str, ...]
     reason: str
     scores: dict[str, float] = field(default_factory=dict)  # candidate → backtest error (scaled MAE)
+    errors: tuple[float, ...] = ()  # the chosen candidate's backtest errors (actual − forecast)
 
 
 class AutoForecaster:
@@ -96,6 +99,7 @@ class AutoForecaster:
         # and forecast zero for the closed ones, instead of smearing the zeros over the whole week.
         self.closed_ = closed_positions(y, period)
         self.n_obs_ = len(y)
+        self.counts_ = bool(len(y)) and bool(np.all(y >= 0) and np.all(y == np.round(y)))
         self.period_ = period
         if self.closed_:
             y = y[~np.isin(np.arange(len(y)) % period, self.closed_)]
@@ -120,15 +124,25 @@ class AutoForecaster:
 
     def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
         if not self.closed_:
-            return {key: np.maximum(values, 0.0) for key, values in self.model_.predict(h, level).items()}
+            return {key: np.maximum(values, 0.0) for key, values in self._predict(h, level).items()}
         full_period = self.period_ + len(self.closed_)
         is_open = ~np.isin(np.arange(self.n_obs_, self.n_obs_ + h) % full_period, self.closed_)
-        forecast = self.model_.predict(int(is_open.sum()), level)
+        forecast = self._predict(int(is_open.sum()), level)
         spread: Forecast = {}
         for key, values in forecast.items():
             spread[key] = np.zeros(h)
             spread[key][is_open] = np.maximum(values, 0.0)
         return spread
+
+    def _predict(self, h: int, level: Sequence[int]) -> Forecast:
+        forecast = self.model_.predict(h, level)
+        if not level or self.choice_.kind != "smooth":
+            return forecast
+        if self.counts_:
+            # Counts are skewed: the models' symmetric bands miss high days and cover zero days too easily.
+            forecast = {"mean": forecast["mean"], **count_intervals(forecast, level)}
+        # Never narrower than the errors the chosen model made out of sample on this very series.
+        return widened(forecast, level, np.asarray(self.choice_.errors))
 
     def _choose(self, y: FloatArray) -> Choice:
         if len(y) < self.min_history:
@@ -153,7 +167,10 @@ class AutoForecaster:
             return Choice(
                 kind, default, f"{kind} series, too short to backtest: the default {'+'.join(default)}"
             )
-        scores = backtest(y, bases, candidates, season_length=self.period_, h=h, n_windows=self.n_windows)
+        measured = backtest_errors(
+            y, bases, candidates, season_length=self.period_, h=h, n_windows=self.n_windows
+        )
+        scores = measured.scaled_mae
         preferred = "+".join(candidates[0])
         best = min(scores, key=scores.__getitem__)
         if best != preferred and scores[best] < self.switch_ratio * scores[preferred]:
@@ -161,11 +178,11 @@ class AutoForecaster:
                 f"{kind} series: {best} beat {preferred} in the backtest"
                 f" (scaled error {scores[best]:.3f} vs {scores[preferred]:.3f})"
             )
-            return Choice(kind, tuple(best.split("+")), reason, scores)
+            return Choice(kind, tuple(best.split("+")), reason, scores, measured.errors[best])
         reason = (
             f"{kind} series: {preferred} (best in the backtest or within {1 - self.switch_ratio:.0%} of it)"
         )
-        return Choice(kind, candidates[0], reason, scores)
+        return Choice(kind, candidates[0], reason, scores, measured.errors[preferred])
 
 
 def fallback_model(y: FloatArray, period: int) -> Forecaster:
@@ -223,16 +240,42 @@ def backtest(
     n_windows: int,
 ) -> dict[str, float]:
     """Mean scaled MAE of each candidate over `n_windows` rolling origins (base models fitted once each)."""
+    return backtest_errors(
+        y, bases, candidates, season_length=season_length, h=h, n_windows=n_windows
+    ).scaled_mae
+
+
+@dataclass(frozen=True)
+class BacktestErrors:
+    scaled_mae: dict[str, float]  # candidate → mean absolute error over the naive in-sample error
+    errors: dict[str, tuple[float, ...]]  # candidate → every error (actual − forecast), in the series' units
+
+
+def backtest_errors(
+    y: FloatArray,
+    bases: Sequence[str],
+    candidates: Sequence[tuple[str, ...]],
+    *,
+    season_length: int,
+    h: int,
+    n_windows: int,
+) -> BacktestErrors:
+    """Each candidate's errors over `n_windows` rolling origins (base models fitted once each)."""
     errors: dict[str, list[float]] = {"+".join(c): [] for c in candidates}
+    signed: dict[str, list[FloatArray]] = {"+".join(c): [] for c in candidates}
     for window in range(n_windows, 0, -1):
         cut = len(y) - window * h
         train, actual = y[:cut], y[cut : cut + h]
         scale = mase_scale(train, season_length) or mase_scale(train, 1) or 1.0
         forecasts = {name: _safe_forecast(name, train, h, season_length) for name in bases}
         for candidate in candidates:
-            mean = combine([forecasts[name] for name in candidate])["mean"]
-            errors["+".join(candidate)].append(float(np.mean(np.abs(actual - np.maximum(mean, 0)))) / scale)
-    return {name: float(np.mean(values)) for name, values in errors.items()}
+            mean = np.maximum(combine([forecasts[name] for name in candidate])["mean"], 0)
+            errors["+".join(candidate)].append(float(np.mean(np.abs(actual - mean))) / scale)
+            signed["+".join(candidate)].append(actual - mean)
+    return BacktestErrors(
+        scaled_mae={name: float(np.mean(values)) for name, values in errors.items()},
+        errors={name: tuple(np.concatenate(values).tolist()) for name, values in signed.items()},
+    )
 
 
 def _safe_forecast(name: str, train: FloatArray, h: int, season_length: int) -> Forecast:

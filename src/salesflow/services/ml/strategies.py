@@ -27,6 +27,7 @@ LONGER_SEASON = {24: 168}
 # Values beyond this are clipped: squares of larger ones overflow in the models' variance estimates.
 MAX_ABS_VALUE = 1e15
 POISSON_EXACT_UP_TO = 1e7
+MIN_ERRORS_FOR_BANDS = 20  # fewer past errors say too little about a band's tails
 
 
 class ModelFitError(ValueError):
@@ -254,6 +255,43 @@ def poisson_intervals(mean: FloatArray, level: Sequence[int]) -> Forecast:
         exact_hi = stats.poisson.ppf(1 - tail, np.where(large, 1.0, mean))
         bounds[f"lo-{lv}"] = np.where(large, mean - z * np.sqrt(mean), exact_lo).astype(np.float64)
         bounds[f"hi-{lv}"] = np.where(large, mean + z * np.sqrt(mean), exact_hi).astype(np.float64)
+    return bounds
+
+
+def widened(forecast: Forecast, level: Sequence[int], errors: FloatArray) -> Forecast:
+    """Each band at least as wide as the same quantiles of past out-of-sample `errors` (actual − forecast)
+    around the mean: a split-conformal floor under the model's own band."""
+    if len(errors) < MIN_ERRORS_FOR_BANDS:
+        return forecast
+    mean = forecast["mean"]
+    out = dict(forecast)
+    for lv in level:
+        tail = (1 - lv / 100) / 2
+        below, above = np.quantile(errors, [tail, 1 - tail])
+        out[f"lo-{lv}"] = np.minimum(forecast[f"lo-{lv}"], mean + below)
+        out[f"hi-{lv}"] = np.maximum(forecast[f"hi-{lv}"], mean + above)
+    return out
+
+
+def count_intervals(forecast: Forecast, level: Sequence[int]) -> Forecast:
+    """Intervals of a count with the forecast's mean and the spread of its upper band (negative binomial;
+    Poisson when that spread is smaller than a count's own): skewed like sales, never below zero."""
+    mean = np.maximum(forecast["mean"], 1e-9)
+    widest = max(level)
+    z = float(stats.norm.ppf(0.5 + widest / 200))
+    variance = ((forecast[f"hi-{widest}"] - forecast["mean"]) / z) ** 2
+    overdispersed = variance > mean * 1.0001
+    # var = mean + mean² / r: r successes, success probability r / (r + mean)
+    r = np.where(overdispersed, mean**2 / np.maximum(variance - mean, 1e-12), 1.0)
+    p = r / (r + mean)
+    poisson = poisson_intervals(mean, level)
+    large = mean > POISSON_EXACT_UP_TO  # there the skew is nothing: the model's own band stays
+    bounds: Forecast = {}
+    for lv in level:
+        tail = (1 - lv / 100) / 2
+        for key, q in ((f"lo-{lv}", tail), (f"hi-{lv}", 1 - tail)):
+            skewed = np.where(overdispersed, stats.nbinom.ppf(q, r, p), poisson[key])
+            bounds[key] = np.where(large, forecast[key], skewed).astype(np.float64)
     return bounds
 
 

@@ -36,6 +36,16 @@ def read_m4(path: Path) -> dict[str, np.ndarray]:
     return {str(key): row[~np.isnan(row)] for key, row in zip(frame.iloc[:, 0], values, strict=True)}
 
 
+def read_long(path: Path, drop: list[str]) -> dict[str, np.ndarray]:
+    """A long `id,date,value` file (the M4 Daily training excerpt), series in date order."""
+    frame = pd.read_csv(path, parse_dates=["date"]).sort_values(["id", "date"])
+    return {
+        str(key): group["value"].to_numpy(dtype=np.float64)
+        for key, group in frame.groupby("id")
+        if str(key) not in drop
+    }
+
+
 def read_naive2(path: Path, horizon: int) -> dict[str, np.ndarray]:
     frame = pd.read_csv(path)
     if "method" in frame.columns:
@@ -83,9 +93,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--naive2", type=Path)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--train-long", action="store_true", help="--train is `id,date,value` (M4 Daily excerpt)"
+    )
+    parser.add_argument("--drop", nargs="*", default=[], help="series to leave out (D160 does not match M4)")
     args = parser.parse_args()
 
-    train, test = read_m4(args.train), read_m4(args.test)
+    train = read_long(args.train, args.drop) if args.train_long else read_m4(args.train)
+    test = read_m4(args.test)
     started = time.perf_counter()
     jobs = [(key, y, args.model_season, args.horizon) for key, y in train.items()]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:

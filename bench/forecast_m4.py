@@ -56,11 +56,16 @@ def read_naive2(path: Path, horizon: int) -> dict[str, np.ndarray]:
     }
 
 
-def forecast_one(args: tuple[str, np.ndarray, int, int]) -> tuple[str, dict[str, np.ndarray], str | None]:
+def forecast_one(
+    args: tuple[str, np.ndarray, int, int, float | None],
+) -> tuple[str, dict[str, np.ndarray], str | None]:
     """Our forecast with its 95% interval, and Theta's (same season) as the same-run baseline."""
-    key, y, model_season, horizon = args
+    key, y, model_season, horizon, switch_ratio = args
     try:
-        model = AutoForecaster(season_length=model_season or 1, horizon=horizon).fit(y)
+        model = AutoForecaster(season_length=model_season or 1, horizon=horizon)
+        if switch_ratio is not None:
+            model.switch_ratio = switch_ratio
+        model.fit(y)
         ours = model.predict(horizon, [95])
         theta = Theta(season_length=model.period_).fit(y).predict(horizon)["mean"]
         return key, {**ours, "theta": theta}, None
@@ -102,7 +107,11 @@ def main() -> None:
     train = read_long(args.train, args.drop) if args.train_long else read_m4(args.train)
     test = read_m4(args.test)
     started = time.perf_counter()
-    jobs = [(key, y, args.model_season, args.horizon) for key, y in train.items()]
+    if args.half != "all":  # a development half to choose on, the other half scored once
+        keys = sorted(train)
+        kept = set(keys[0 if args.half == "dev" else 1 :: 2])
+        train = {key: y for key, y in train.items() if key in kept}
+    jobs = [(key, y, args.model_season, args.horizon, args.switch_ratio) for key, y in train.items()]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(forecast_one, jobs, chunksize=4))
     wall = time.perf_counter() - started
@@ -114,6 +123,8 @@ def main() -> None:
 
     smape, mase, left_out = score(train, test, forecasts, args.season_length)
     figures: dict[str, object] = {
+        "half": args.half,
+        "switch_ratio": args.switch_ratio,
         "series": len(forecasts),
         "smape": round(smape, 3),
         "mase": round(mase, 3),

@@ -20,9 +20,8 @@ from pathlib import Path
 
 from tests.builders import TODAY, pinned_clock
 
-from bench.common import emit, peak_rss_mb
+from bench.common import emit, peak_rss_mb, seed_demo_store
 from salesflow.config import Settings
-from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.models.ml import AnomalyRequest, Scope
 from salesflow.resources import build_resources
 
@@ -87,13 +86,11 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        store = EmbeddedStore(Path(folder) / "salesflow.duckdb")
-        seeded = store.seed_demo(
-            today=TODAY, n_products=args.products, days=730, seed=42, target_lines=args.lines
+        written = seed_demo_store(
+            Path(folder) / "salesflow.duckdb", today=TODAY, products=args.products, lines=args.lines
         )
-        store.close()
         figures = asyncio.run(measure(Path(folder)))
-    emit("alert_check", {"products": args.products, "lines": seeded.lines_written, **figures})
+    emit("alert_check", {"products": args.products, "lines": written, **figures})
 
 
 if __name__ == "__main__":

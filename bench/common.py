@@ -9,9 +9,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import orjson
+
+from salesflow.data.sources.embedded import EmbeddedStore
 
 
 def median_seconds(run: Callable[[], Any], *, repeat: int = 5, warmup: int = 1) -> float:
@@ -31,6 +35,16 @@ def peak_rss_mb() -> float:
 
 def machine() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()}
+
+
+def seed_demo_store(path: Path, *, today: date, products: int, lines: int, days: int = 730) -> int:
+    """A demo store at `path` with about `lines` sale lines (the benches' 1M-line shop); lines written."""
+    store = EmbeddedStore(path)
+    try:
+        seeded = store.seed_demo(today=today, n_products=products, days=days, seed=42, target_lines=lines)
+    finally:
+        store.close()
+    return seeded.lines_written
 
 
 def emit(bench: str, figures: dict[str, Any]) -> None:

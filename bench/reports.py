@@ -19,9 +19,8 @@ from pathlib import Path
 import anyio
 from tests.builders import TODAY, pinned_clock
 
-from bench.common import emit
+from bench.common import emit, seed_demo_store
 from salesflow.config import Settings
-from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.integration.jwt import DEV_USER
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.reports import ReportFormat, ReportRequest, ReportType
@@ -78,9 +77,9 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        store = EmbeddedStore(Path(folder) / "salesflow.duckdb")
-        store.seed_demo(today=TODAY, n_products=args.products, days=730, seed=42, target_lines=args.lines)
-        store.close()
+        seed_demo_store(
+            Path(folder) / "salesflow.duckdb", today=TODAY, products=args.products, lines=args.lines
+        )
         asyncio.run(measure(Path(folder)))
 
 

@@ -29,18 +29,29 @@ from tests.servers import free_port
 BOSS = "boss@shop.test"
 
 
-@pytest.fixture
-async def alerting(
-    make_settings: Callable[..., Settings], store_file: Path, smtp: tuple[int, list[Message]], state_url: str
-) -> AsyncIterator[tuple[Resources, MovableClock]]:
-    clock = MovableClock()
-    settings = make_settings(
+def mailing(
+    make_settings: Callable[..., Settings], smtp: tuple[int, list[Message]], **overrides: object
+) -> Settings:
+    """DEV settings that mail the alert digests to BOSS through the loopback SMTP server."""
+    return make_settings(
         dev_mode=True,
         java_jwt_secret=None,
         smtp_host="127.0.0.1",
         smtp_port=smtp[0],
         smtp_starttls=False,
         alert_recipients=[BOSS],
+        **overrides,
+    )
+
+
+@pytest.fixture
+async def alerting(
+    make_settings: Callable[..., Settings], store_file: Path, smtp: tuple[int, list[Message]], state_url: str
+) -> AsyncIterator[tuple[Resources, MovableClock]]:
+    clock = MovableClock()
+    settings = mailing(
+        make_settings,
+        smtp,
         state_database_url=state_url,
         sales_refresh_seconds=0,  # stock changed in the store is seen at once
     )
@@ -315,15 +326,7 @@ def test_clean_sales_give_no_anomaly_alert() -> None:
 async def test_a_kind_below_its_minimum_severity_is_not_mailed(
     make_settings: Callable[..., Settings], store_file: Path, smtp: tuple[int, list[Message]]
 ) -> None:
-    settings = make_settings(
-        dev_mode=True,
-        java_jwt_secret=None,
-        smtp_host="127.0.0.1",
-        smtp_port=smtp[0],
-        smtp_starttls=False,
-        alert_recipients=[BOSS],
-        alert_email_min_severity="DEAD_STOCK=high,LOW_STOCK=medium",
-    )
+    settings = mailing(make_settings, smtp, alert_email_min_severity="DEAD_STOCK=high,LOW_STOCK=medium")
     resources = await build_resources(settings, clock=MovableClock())
     try:
         checked = await resources.alerts.check_now()

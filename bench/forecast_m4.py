@@ -98,6 +98,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--naive2", type=Path)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--half", choices=("all", "dev", "holdout"), default="all")
+    parser.add_argument(
+        "--switch-ratio", type=float, help="instead of auto's default (to choose on --half dev)"
+    )
     parser.add_argument(
         "--train-long", action="store_true", help="--train is `id,date,value` (M4 Daily excerpt)"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -61,3 +63,34 @@ def test_metrics_on_hand_worked_values() -> None:
     train = np.array([1.0, 3.0, 2.0, 6.0])  # naive errors 2, 1, 4 → scale 7/3
     assert metrics.mase(actual, forecast, train) == pytest.approx((7 / 3) / (7 / 3))
     assert np.isnan(metrics.mase(actual, forecast, np.array([4.0, 4.0])))
+
+
+def test_the_m4_bench_runs_on_a_development_half(tmp_path: Path) -> None:
+    """The bench's own command line (options included) on six weekly series: one JSON line with the scores."""
+    import json
+    import subprocess
+    import sys
+
+    if not (M4 / "Weekly-train.csv").exists():
+        pytest.skip(f"M4 data not found under {M4}")
+    train = pd.read_csv(M4 / "Weekly-train.csv").iloc[:6]
+    test = pd.read_csv(M4 / "Weekly-test.csv").iloc[:6]
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    command = [sys.executable, "-m", "bench.forecast_m4", "--train", str(tmp_path / "train.csv")]
+    command += ["--test", str(tmp_path / "test.csv"), "--season-length", "1", "--horizon", "13"]
+    command += [
+        "--out",
+        str(tmp_path / "out.csv"),
+        "--half",
+        "dev",
+        "--switch-ratio",
+        "1.0",
+        "--workers",
+        "1",
+    ]
+    command += ["--naive2", str(M4 / "m4_official_benchmark_forecasts_W_H_D4.csv")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["series"] == 3 and figures["half"] == "dev" and figures["failed_series"] == 0
+    assert 0 < figures["owa"] < 2 and 0 <= figures["coverage_95_pct"] <= 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import resource
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 
 from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.services.ml.strategies import FORECASTERS
 
 
 def median_seconds(run: Callable[[], Any], *, repeat: int = 5, warmup: int = 1) -> float:
@@ -45,6 +47,15 @@ def seed_demo_store(path: Path, *, today: date, products: int, lines: int, days:
     finally:
         store.close()
     return seeded.lines_written
+
+
+def candidates_option(text: str) -> tuple[tuple[str, ...], ...]:
+    """`auto`'s smooth candidates as `theta+arima,theta,ets` (the first is the default)."""
+    candidates = tuple(tuple(part.split("+")) for part in text.split(",") if part)
+    unknown = {name for candidate in candidates for name in candidate} - set(FORECASTERS)
+    if not candidates or unknown:
+        raise argparse.ArgumentTypeError(f"unknown models {sorted(unknown)} in {text!r}")
+    return candidates
 
 
 def emit(bench: str, figures: dict[str, Any]) -> None:

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.common import emit
+from bench.common import candidates_option, emit
 from salesflow.services.ml import metrics
-from salesflow.services.ml.selection import AutoForecaster
+from salesflow.services.ml.selection import SMOOTH_CANDIDATES, AutoForecaster
 from salesflow.services.ml.strategies import Theta
 
 
@@ -57,12 +57,12 @@ def read_naive2(path: Path, horizon: int) -> dict[str, np.ndarray]:
 
 
 def forecast_one(
-    args: tuple[str, np.ndarray, int, int, float | None],
+    args: tuple[str, np.ndarray, int, int, float | None, tuple[tuple[str, ...], ...]],
 ) -> tuple[str, dict[str, np.ndarray], str | None]:
     """Our forecast with its 95% interval, and Theta's (same season) as the same-run baseline."""
-    key, y, model_season, horizon, switch_ratio = args
+    key, y, model_season, horizon, switch_ratio, candidates = args
     try:
-        model = AutoForecaster(season_length=model_season or 1, horizon=horizon)
+        model = AutoForecaster(season_length=model_season or 1, horizon=horizon, smooth_candidates=candidates)
         if switch_ratio is not None:
             model.switch_ratio = switch_ratio
         model.fit(y)
@@ -103,6 +103,12 @@ def main() -> None:
         "--switch-ratio", type=float, help="instead of auto's default (to choose on --half dev)"
     )
     parser.add_argument(
+        "--candidates",
+        type=candidates_option,
+        default=SMOOTH_CANDIDATES,
+        help="auto's smooth candidates, the default first: theta+arima,theta,... (to choose on --half dev)",
+    )
+    parser.add_argument(
         "--train-long", action="store_true", help="--train is `id,date,value` (M4 Daily excerpt)"
     )
     parser.add_argument("--drop", nargs="*", default=[], help="series to leave out (D160 does not match M4)")
@@ -115,7 +121,10 @@ def main() -> None:
         keys = sorted(train)
         kept = set(keys[0 if args.half == "dev" else 1 :: 2])
         train = {key: y for key, y in train.items() if key in kept}
-    jobs = [(key, y, args.model_season, args.horizon, args.switch_ratio) for key, y in train.items()]
+    jobs = [
+        (key, y, args.model_season, args.horizon, args.switch_ratio, args.candidates)
+        for key, y in train.items()
+    ]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(forecast_one, jobs, chunksize=4))
     wall = time.perf_counter() - started
@@ -129,6 +138,7 @@ def main() -> None:
     figures: dict[str, object] = {
         "half": args.half,
         "switch_ratio": args.switch_ratio,
+        "candidates": ",".join("+".join(c) for c in args.candidates),
         "series": len(forecasts),
         "smape": round(smape, 3),
         "mase": round(mase, 3),

@@ -1,12 +1,15 @@
 """Forecasting speed: every product of a 500-product, 2-year store; one product over HTTP; the cold start.
 
-    .venv/bin/python -m bench.forecast_speed [--products 500] [--horizon 28] [--repeat 15]
+    .venv/bin/python -m bench.forecast_speed [--products 500] [--repeat 15]
 
-1. batch: `auto` with 80/95% intervals for every product's daily series, in a 2-process pool; baseline in the
-   same run: seasonal naive for the same series. Time and peak RSS (this process and the pool's workers).
-2. HTTP: `salesflow serve` on the same store; the time from process start to the first answered forecast,
-   that first forecast's latency, then the median latency of uncached PRODUCT forecasts after the warm-up,
-   against `/health` in the same run. Prints one JSON line per phase.
+1. batch: each product's day forecast (`auto`, 80/95% intervals, `FORECAST_DAYS` days, its backtest) in a
+   2-process pool, as the day's batch makes it; baseline in the same run: seasonal naive for the same series.
+   Time and peak RSS (this process and the pool's workers).
+2. HTTP, uncached: `salesflow serve` on the same store without the batch; the time from process start to the
+   first answered forecast, then the median latency of uncached PRODUCT forecasts, against `/health`.
+3. HTTP, from the batch: the service with the day's batch on (2 processes); once the batch has landed (stock
+   analytics says `demand_source: forecast`), the median latency of PRODUCT forecasts of products not asked
+   for before, against `/health`. Prints one JSON line per phase.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from tests.servers import wait_until
 
 from bench.analytics import Service
 from bench.common import emit
 from salesflow.data.sale_lines import business_days
 from salesflow.data.sources.embedded import EmbeddedStore
-from salesflow.models.ml import Bucket, ProductInfo
-from salesflow.services.ml.forecasting import forecast_many
+from salesflow.models.ml import DEFAULT_LEVELS, Bucket, ProductInfo
+from salesflow.services.ml.forecasting import FORECAST_DAYS, forecast_many
 from salesflow.services.ml.series import build_series
 from salesflow.services.ml.strategies import SeasonalNaive
 
@@ -38,7 +42,7 @@ def naive_one(job: tuple[np.ndarray, int]) -> np.ndarray:
     return SeasonalNaive(season_length=7).fit(y).predict(h)["mean"] if len(y) else np.zeros(h)
 
 
-def batch_phase(store_path: Path, n_products: int, h: int) -> dict[str, float]:
+def batch_phase(store_path: Path, n_products: int) -> dict[str, float]:
     from zoneinfo import ZoneInfo
 
     store = EmbeddedStore(store_path)
@@ -61,18 +65,18 @@ def batch_phase(store_path: Path, n_products: int, h: int) -> dict[str, float]:
             ).values
         )
     with ProcessPoolExecutor(max_workers=2) as pool:
-        list(pool.map(naive_one, [(series[0], h)]))  # start the workers outside the timings
+        list(pool.map(naive_one, [(series[0], FORECAST_DAYS)]))  # start the workers outside the timings
         started = time.perf_counter()
-        list(pool.map(naive_one, [(y, h) for y in series], chunksize=16))
+        list(pool.map(naive_one, [(y, FORECAST_DAYS) for y in series], chunksize=16))
         naive_s = time.perf_counter() - started
         started = time.perf_counter()
-        forecasts = forecast_many(series, h=h, season_length=7, level=(80, 95), executor=pool)
+        forecasts = forecast_many(series, first_day=today, level=DEFAULT_LEVELS, executor=pool)
         auto_s = time.perf_counter() - started
-    assert len(forecasts) == len(series) and all((f["mean"] >= 0).all() for f in forecasts)
+    assert len(forecasts) == len(series) and all(min(f.mean) >= 0 for f in forecasts)
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
         "products": len(series),
-        "horizon": h,
+        "days": FORECAST_DAYS,
         "auto_with_intervals_s": round(auto_s, 1),
         "per_product_ms": round(auto_s / len(series) * 1000, 1),
         "seasonal_naive_s": round(naive_s, 2),
@@ -81,46 +85,52 @@ def batch_phase(store_path: Path, n_products: int, h: int) -> dict[str, float]:
     }
 
 
-def http_phase(store_path: Path, work: Path, repeat: int) -> dict[str, float]:
-    data_dir = work / "http"
+def http_phase(store_path: Path, work: Path, repeat: int, *, from_batch: bool) -> dict[str, float]:
+    data_dir = work / ("batch" if from_batch else "uncached")
     data_dir.mkdir()
     (data_dir / "salesflow.duckdb").write_bytes(store_path.read_bytes())
+    env = {"DEV_MODE": "true", "DATA_DIR": str(data_dir), "EXPORT_DIR": str(work / "exports")}
+    if from_batch:
+        env |= {"DEMAND_FORECASTS": "true", "DEMAND_FORECAST_WORKERS": "2"}
     started = time.perf_counter()
-    service = Service(
-        {"DEV_MODE": "true", "DATA_DIR": str(data_dir), "EXPORT_DIR": str(work / "exports")}, work
-    )
+    service = Service(env, work)
+    figures: dict[str, float] = {}
     try:
-        with httpx.Client(base_url=service.url, timeout=300, trust_env=False) as client:
-            first_started = time.perf_counter()
-            client.post(
-                "/ml/forecast", json={"scope": "PRODUCT", "product_id": 1, "forecast_days": 28}
-            ).raise_for_status()
-            first_latency = time.perf_counter() - first_started
-            to_first = time.perf_counter() - started
+        with httpx.Client(base_url=service.url, timeout=600, trust_env=False) as client:
+            if from_batch:
+                wait_until(lambda: _batch_landed(client), timeout=900, what="the day's batch")
+                figures["batch_landed_after_start_s"] = round(time.perf_counter() - started, 1)
+            else:
+                client.post("/ml/forecast", json=_product(1)).raise_for_status()
+                figures["start_to_first_forecast_s"] = round(time.perf_counter() - started, 2)
             samples, health = [], []
             for product_id in range(2, repeat + 2):
                 t0 = time.perf_counter()
-                client.post(
-                    "/ml/forecast", json={"scope": "PRODUCT", "product_id": product_id, "forecast_days": 28}
-                ).raise_for_status()
+                client.post("/ml/forecast", json=_product(product_id)).raise_for_status()
                 samples.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 client.get("/health").raise_for_status()
                 health.append(time.perf_counter() - t0)
     finally:
         service.stop()
-    return {
-        "start_to_first_forecast_s": round(to_first, 2),
-        "first_forecast_latency_s": round(first_latency, 2),
+    return figures | {
         "product_forecast_median_ms": round(statistics.median(samples) * 1000, 1),
         "health_median_ms": round(statistics.median(health) * 1000, 2),
     }
 
 
+def _product(product_id: int) -> dict[str, object]:
+    return {"scope": "PRODUCT", "product_id": product_id, "forecast_days": 28}
+
+
+def _batch_landed(client: httpx.Client) -> bool:
+    stock = client.get("/analytics/stock").raise_for_status().json()
+    return any(p["demand_source"] == "forecast" for p in stock["critical_products"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=500)
-    parser.add_argument("--horizon", type=int, default=28)
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -131,9 +141,10 @@ def main() -> None:
         store.close()
         emit(
             "forecast_batch",
-            {"lines": seeded.lines_written, **batch_phase(store_path, args.products, args.horizon)},
+            {"lines": seeded.lines_written, **batch_phase(store_path, args.products)},
         )
-        emit("forecast_http", http_phase(store_path, work, args.repeat))
+        emit("forecast_http_uncached", http_phase(store_path, work, args.repeat, from_batch=False))
+        emit("forecast_http_from_batch", http_phase(store_path, work, args.repeat, from_batch=True))
 
 
 if __name__ == "__main__":

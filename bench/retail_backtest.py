@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.common import emit
+from bench.common import candidates_option, emit
 from salesflow.services.ml import metrics
-from salesflow.services.ml.selection import AutoForecaster
+from salesflow.services.ml.selection import SMOOTH_CANDIDATES, AutoForecaster
 from salesflow.services.ml.strategies import SeasonalNaive, Theta
 
 HOLDOUT = 28
@@ -46,11 +46,13 @@ def daily_series(lines: pd.DataFrame) -> np.ndarray:
 LAST_DAY = pd.Timestamp("2011-12-09")
 
 
-def evaluate(y: np.ndarray) -> tuple[float, ...]:
+def evaluate(job: tuple[np.ndarray, tuple[tuple[str, ...], ...]]) -> tuple[float, ...]:
     """MASE of ours, seasonal naive and Theta; absolute errors and actuals (for WAPE); days inside our 80% and
     95% intervals."""
+    y, candidates = job
     train, actual = y[:-HOLDOUT], y[-HOLDOUT:]
-    forecast = AutoForecaster(season_length=SEASON, horizon=HOLDOUT).fit(train).predict(HOLDOUT, LEVELS)
+    model = AutoForecaster(season_length=SEASON, horizon=HOLDOUT, smooth_candidates=candidates)
+    forecast = model.fit(train).predict(HOLDOUT, LEVELS)
     ours = forecast["mean"]
     naive = np.maximum(SeasonalNaive(season_length=SEASON).fit(train).predict(HOLDOUT)["mean"], 0)
     theta = np.maximum(Theta(season_length=SEASON).fit(train).predict(HOLDOUT)["mean"], 0)
@@ -76,6 +78,12 @@ def main() -> None:
     parser.add_argument("--skip-cancellations", action="store_true")
     # dev: the last 28 days are dropped and the 28 before them held out, to choose designs on.
     parser.add_argument("--split", choices=("dev", "final"), default="final")
+    parser.add_argument(
+        "--candidates",
+        type=candidates_option,
+        default=SMOOTH_CANDIDATES,
+        help="auto's smooth candidates, the default first: theta+arima,theta,... (to choose on --split dev)",
+    )
     args = parser.parse_args()
     raw = pd.read_parquet(args.parquet)
     kept = ~raw["InvoiceNo"].str.startswith("A") & (raw["UnitPrice"] >= 0)
@@ -95,7 +103,9 @@ def main() -> None:
     series = {"GLOBAL": shop[:-HOLDOUT] if args.split == "dev" else shop} | usable
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=2) as pool:
-        results = dict(zip(series, pool.map(evaluate, series.values()), strict=True))
+        results = dict(
+            zip(series, pool.map(evaluate, [(y, args.candidates) for y in series.values()]), strict=True)
+        )
     wall = time.perf_counter() - started
     product_rows = [results[code] for code in usable]
 
@@ -124,6 +134,7 @@ def main() -> None:
         "retail_backtest",
         {
             "split": args.split,
+            "candidates": ",".join("+".join(c) for c in args.candidates),
             "cancellations": "skipped" if args.skip_cancellations else "netted",
             "holdout_days": HOLDOUT,
             "global": summary([results["GLOBAL"]]),

@@ -202,11 +202,13 @@ def _with_pipelines(
     )
     ttl = settings.cache_ttl_analytics_seconds
     recorder = SalesRecorder(source, lines, cache)
+    ml_ttl, history = settings.cache_ttl_ml_seconds, settings.sales_history_days
+    forecasts = ForecastService(lines, cache, ttl_seconds=ml_ttl, history_days=history)
     demand_forecasts = DemandForecasts(
         lines,
         cache,
+        forecasts,
         lead_days=settings.reorder_lead_days,
-        history_days=settings.sales_history_days,
         workers=settings.demand_forecast_workers,
         # With job workers, the batch is split into chunks they share; embedded, one process pool runs it.
         enqueue_chunk=jobs.enqueue_demand_chunk if settings.job_backend == "redis" else None,
@@ -229,8 +231,6 @@ def _with_pipelines(
         mode="dev" if settings.dev_mode else "prod",
         forecasts=demand_forecasts if settings.demand_forecasts else None,
     )
-    ml_ttl, history = settings.cache_ttl_ml_seconds, settings.sales_history_days
-    forecasts = ForecastService(lines, cache, ttl_seconds=ml_ttl, history_days=history)
     anomaly_rules = AnomalyRules(
         min_change=settings.anomaly_min_change,
         min_units=settings.anomaly_min_units,

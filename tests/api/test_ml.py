@@ -46,7 +46,9 @@ def test_global_forecast_has_the_contract_keys(dev_api: httpx.Client) -> None:
     )
     assert summary["period_label"] == "Next 14 days"
     assert body["model"]["kind"] == "smooth" and body["model"]["reason"]
-    assert body["backtest"]["horizon"] == 14 and body["backtest"]["model"]["mase"] is not None
+    # Chosen and backtested on the last 28 days, whatever the request (one forecast per series and day).
+    assert body["backtest"]["horizon"] == 28 and body["backtest"]["bucket_days"] == 1
+    assert body["backtest"]["model"]["mase"] is not None
 
 
 def test_weekly_bucket_and_revenue_metric(dev_api: httpx.Client) -> None:

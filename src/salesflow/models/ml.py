@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 DEFAULT_ANOMALY_MODEL = "robust_seasonal"
+DEFAULT_LEVELS = (80, 95)  # the intervals a forecast carries unless asked for others
 
 
 class Scope(StrEnum):
@@ -42,7 +43,7 @@ class ProductRef(BaseModel):
 class ForecastRequest(ProductRef):
     forecast_days: int = Field(default=7, ge=1, le=365)
     model: str = "auto"
-    level: list[int] = Field(default_factory=lambda: [80, 95])
+    level: list[int] = Field(default_factory=lambda: list(DEFAULT_LEVELS))
 
     @model_validator(mode="after")
     def _levels(self) -> ForecastRequest:
@@ -85,11 +86,34 @@ class Accuracy(BaseModel):
 
 
 class Backtest(BaseModel):
-    """Accuracy on the held-out tail of the history (the last `horizon` periods)."""
+    """Accuracy on the held-out tail of the history: the last `horizon` buckets of `bucket_days` days."""
 
     horizon: int
+    bucket_days: int = 1
     model: Accuracy
     seasonal_naive: Accuracy
+
+
+class DailyBacktest(BaseModel):
+    """The held-out tail by day, as a `DailyForecast` keeps it (scored when a request is shaped)."""
+
+    actual: list[float]
+    model: list[float]
+    seasonal_naive: list[float]
+    scales: dict[int, float | None]  # bucket days → the training part's naive error in such buckets (MASE)
+
+
+class DailyForecast(BaseModel):
+    """One series' forecast made on one day, by day. Every forecast request is a view of it (its first
+    days, summed into the request's buckets), so the day's batch answers requests and all views agree."""
+
+    first_day: date
+    mean: list[float]
+    lower: dict[str, list[float]]
+    upper: dict[str, list[float]]
+    model: ModelInfo
+    recent: list[float]  # the history's last days (the summary's trend compares the forecast with them)
+    backtest: DailyBacktest | None
 
 
 class ForecastResponse(BaseModel):

@@ -13,6 +13,7 @@ import pytest
 
 from salesflow.config import Settings
 from salesflow.models.analytics import Period
+from salesflow.models.ml import Bucket, ForecastRequest, Scope
 from salesflow.resources import build_resources
 from tests.builders import TODAY, pinned_clock
 
@@ -48,6 +49,34 @@ async def test_batch_forecasts_replace_the_rate_once_they_exist(
         assert resources.demand_forecasts.refreshes == 1  # the day's batch is computed once
     finally:
         await resources.aclose()
+
+
+async def test_the_batch_answers_product_forecasts_as_a_request_would_compute_them(
+    make_settings: Callable[..., Settings], store_file
+) -> None:
+    """After the day's batch a product forecast is only a view of the batch's forecast (no model is fitted:
+    the only cache miss is the response's own key), and it is the answer a service without the batch
+    computes for the same request."""
+    requests = [
+        ForecastRequest(scope=Scope.PRODUCT, product_id=pid, forecast_days=days, period=period)
+        for pid, days, period in ((1, 7, Bucket.DAILY), (2, 30, Bucket.WEEKLY), (3, 90, Bucket.MONTHLY))
+    ]
+    batched = await build_resources(make_settings(demand_forecasts=True), clock=pinned_clock)
+    try:
+        await batched.demand_forecasts.refresh()
+        misses = batched.cache.stats().misses
+        from_batch = [orjson.loads(await batched.forecasts.forecast_json(r, scope="user")) for r in requests]
+        assert batched.cache.stats().misses == misses + len(requests)
+    finally:
+        await batched.aclose()
+    alone = await build_resources(make_settings(demand_forecasts=False), clock=pinned_clock)
+    try:
+        computed = [orjson.loads(await alone.forecasts.forecast_json(r, scope="user")) for r in requests]
+    finally:
+        await alone.aclose()
+    assert from_batch == computed
+    assert [len(answer["predictions"]) for answer in from_batch] == [7, 5, 3]
+    assert from_batch[0]["backtest"]["horizon"] == 28  # product 1 has 103 days of history
 
 
 async def test_without_the_batch_the_setting_keeps_the_rate(

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pytest
 
-from salesflow.models.ml import Bucket, ForecastRequest, Scope
-from salesflow.services.ml.forecasting import run_forecast
+from salesflow.models.ml import ForecastRequest, Scope
+from salesflow.services.ml.forecasting import covered_days, forecast_series, shaped
 from salesflow.services.ml.selection import AutoForecaster, backtest, detect_season
-from salesflow.services.ml.series import Series
 from salesflow.services.ml.strategies import ETS, FORECASTERS, Ensemble, Intermittent, SeasonalNaive, Theta
 
 WEEK = np.array([0.8, 0.9, 1.0, 1.0, 1.2, 1.6, 0.5])
@@ -169,15 +168,11 @@ def _degenerate_cases() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("model", ["auto", *FORECASTERS])
 def test_a_degenerate_series_never_raises_and_forecasts_finite_numbers(case: str, model: str) -> None:
     values = _degenerate_cases()[case]
-    start = date(2026, 1, 1)
-    series = Series(
-        values=values,
-        starts=[start + timedelta(days=i) for i in range(len(values))],
-        bucket=Bucket.DAILY,
-        first_future=start + timedelta(days=len(values)),
-    )
     request = ForecastRequest(scope=Scope.GLOBAL, forecast_days=14, model=model)
-    answer = run_forecast(series, request, None)
+    forecast = forecast_series(
+        values, model=model, level=request.level, days=covered_days(request), first_day=date(2026, 1, 1)
+    )
+    answer = shaped(forecast, request, None)
     numbers = [*answer.predictions, *(v for b in answer.lower.values() for v in b)]
     numbers += [v for b in answer.upper.values() for v in b]
     assert len(answer.predictions) == 14 and np.isfinite(numbers).all(), answer.model
@@ -215,3 +210,21 @@ def test_count_bands_are_skewed_and_never_narrower_than_past_errors() -> None:
     floor = widened(forecast, [95], errors)
     assert np.all(floor["hi-95"] >= mean + 25) and np.all(floor["lo-95"] == bands["lo-95"])
     assert widened(forecast, [95], errors[:5]) is forecast  # too few errors to say anything
+
+
+def test_days_in_a_week_in_a_year_are_forecast_with_both_seasons() -> None:
+    """Three years of daily sales with a weekly and a yearly cycle (a summer peak): with two years and more of
+    history MSTL (7 + 365) competes and follows the coming season; one-season models repeat last week."""
+    rng = np.random.default_rng(5)
+    days = np.arange(3 * 365 + 56)
+    weekly = np.where(days % 7 >= 5, 1.4, 1.0)
+    yearly = 1 + 0.8 * np.sin(2 * np.pi * (days - 80) / 365)
+    y = rng.poisson(40 * weekly * yearly).astype(float)
+    train, actual = y[:-56], y[-56:]
+    auto = AutoForecaster(season_length=7, horizon=56).fit(train)
+    assert "mstl" in auto.choice_.members, auto.choice_.reason
+    theta = Theta(season_length=7).fit(train).predict(56)["mean"]
+    ours = auto.predict(56)["mean"]
+    assert np.mean(np.abs(actual - ours)) < 0.7 * np.mean(np.abs(actual - theta))
+    short = AutoForecaster(season_length=7, horizon=56).fit(train[-600:])  # under two years: one season
+    assert "mstl" not in short.choice_.members

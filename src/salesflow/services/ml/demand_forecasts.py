@@ -1,10 +1,11 @@
-"""Demand forecasts for every product, for stock analytics' reorder points (the batch path, once a day).
+"""The day's batch of product forecasts: for stock analytics' reorder points and for `POST /ml/forecast`.
 
-Stages: products and a year of daily series → `forecast_many` in a worker process (off the event loop and
-out of the API's threads) → mean daily demand over the lead time per product → cached for the day. With
-Redis the cache's single-flight lock makes one process compute it for all. Until the day's forecasts exist,
-stock analytics uses the trailing-rate estimate (analytics/demand.py); its results are cached under the demand
-in use, so the next read after the batch lands uses the forecasts (this module clears no other cache).
+Stages: products and their daily series → `forecast_many` in worker processes (off the event loop and out of
+the API's threads) → each product's `DailyForecast` kept where forecast requests look for it, and the mean
+daily demand over the lead time per product → cached for the day. With Redis the cache's single-flight lock
+makes one process compute it for all. Until the day's forecasts exist, stock analytics uses the
+trailing-rate estimate (analytics/demand.py); its results are cached under the demand in use, so the next
+read after the batch lands uses the forecasts (this module clears no other cache).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import orjson
 
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
-from salesflow.models.ml import Bucket, ProductInfo
-from salesflow.services.ml.forecasting import forecast_many
+from salesflow.models.ml import DEFAULT_LEVELS, Bucket, ForecastRequest, ProductInfo
+from salesflow.services.ml.forecasting import FORECAST_DAYS, ForecastService, forecast_many
 from salesflow.services.ml.series import build_series
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ logger = logging.getLogger(__name__)
 CHECK_EVERY_SECONDS = 600.0
 EnqueueChunk = Callable[[str, int, int, list[int]], Awaitable[None]]  # as_of (ISO), index, count, product ids
 _TTL_SECONDS = 26 * 3600
+# What the batch forecasts: what a forecast request asks for unless it says otherwise.
+BATCH_METRIC = ForecastRequest.model_fields["metric"].default
+BATCH_MODEL = ForecastRequest.model_fields["model"].default
 
 
 class DemandForecasts:
@@ -40,9 +44,9 @@ class DemandForecasts:
         self,
         lines: SaleLineCache,
         cache: Cache,
+        forecasts: ForecastService,
         *,
         lead_days: int,
-        history_days: int,
         workers: int = 1,
         enqueue_chunk: EnqueueChunk | None = None,
         chunk_products: int = 100,
@@ -50,8 +54,11 @@ class DemandForecasts:
     ) -> None:
         self.lines = lines
         self.cache = cache
+        self.forecasts = forecasts
         self.lead_days = lead_days
-        self.history_days = history_days
+        # The history and length of a request's forecast, so that requests can be answered from the batch.
+        self.history_days = forecasts.loader.history_days
+        self.days = max(FORECAST_DAYS, lead_days)
         self.workers = workers
         # Distributed shape: the batch is split into chunks of products that the job workers share.
         self.enqueue_chunk = enqueue_chunk
@@ -159,7 +166,7 @@ class DemandForecasts:
                     groups.get(pid, empty),
                     product=ProductInfo(id=pid, sku="", name=""),
                     bucket=Bucket.DAILY,
-                    metric="quantity",
+                    metric=BATCH_METRIC,
                     today=as_of,
                     first_day=first_day,
                 ).values
@@ -171,17 +178,18 @@ class DemandForecasts:
         try:
             forecasts = await anyio.to_thread.run_sync(
                 lambda: forecast_many(
-                    all_series, h=self.lead_days, season_length=7, level=(), executor=executor
+                    all_series, first_day=as_of, days=self.days, level=DEFAULT_LEVELS, executor=executor
                 ),
                 abandon_on_cancel=True,  # a shutdown must not wait for the batch to finish
             )
         finally:
             if pool is None:
                 _stop(executor)
-        return {
-            int(pid): float(np.mean(f["mean"]))
-            for pid, f in zip(products["product_id"].tolist(), forecasts, strict=True)
-        }
+        demand: dict[int, float] = {}
+        for pid, forecast in zip(products["product_id"].tolist(), forecasts, strict=True):
+            await self.forecasts.keep(int(pid), forecast, metric=BATCH_METRIC, model=BATCH_MODEL)
+            demand[int(pid)] = float(np.mean(forecast.mean[: self.lead_days]))
+        return demand
 
 
 def _spawn_pool(workers: int) -> ProcessPoolExecutor:

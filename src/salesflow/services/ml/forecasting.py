@@ -1,11 +1,14 @@
-"""Forecast pipeline (UC8): resolve product → series → strategy (auto by default) → backtest → shape → cache.
+"""Forecast pipeline (UC8): resolve product → daily series → strategy (auto by default) → backtest → shape.
 
 Stages, in order:
-1. `resolve_product` and `build_series` (series.py): the bucketed history, ending yesterday.
-2. `run_forecast` (pure, CPU-heavy, in a worker thread): fit the strategy, forecast `horizon` buckets with
-   intervals, and backtest it against seasonal naive on the held-out tail.
-3. shape: dates, predictions, intervals, summary, model explanation; serialised once and cached.
-A batch path (`forecast_many`) forecasts many series in a process pool.
+1. `resolve_product` and `build_series` (series.py): the daily history, ending yesterday.
+2. `forecast_series` (pure, CPU-heavy, in a worker thread or the batch's processes): fit the strategy once,
+   forecast `FORECAST_DAYS` days with intervals, and keep the backtest of the last `SELECTION_DAYS` days
+   against seasonal naive. The result, a `DailyForecast`, is cached for the day, shared by every caller.
+3. `shaped`: a request's view of it (its first days, summed into its buckets, with summary and backtest
+   scored in those buckets), serialised once and cached per request.
+The day's batch (`forecast_many`, demand_forecasts.py) makes every product's `DailyForecast` in advance, so
+that a product forecast over HTTP is only stage 3.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from salesflow.models.ml import (
     Accuracy,
     Backtest,
     Bucket,
+    DailyBacktest,
+    DailyForecast,
     ForecastRequest,
     ForecastResponse,
     ForecastSummary,
@@ -36,7 +41,6 @@ from salesflow.services.ml.selection import MODEL_FAILURES, AutoForecaster, fall
 from salesflow.services.ml.series import (
     BUCKET_DAYS,
     SEASON,
-    Series,
     SeriesLoader,
     bucket_sums,
     horizon,
@@ -55,6 +59,38 @@ logger = logging.getLogger(__name__)
 PIPELINE = "ml"
 TREND_TOLERANCE = 0.05  # within ±5% of the recent level: "stable"
 MODELS = ("auto", *FORECASTERS)
+# Every forecast covers 13 weeks, so that each request the UI offers (1–90 days, by day, week or 30 days) is
+# a view of the same forecast; a longer request gets a forecast of its own length.
+FORECAST_DAYS = 91
+# Models are chosen, and the answer's backtest is scored, on 28-day windows whatever the request's length:
+# one choice per series and day, shared by all of its views.
+SELECTION_DAYS = 28
+# A 30-day bucket does not fit in the 28 held-out days: those answers score their backtest by week.
+BACKTEST_BUCKET_DAYS = {1: 1, 7: 7, 30: 7}
+RECENT_DAYS_KEPT = 30  # history kept beyond the forecast's length, for the summary's comparison
+DAILY_FORECAST_TTL_SECONDS = 26 * 3600  # the key holds the day; this only bounds what a day leaves behind
+
+
+def covered_days(request: ForecastRequest) -> int:
+    """The length of the daily forecast that a request is a view of."""
+    return max(FORECAST_DAYS, horizon(request.forecast_days, request.period) * BUCKET_DAYS[request.period])
+
+
+def daily_forecast_key(
+    product_id: int | None, *, metric: str, model: str, level: Sequence[int], days: int, today: date
+) -> str:
+    """Where the day's forecast of a series is cached, shared by all callers (the batch writes it too)."""
+    return cache_key(
+        PIPELINE,
+        "shared",
+        kind="daily-forecast",
+        product="all" if product_id is None else product_id,
+        metric=metric,
+        model=model,
+        level=",".join(map(str, sorted(set(level)))),
+        days=days,
+        today=today,
+    )
 
 
 class ForecastService:
@@ -88,16 +124,53 @@ class ForecastService:
         )
 
         async def compute() -> bytes:
-            # Every bucket is forecast from the daily history (run_forecast sums the days).
+            forecast = await self.daily_forecast(product, request, today)
+            return shaped(forecast, request, product).model_dump_json().encode()
+
+        return await self.cache.get_or_compute(key, self.ttl_seconds, compute, encode=bytes, decode=bytes)
+
+    async def daily_forecast(
+        self, product: ProductInfo | None, request: ForecastRequest, today: date
+    ) -> DailyForecast:
+        """The day's forecast of the series the request names: from the cache (or the batch), else made."""
+        days = covered_days(request)
+        key = daily_forecast_key(
+            product.id if product else None,
+            metric=request.metric,
+            model=request.model,
+            level=request.level,
+            days=days,
+            today=today,
+        )
+
+        async def compute() -> bytes:
             daily = await self.loader.series(
                 product, request.model_copy(update={"period": Bucket.DAILY}), today
             )
-            response = await anyio.to_thread.run_sync(
-                run_forecast, daily, request, product, limiter=self._fitting
+            forecast = await anyio.to_thread.run_sync(
+                lambda: forecast_series(
+                    daily.values, model=request.model, level=request.level, days=days, first_day=today
+                ),
+                limiter=self._fitting,
             )
-            return response.model_dump_json().encode()
+            return forecast.model_dump_json().encode()
 
-        return await self.cache.get_or_compute(key, self.ttl_seconds, compute, encode=bytes, decode=bytes)
+        raw = await self.cache.get_or_compute(
+            key, DAILY_FORECAST_TTL_SECONDS, compute, encode=bytes, decode=bytes
+        )
+        return DailyForecast.model_validate_json(raw)
+
+    async def keep(self, product_id: int, forecast: DailyForecast, *, metric: str, model: str) -> None:
+        """Cache a forecast made elsewhere (the day's batch) where requests will look for it."""
+        key = daily_forecast_key(
+            product_id,
+            metric=metric,
+            model=model,
+            level=[int(lv) for lv in forecast.lower],
+            days=len(forecast.mean),
+            today=forecast.first_day,
+        )
+        await self.cache.set_raw(key, forecast.model_dump_json().encode(), DAILY_FORECAST_TTL_SECONDS)
 
     async def warm_up(self) -> float:
         """Compile every model's numba code once, off the event loop; returns the seconds it took."""
@@ -122,19 +195,17 @@ def make_strategy(name: str, *, season_length: int, h: int) -> Forecaster | Auto
     return FORECASTERS[name](season_length)
 
 
-def run_forecast(daily: Series, request: ForecastRequest, product: ProductInfo | None) -> ForecastResponse:
-    """Fit, forecast and backtest (pure; CPU-heavy). Every bucket is forecast day by day and summed, so the
-    weekly and 30-day answers tell the same story as the daily one for the same days."""
-    size = BUCKET_DAYS[request.period]
-    h = horizon(request.forecast_days, request.period)
-    days = h * size
+def forecast_series(
+    values: FloatArray, *, model: str, level: Sequence[int], days: int, first_day: date
+) -> DailyForecast:
+    """Fit once, forecast `days` days from `first_day`, keep the backtest (pure; CPU-heavy)."""
     season = SEASON[Bucket.DAILY]
-    y = finite_history(daily.values)
-    # Chosen for the days asked for, whatever the bucket: the daily, weekly and 30-day answers share a model.
-    strategy = make_strategy(request.model, season_length=season, h=request.forecast_days)
+    level = sorted(set(level))
+    y = finite_history(values)
+    strategy = make_strategy(model, season_length=season, h=SELECTION_DAYS)
     if len(y) == 0:
         forecast: dict[str, FloatArray] = {"mean": np.zeros(days)} | {
-            f"{side}-{lv}": np.zeros(days) for lv in request.level for side in ("lo", "hi")
+            f"{side}-{lv}": np.zeros(days) for lv in level for side in ("lo", "hi")
         }
         info = ModelInfo(
             name="none",
@@ -154,29 +225,49 @@ def run_forecast(daily: Series, request: ForecastRequest, product: ProductInfo |
             info = ModelInfo(
                 name=strategy.name,
                 kind="fallback",
-                reason=f"{request.model} failed on this series ({type(exc).__name__}): {strategy.name}",
+                reason=f"{model} failed on this series ({type(exc).__name__}): {strategy.name}",
                 season_length=season,
                 history_periods=len(y),
             )
-        forecast = {k: np.maximum(v, 0.0) for k, v in strategy.predict(days, request.level).items()}
-    buckets = aggregate(forecast, size, request.level)
+        forecast = {k: np.maximum(v, 0.0) for k, v in strategy.predict(days, level).items()}
+    return DailyForecast(
+        first_day=first_day,
+        mean=forecast["mean"].tolist(),
+        lower={str(lv): forecast[f"lo-{lv}"].tolist() for lv in level},
+        upper={str(lv): forecast[f"hi-{lv}"].tolist() for lv in level},
+        model=info,
+        recent=y[-(days + RECENT_DAYS_KEPT) :].tolist(),
+        backtest=daily_backtest(y, strategy, season_length=season) if len(y) else None,
+    )
+
+
+def shaped(
+    forecast: DailyForecast, request: ForecastRequest, product: ProductInfo | None
+) -> ForecastResponse:
+    """A request's view of the day's forecast: its first days, summed into the request's buckets."""
+    size = BUCKET_DAYS[request.period]
+    h = horizon(request.forecast_days, request.period)
+    days = h * size
+    daily = {"mean": np.asarray(forecast.mean[:days])}
+    for lv in request.level:
+        daily[f"lo-{lv}"] = np.asarray(forecast.lower[str(lv)][:days])
+        daily[f"hi-{lv}"] = np.asarray(forecast.upper[str(lv)][:days])
+    buckets = aggregate(daily, size, request.level)
     mean = np.round(buckets["mean"], 2)
-    dates = [daily.first_future + timedelta(days=i * size) for i in range(h)]
+    dates = [forecast.first_day + timedelta(days=i * size) for i in range(h)]
     return ForecastResponse(
         scope=request.scope,
         product_id=product.id if product else None,
         dates=dates,
         predictions=mean.tolist(),
-        summary=_summary(mean, dates, bucket_sums(y, size), size, request),
+        summary=_summary(mean, dates, bucket_sums(np.asarray(forecast.recent), size), size),
         product=product,
         bucket=request.period,
         metric=request.metric,
         lower={str(lv): np.round(buckets[f"lo-{lv}"], 2).tolist() for lv in request.level},
         upper={str(lv): np.round(buckets[f"hi-{lv}"], 2).tolist() for lv in request.level},
-        model=info,
-        backtest=backtest_tail(y, strategy, season_length=season, h=days, bucket_days=size)
-        if len(y)
-        else None,
+        model=forecast.model,
+        backtest=scored(forecast.backtest, BACKTEST_BUCKET_DAYS[size]) if forecast.backtest else None,
     )
 
 
@@ -195,61 +286,84 @@ def aggregate(forecast: dict[str, FloatArray], size: int, level: Sequence[int]) 
     return summed
 
 
-def backtest_tail(
-    y: FloatArray,
-    strategy: Forecaster | AutoForecaster,
-    *,
-    season_length: int,
-    h: int,
-    bucket_days: int = 1,
-) -> Backtest | None:
-    """The chosen model and seasonal naive refitted without the last `h` days, scored on them (summed into
-    buckets of `bucket_days`, as the answer shows them)."""
+def daily_backtest(
+    y: FloatArray, strategy: Forecaster | AutoForecaster, *, season_length: int
+) -> DailyBacktest | None:
+    """The chosen model and seasonal naive without the last `SELECTION_DAYS` days, forecasting them. `auto`'s
+    own selection already made that forecast (its last backtest window); other models are refitted."""
+    h = SELECTION_DAYS
     if len(y) < 2 * h + 7 or not (isinstance(strategy, AutoForecaster) or strategy.name in FORECASTERS):
         return None
     train, actual = y[:-h], y[-h:]
-    again: Forecaster | AutoForecaster
-    if isinstance(strategy, AutoForecaster):  # the same choice, without choosing again
-        again = AutoForecaster(
-            season_length=strategy.season_length, horizon=h, members=strategy.choice_.members
-        )
-    else:
-        again = make_strategy(strategy.name, season_length=season_length, h=h)
     try:
-        ours = np.maximum(again.fit(train).predict(h)["mean"], 0)
+        ours = _held_out_forecast(strategy, train, season_length=season_length, h=h)
         naive = SeasonalNaive(season_length=season_length).fit(train).predict(h)["mean"]
     except MODEL_FAILURES:  # the shorter history does not fit: no backtest rather than no forecast
         return None
-    if bucket_days > 1:  # scored as shown: buckets, scaled by the naive error of the bucketed history
-        actual, ours, naive = (bucket_sums(a, bucket_days) for a in (actual, ours, naive))
-        train, season_length = bucket_sums(train, bucket_days), 1
+    return DailyBacktest(
+        actual=actual.tolist(),
+        model=ours.tolist(),
+        seasonal_naive=naive.tolist(),
+        scales={
+            size: _finite_or_none(
+                metrics.mase_scale(bucket_sums(train, size), season_length if size == 1 else 1)
+            )
+            for size in set(BACKTEST_BUCKET_DAYS.values())
+        },
+    )
+
+
+def _held_out_forecast(
+    strategy: Forecaster | AutoForecaster, train: FloatArray, *, season_length: int, h: int
+) -> FloatArray:
+    if isinstance(strategy, AutoForecaster):
+        window = strategy.choice_.last_window
+        if len(window) == h and not strategy.closed_:  # the selection's last window is this very backtest
+            return np.asarray(window)
+        again = AutoForecaster(
+            season_length=strategy.season_length, horizon=h, members=strategy.choice_.members
+        )
+        return np.maximum(again.fit(train).predict(h)["mean"], 0)
+    return np.maximum(
+        make_strategy(strategy.name, season_length=season_length, h=h).fit(train).predict(h)["mean"], 0
+    )
+
+
+def scored(backtest: DailyBacktest, bucket_days: int) -> Backtest:
+    """The backtest scored in buckets of `bucket_days` days (MASE scaled by the training part's naive error
+    in such buckets)."""
+    actual, ours, naive = (
+        bucket_sums(np.asarray(values), bucket_days)
+        for values in (backtest.actual, backtest.model, backtest.seasonal_naive)
+    )
+    scale = backtest.scales.get(bucket_days)
     return Backtest(
         horizon=len(actual),
-        model=_accuracy(actual, ours, train, season_length),
-        seasonal_naive=_accuracy(actual, naive, train, season_length),
+        bucket_days=bucket_days,
+        model=_accuracy(actual, ours, scale),
+        seasonal_naive=_accuracy(actual, naive, scale),
     )
 
 
 def forecast_many(
     series: Sequence[FloatArray],
     *,
-    h: int,
-    season_length: int,
+    first_day: date,
+    days: int = FORECAST_DAYS,
     level: Sequence[int],
+    model: str = "auto",
     executor: Executor | None = None,
-) -> list[dict[str, FloatArray]]:
+) -> list[DailyForecast]:
     """Forecast every series (the batch path); with an executor, in parallel processes."""
-    jobs = [(y, h, season_length, tuple(level)) for y in series]
+    jobs = [(y, model, tuple(level), days, first_day) for y in series]
     if executor is None:
         return [_forecast_one(job) for job in jobs]
     return list(executor.map(_forecast_one, jobs, chunksize=8))
 
 
-def _forecast_one(job: tuple[FloatArray, int, int, tuple[int, ...]]) -> dict[str, FloatArray]:
-    y, h, season_length, level = job
-    if len(y) == 0:
-        return {"mean": np.zeros(h)}
-    return AutoForecaster(season_length=season_length, horizon=h).fit(y).predict(h, level)
+def _forecast_one(job: tuple[FloatArray, str, tuple[int, ...], int, date]) -> DailyForecast:
+    y, model, level, days, first_day = job
+    return forecast_series(y, model=model, level=level, days=days, first_day=first_day)
 
 
 def _model_info(strategy: Forecaster | AutoForecaster, season: int, n: int) -> ModelInfo:
@@ -271,19 +385,20 @@ def _model_info(strategy: Forecaster | AutoForecaster, season: int, n: int) -> M
     )
 
 
-def _accuracy(actual: FloatArray, forecast: FloatArray, train: FloatArray, season_length: int) -> Accuracy:
+def _accuracy(actual: FloatArray, forecast: FloatArray, scale: float | None) -> Accuracy:
     wape = metrics.wape(actual, forecast)
-    mase = metrics.mase(actual, forecast, train, season_length)
     return Accuracy(
         mae=round(metrics.mae(actual, forecast), 3),
         wape=None if np.isnan(wape) else round(wape, 2),
-        mase=None if np.isnan(mase) else round(mase, 3),
+        mase=round(metrics.mae(actual, forecast) / scale, 3) if scale else None,
     )
 
 
-def _summary(
-    mean: FloatArray, dates: list[date], history: FloatArray, bucket_days: int, request: ForecastRequest
-) -> ForecastSummary:
+def _finite_or_none(value: float) -> float | None:
+    return value if np.isfinite(value) else None
+
+
+def _summary(mean: FloatArray, dates: list[date], history: FloatArray, bucket_days: int) -> ForecastSummary:
     total = float(mean.sum())
     recent = history[-len(mean) :] if len(history) else np.zeros(0)
     level = float(recent.mean()) if len(recent) else 0.0

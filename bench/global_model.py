@@ -2,6 +2,7 @@
 the per-series `auto` in the same run, on the last 28 days held out.
 
     .venv/bin/python -m bench.global_model [--products 50] [--train-on top|all] [--split dev|final]
+        [--features direct|recursive]
 
 One model for all products, M5-style "direct" features that need no recursion over the 28 days: lags of 28 to
 56 days, means of the 4 and 8 weeks that end 28 days back (the same weekday, and all days), day of week and of
@@ -9,7 +10,9 @@ month, and the product's price; targets scaled by each product's mean over its t
 objective, as M5's winners used for counts with many zeros). `--train-on all` fits it on every product with
 enough history (the scored products are still the top ones). Designs are compared with `--split dev` (the 28
 days before the last 28 held out, everything after them dropped); `final` scores the last 28 days, once.
-Parameters are common defaults. Prints one JSON line.
+`--features recursive` uses recent lags instead (1–7, 14, 21, 28 days, means of the last 7 and 28 days) and
+forecasts one day at a time, each forecast becoming the next day's lag. The mean of the global model and
+`auto` is scored too. Parameters are common defaults. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -29,6 +32,33 @@ from salesflow.services.ml.selection import AutoForecaster
 from salesflow.services.ml.strategies import SeasonalNaive
 
 LAGS = (28, 35, 42, 49, 56)
+RECENT_LAGS = (1, 2, 3, 4, 5, 6, 7, 14, 21, 28)
+
+
+def recent_features(s: pd.Series, days: pd.DatetimeIndex, price: float) -> pd.DataFrame:
+    """One row per day from the days just before it (for a recursive forecast: one day at a time)."""
+    frame = pd.DataFrame({f"lag_{k}": s.shift(k) for k in RECENT_LAGS})
+    frame["mean_7"] = s.shift(1).rolling(7, min_periods=1).mean()
+    frame["mean_28"] = s.shift(1).rolling(28, min_periods=7).mean()
+    frame["weekday_mean"] = frame[["lag_7", "lag_14", "lag_21", "lag_28"]].mean(axis=1)
+    frame["dow"] = days.day_of_week
+    frame["dom"] = days.day
+    frame["price"] = price
+    return frame
+
+
+def recursive_forecast(
+    model: lgb.LGBMRegressor, y: np.ndarray, start: pd.Timestamp, price: float, columns: list[str]
+) -> np.ndarray:
+    """28 days ahead, each day's forecast becoming the next day's lag 1 (y is already scaled)."""
+    values = list(y)
+    days = pd.date_range(start, periods=len(y) + HOLDOUT, freq="D")
+    for step in range(HOLDOUT):
+        n = len(y) + step
+        window = pd.Series([*values[-60:], np.nan])
+        row = recent_features(window, days[n - len(window) + 1 : n + 1], price).iloc[[-1]]
+        values.append(max(float(model.predict(row[columns])[0]), 0.0))
+    return np.asarray(values[len(y) :])
 
 
 def features(y: np.ndarray, scale: float, price: float, start: pd.Timestamp) -> pd.DataFrame:
@@ -55,6 +85,9 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=50)
     parser.add_argument("--train-on", choices=("top", "all"), default="top")
     parser.add_argument("--split", choices=("dev", "final"), default="dev")
+    parser.add_argument(
+        "--features", choices=("direct", "recursive"), default="direct", help="lags ≥ 28 days, or recent lags"
+    )
     args = parser.parse_args()
     raw = pd.read_parquet(args.parquet)
     lines = raw[~raw["InvoiceNo"].str.startswith("A") & (raw["UnitPrice"] >= 0)]
@@ -85,12 +118,18 @@ def main() -> None:
         scale = float(np.mean(y[:-HOLDOUT])) or 1.0
         scales[code] = scale
         start = end - pd.Timedelta(days=len(y) - 1)
+        if args.features == "recursive":
+            scaled = pd.Series(y / scale)
+            days = pd.date_range(start, periods=len(y), freq="D")
+            frame = recent_features(scaled, days, float(prices.get(code, 1.0)))
+            frame = frame.assign(target=scaled, code=code)
+            train_rows.append(frame.iloc[:-HOLDOUT].dropna(subset=["lag_28"]))
+            continue
         frame = features(y, scale, float(prices.get(code, 1.0)), start).assign(code=code)
         train_rows.append(frame.iloc[:-HOLDOUT].dropna(subset=[f"lag_{LAGS[0]}"]))
         if code in series:
             test_rows.append(frame.iloc[-HOLDOUT:])
     train = pd.concat(train_rows, ignore_index=True)
-    test = pd.concat(test_rows, ignore_index=True)
     columns = [c for c in train.columns if c not in ("target", "code")]
     model = lgb.LGBMRegressor(
         objective="tweedie",
@@ -106,26 +145,38 @@ def main() -> None:
         verbose=-1,
     )
     model.fit(train[columns], train["target"])
-    test["forecast"] = model.predict(test[columns])
+    global_forecasts: dict[str, np.ndarray] = {}
+    if args.features == "recursive":
+        for code, y in series.items():
+            start = end - pd.Timedelta(days=len(y) - 1)
+            history_scaled = y[:-HOLDOUT] / scales[code]
+            path = recursive_forecast(model, history_scaled, start, float(prices.get(code, 1.0)), columns)
+            global_forecasts[code] = path * scales[code]
+    else:
+        test = pd.concat(test_rows, ignore_index=True)
+        test["forecast"] = model.predict(test[columns])
+        for code in series:
+            global_forecasts[code] = test.loc[test["code"] == code, "forecast"].to_numpy() * scales[code]
     global_s = time.perf_counter() - started
     rows = []
     for code, y in series.items():
         history, actual = y[:-HOLDOUT], y[-HOLDOUT:]
-        ours = test.loc[test["code"] == code, "forecast"].to_numpy() * scales[code]
+        ours = global_forecasts[code]
         naive = np.maximum(SeasonalNaive(season_length=SEASON).fit(history).predict(HOLDOUT)["mean"], 0)
         auto = AutoForecaster(season_length=SEASON, horizon=HOLDOUT).fit(history).predict(HOLDOUT)["mean"]
         rows.append(
-            [metrics.mase(actual, f, history, SEASON) for f in (ours, naive, auto)]
-            + [float(np.abs(actual - f).sum()) for f in (ours, naive, auto)]
+            [metrics.mase(actual, f, history, SEASON) for f in (ours, naive, auto, (ours + auto) / 2)]
+            + [float(np.abs(actual - f).sum()) for f in (ours, naive, auto, (ours + auto) / 2)]
             + [float(np.abs(actual).sum())]
         )
     table = np.array(rows)
-    mase = np.nanmean(table[:, :3], axis=0)
-    wape = table[:, 3:6].sum(axis=0) / table[:, 6].sum() * 100
+    mase = np.nanmean(table[:, :4], axis=0)
+    wape = table[:, 4:8].sum(axis=0) / table[:, 8].sum() * 100
     emit(
         "global_model",
         {
             "split": args.split,
+            "features": args.features,
             "trained_on": f"{args.train_on} ({len(every)} products)",
             "products": len(series),
             "holdout_days": HOLDOUT,
@@ -133,15 +184,18 @@ def main() -> None:
                 "global_lgbm": round(mase[0], 3),
                 "seasonal_naive": round(mase[1], 3),
                 "auto": round(mase[2], 3),
+                "mean_of_global_and_auto": round(mase[3], 3),
             },
             "mase_reduction_vs_seasonal_naive_pct": {
                 "global_lgbm": round((1 - mase[0] / mase[1]) * 100, 1),
                 "auto": round((1 - mase[2] / mase[1]) * 100, 1),
+                "mean_of_global_and_auto": round((1 - mase[3] / mase[1]) * 100, 1),
             },
             "wape": {
                 "global_lgbm": round(wape[0], 1),
                 "seasonal_naive": round(wape[1], 1),
                 "auto": round(wape[2], 1),
+                "mean_of_global_and_auto": round(wape[3], 1),
             },
             "global_fit_and_predict_s": round(global_s, 2),
         },

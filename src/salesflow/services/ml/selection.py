@@ -33,6 +33,7 @@ from salesflow.services.ml.strategies import (
     Theta,
     combine,
     count_intervals,
+    empirical_band,
     finite_history,
     widened,
 )
@@ -47,6 +48,7 @@ SMOOTH_CANDIDATES: tuple[tuple[str, ...], ...] = (
     ("seasonal_naive",),
 )
 INTERMITTENT_CANDIDATES: tuple[tuple[str, ...], ...] = tuple((name,) for name in INTERMITTENT_MODELS)
+RECENT_SPREAD_DAYS = 112  # the days whose own spread bounds an intermittent series' bands (16 weeks)
 # Seasonal periods looked for when none is given: week of days, year of months, day of hours, year of weeks.
 CALENDAR_PERIODS = (7, 12, 24, 52)
 # What a model fit can raise on a degenerate series (constant, tiny, extreme values); `ModelFitError` (a
@@ -111,6 +113,7 @@ class AutoForecaster:
         # A second season (a week of hours, a year of days) needs three of its cycles kept, when known.
         y = y[-max(self.max_history, 3 * longer if self._two_seasons_fit(len(y)) else 0) :]
         self.choice_ = self._choose(y)
+        self.recent_ = y[-RECENT_SPREAD_DAYS:]
         if self.choice_.kind == "short":
             self.model_: Forecaster = ShortHistory().fit(y)
         else:
@@ -140,8 +143,11 @@ class AutoForecaster:
 
     def _predict(self, h: int, level: Sequence[int]) -> Forecast:
         forecast = self.model_.predict(h, level)
-        if not level or self.choice_.kind != "smooth":
+        if not level or self.choice_.kind == "short":
             return forecast
+        if self.choice_.kind == "intermittent":
+            # A Poisson band around a Croston rate misses lumpy demand's bulk orders and its zero days.
+            return empirical_band(forecast, level, self.recent_)
         if self.counts_:
             # Counts are skewed: the models' symmetric bands miss high days and cover zero days too easily.
             forecast = {"mean": forecast["mean"], **count_intervals(forecast, level)}

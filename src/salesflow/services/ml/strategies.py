@@ -274,6 +274,20 @@ def widened(forecast: Forecast, level: Sequence[int], errors: FloatArray) -> For
     return out
 
 
+def empirical_band(forecast: Forecast, level: Sequence[int], values: FloatArray) -> Forecast:
+    """Each band at least as wide as the same quantiles of `values` themselves (recent days of lumpy demand:
+    the zero days and the bulk orders are the spread, whatever the rate's model says)."""
+    if len(values) < MIN_ERRORS_FOR_BANDS:
+        return forecast
+    out = dict(forecast)
+    for lv in level:
+        tail = (1 - lv / 100) / 2
+        low, high = np.quantile(values, [tail, 1 - tail])
+        out[f"lo-{lv}"] = np.minimum(forecast[f"lo-{lv}"], low)
+        out[f"hi-{lv}"] = np.maximum(forecast[f"hi-{lv}"], high)
+    return out
+
+
 def count_intervals(forecast: Forecast, level: Sequence[int]) -> Forecast:
     """Intervals of a count with the forecast's mean and the spread of its upper band (negative binomial;
     Poisson when that spread is smaller than a count's own): skewed like sales, never below zero."""

@@ -86,6 +86,8 @@ def test_the_m4_bench_runs_on_a_development_half(tmp_path: Path) -> None:
         "dev",
         "--switch-ratio",
         "1.0",
+        "--candidates",
+        "theta+ets,theta",
         "--workers",
         "1",
     ]
@@ -94,3 +96,19 @@ def test_the_m4_bench_runs_on_a_development_half(tmp_path: Path) -> None:
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["series"] == 3 and figures["half"] == "dev" and figures["failed_series"] == 0
     assert 0 < figures["owa"] < 2 and 0 <= figures["coverage_95_pct"] <= 100
+    assert figures["candidates"] == "theta+ets,theta"
+
+
+def test_the_public_series_bench_scores_monthly_and_quarterly_data() -> None:
+    """The bench's command line with one origin: a JSON line per frequency with every method's scores."""
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "bench.forecast_public", "--origins", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    lines = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert [line["frequency"] for line in lines] == ["monthly", "quarterly"]
+    for line in lines:
+        assert all(0 < line[method]["mase"] < 10 for method in ("auto", "seasonal_naive", "theta"))
+        assert 0 <= line["auto_coverage_95_pct"] <= 100

@@ -108,6 +108,9 @@ class Settings(StoreSettings):
     system_jwt_token: SecretStr | None = None
     java_timeout_seconds: float = Field(default=30.0, gt=0)
     java_read_retries: int = Field(default=2, ge=0, le=5)
+    java_deadline_seconds: float = Field(default=20.0, gt=0)  # one call in all, retries included
+    java_circuit_failures: int = Field(default=3, ge=1)  # failed calls in a row that open the circuit
+    java_circuit_open_seconds: float = Field(default=10.0, gt=0)  # then calls fail at once, until a probe
 
     # Business days are cut in BUSINESS_TZ (JAVA_TIMEZONE: see StoreSettings).
     business_tz: str = "UTC"

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import anyio
 import httpx
 
+from salesflow.clients.circuit import CircuitBreaker
 from salesflow.clients.java import JavaClient
 from salesflow.clients.mail.notifier import FolderNotifier, Notifier, SmtpNotifier
 from salesflow.config import Settings
@@ -148,6 +149,11 @@ async def _build(settings: Settings, clock: Clock, stack: AsyncExitStack) -> Res
             service_password=settings.java_service_password,
             system_token=settings.system_jwt_token,
             read_retries=settings.java_read_retries,
+            deadline_seconds=settings.java_deadline_seconds,
+            circuit=CircuitBreaker(
+                failure_threshold=settings.java_circuit_failures,
+                open_seconds=settings.java_circuit_open_seconds,
+            ),
         )
         source: DataSource = JavaDataSource(
             java, timezone=ZoneInfo(settings.java_timezone), root_url=settings.java_root_url, clock=clock

@@ -23,6 +23,7 @@ import pandas as pd
 from pydantic import SecretStr
 
 from salesflow.clients import java_codec
+from salesflow.clients.circuit import CircuitBreaker, CircuitOpen
 from salesflow.data.sources.base import SaleInput
 from salesflow.errors import (
     NotFound,
@@ -98,9 +99,14 @@ class JavaClient:
         service_password: SecretStr | None = None,
         system_token: SecretStr | None = None,
         read_retries: int = 2,
+        deadline_seconds: float = 20.0,
+        circuit: CircuitBreaker | None = None,
     ) -> None:
         self.http = http
         self.read_retries = read_retries
+        # One call's whole time, retries and backoff included (not attempts × timeout).
+        self.deadline_seconds = deadline_seconds
+        self.circuit = circuit or CircuitBreaker()
         login = None
         if service_phone is not None and service_password is not None:
             phone, password = service_phone, service_password
@@ -186,11 +192,37 @@ class JavaClient:
         params: dict[str, Any] | None = None,
         json: Any = None,
     ) -> httpx.Response:
-        """One request, retried with backoff on transport errors and 502/503/504 when idempotent."""
+        """One request within the deadline, retried with backoff on transport errors and 502/503/504 when
+        idempotent; while the circuit is open (Java failing), refused at once."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        attempts = 1 + (self.read_retries if idempotent else 0)
         request = self.http.build_request(method, url, params=params, json=json, headers=headers)
         where = f"{method} {request.url.path}"
+        try:
+            self.circuit.before_call()
+        except CircuitOpen as exc:
+            raise UpstreamUnavailable(
+                f"Java is failing; not calling it for {exc.retry_after:.0f} s more ({where})"
+            ) from exc
+        try:
+            with anyio.fail_after(self.deadline_seconds):
+                response = await self._attempts(request, where, idempotent=idempotent)
+        except TimeoutError as exc:
+            self.circuit.failed()
+            raise UpstreamTimeout(f"Java did not answer {where} within {self.deadline_seconds:g} s") from exc
+        except (UpstreamTimeout, UpstreamUnavailable):
+            self.circuit.failed()
+            raise
+        except BaseException:
+            self.circuit.released()
+            raise
+        if response.status_code in _RETRY_STATUSES:
+            self.circuit.failed()
+        else:
+            self.circuit.succeeded()
+        return response
+
+    async def _attempts(self, request: httpx.Request, where: str, *, idempotent: bool) -> httpx.Response:
+        attempts = 1 + (self.read_retries if idempotent else 0)
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:

@@ -126,6 +126,7 @@ class SaleLineCache:
                     if self._products is None:
                         raise
                     logger.warning("products refresh failed; serving the last products")
+                    self._products_monotonic = time.monotonic()  # not again before the next refresh
             return self._products
 
     def invalidate(self, *, full: bool = False) -> None:
@@ -162,6 +163,8 @@ class SaleLineCache:
                 if self._state is None or since < self._state.since:  # nothing known covers the window
                     raise
                 logger.warning("sale lines refresh failed; serving the last lines", exc_info=True)
+                # Not again before the next refresh is due: a hung source must not stall every request.
+                self._refreshed_monotonic = time.monotonic()
                 return self._state
             self._state = state
             return state

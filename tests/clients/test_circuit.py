@@ -1,0 +1,159 @@
+"""Java calls have a total deadline and a circuit breaker: a failing Java is not waited on again and again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pandas as pd
+import pytest
+from pydantic import SecretStr
+
+from salesflow.clients.circuit import CircuitBreaker, CircuitOpen, CircuitState
+from salesflow.clients.java import JavaClient
+from salesflow.config import Settings
+from salesflow.errors import UpstreamTimeout, UpstreamUnavailable
+from salesflow.resources import build_resources
+from tests.builders import TODAY, pinned_clock
+from tests.java_standin import StandinState
+from tests.servers import UvicornThread
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_circuit_opens_after_failures_in_a_row_and_one_probe_decides() -> None:
+    clock = FakeClock()
+    changes: list[CircuitState] = []
+    circuit = CircuitBreaker(failure_threshold=3, open_seconds=10, clock=clock, on_change=changes.append)
+    for _ in range(2):
+        circuit.before_call()
+        circuit.failed()
+    circuit.before_call()
+    circuit.succeeded()  # a success in between: the count starts again
+    for _ in range(3):
+        circuit.before_call()
+        circuit.failed()
+    states = [circuit.state]
+    with pytest.raises(CircuitOpen) as refused:
+        circuit.before_call()
+    assert refused.value.retry_after == pytest.approx(10)
+    clock.now += 10
+    states.append(circuit.state)
+    assert states == [CircuitState.OPEN, CircuitState.HALF_OPEN]
+    circuit.before_call()  # the probe
+    with pytest.raises(CircuitOpen):
+        circuit.before_call()  # only one at a time
+    circuit.failed()  # the probe failed: open again, for another 10 s
+    states.append(circuit.state)
+    clock.now += 10
+    circuit.before_call()
+    circuit.released()  # a cancelled probe lets the next one go
+    circuit.before_call()
+    circuit.succeeded()
+    states.append(circuit.state)
+    assert states[2:] == [CircuitState.OPEN, CircuitState.CLOSED]
+    assert changes == [CircuitState.OPEN, CircuitState.CLOSED]
+
+
+@pytest.fixture
+async def hung_java() -> AsyncIterator[tuple[str, list[int]]]:
+    """A server that accepts connections and never answers (a hung JVM behind its socket)."""
+    connections: list[int] = []
+    writers: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        writers.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}/api/v1", connections
+    for writer in writers:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_hung_java_costs_one_deadline_per_call_then_none(hung_java: tuple[str, list[int]]) -> None:
+    url, connections = hung_java
+    async with httpx.AsyncClient(base_url=url, timeout=30, trust_env=False) as http:
+        java = JavaClient(
+            http=http,
+            system_token=SecretStr("t"),
+            read_retries=2,  # 3 attempts × 30 s without a deadline
+            deadline_seconds=0.3,
+            circuit=CircuitBreaker(failure_threshold=2, open_seconds=60),
+        )
+        for _ in range(2):
+            with pytest.raises(UpstreamTimeout, match=r"not answer GET /api/v1/sales/history within 0.3 s"):
+                await java.sale_history(1)
+        seen = len(connections)
+        with pytest.raises(UpstreamUnavailable, match=r"Java is failing; not calling it for 60 s more"):
+            await java.sale_history(1)
+        assert len(connections) == seen  # refused without touching the socket
+        assert java.circuit.state == CircuitState.OPEN
+
+
+async def test_the_circuit_closes_again_when_java_recovers(
+    standin: tuple[UvicornThread, StandinState],
+) -> None:
+    server, state = standin
+    clock = FakeClock()
+    async with httpx.AsyncClient(base_url=f"{server.url}/api/v1", timeout=5, trust_env=False) as http:
+        java = JavaClient(
+            http=http,
+            service_phone="0000000000",
+            service_password=SecretStr("password"),
+            read_retries=0,
+            circuit=CircuitBreaker(failure_threshold=2, open_seconds=5, clock=clock),
+        )
+        await java.account.token()
+        state.fail_next = [503, 503]
+        for _ in range(2):
+            with pytest.raises(UpstreamUnavailable, match="HTTP 503"):
+                await java.sale_history(1)
+        state.requests.clear()
+        with pytest.raises(UpstreamUnavailable, match="not calling it"):
+            await java.sale_history(1)
+        assert state.requests == []
+        clock.now += 5  # the probe goes; Java answers again: closed, no restart
+        assert len(await java.sale_history(1)) > 0
+        assert java.circuit.state == CircuitState.CLOSED
+        assert len(await java.sale_history(1)) > 0
+
+
+async def test_with_java_hung_the_service_answers_from_the_last_lines(
+    prod_settings: Settings, standin: tuple[UvicornThread, StandinState]
+) -> None:
+    """A hung Java costs one deadline; then the circuit is open and reads answer from the last lines and
+    products without calling Java at all."""
+    _, state = standin
+    settings = prod_settings.model_copy(
+        update={"java_deadline_seconds": 0.5, "java_circuit_failures": 1, "sales_refresh_seconds": 0}
+    )
+    resources = await build_resources(settings, clock=pinned_clock)
+    try:
+        first_day, last_day = TODAY - timedelta(days=30), TODAY - timedelta(days=1)
+        known = await resources.lines.window(first_day, last_day)
+        assert len(await resources.lines.products()) == 40
+        state.delay_seconds = 5  # hung, as far as a 0.5 s deadline can tell
+        state.requests.clear()
+        again = await resources.lines.window(first_day, last_day)  # the refresh times out: the last lines
+        pd.testing.assert_frame_equal(again, known)
+        assert resources.java is not None and resources.java.circuit.state == CircuitState.OPEN
+        calls = len(state.requests)
+        for _ in range(3):
+            pd.testing.assert_frame_equal(await resources.lines.window(first_day, last_day), known)
+            assert len(await resources.lines.products()) == 40
+        assert len(state.requests) == calls  # nothing more was sent to the hung Java
+    finally:
+        state.delay_seconds = 0
+        await resources.aclose()

@@ -27,6 +27,7 @@ DEFAULT_CORS_ORIGINS = (
     "http://localhost:5173",
 )
 MIN_SECRET_BYTES = 32
+MIN_TOKEN_CHARS = 24
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_CLOSURE_DAYS = 366
 
@@ -96,6 +97,13 @@ class Settings(StoreSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [*DEFAULT_CORS_ORIGINS])
     request_body_max_bytes: int = Field(default=1024 * 1024, ge=1024)  # uploads: IMPORT_MAX_BYTES
     request_header_max_bytes: int = Field(default=16 * 1024, ge=1024)
+    # Operations: `GET /metrics` (open in DEV; in PROD METRICS_TOKEN as a bearer token, or an ADMIN JWT), the
+    # OpenAPI pages (default: DEV only), a worker's own metrics port (0: none).
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+    docs_enabled: bool | None = None
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
 
     # Java system of record and its tokens
     data_source: DataSourceKind = "auto"
@@ -270,6 +278,10 @@ class Settings(StoreSettings):
         secret = self.java_jwt_secret_bytes
         if secret is not None and len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"JAVA_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (got {len(secret)})")
+        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"METRICS_TOKEN must be at least {MIN_TOKEN_CHARS} characters (a guessable one is none)"
+            )
         if self.dev_mode:
             return self
         if secret is None:
@@ -280,6 +292,11 @@ class Settings(StoreSettings):
                 " or SYSTEM_JWT_TOKEN"
             )
         return self
+
+    @property
+    def shows_docs(self) -> bool:
+        """The OpenAPI pages (`/docs`, `/redoc`, `/openapi.json`): DOCS_ENABLED, else DEV mode only."""
+        return self.dev_mode if self.docs_enabled is None else self.docs_enabled
 
     @property
     def closed_dates(self) -> list[date]:

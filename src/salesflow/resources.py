@@ -28,6 +28,7 @@ from salesflow.data.sources.embedded import EmbeddedDataSource, EmbeddedStore
 from salesflow.data.sources.java import JavaDataSource
 from salesflow.integration.jwt import TokenValidator
 from salesflow.jobs.runtime import JobRuntime
+from salesflow.metrics import circuit_changed
 from salesflow.sandbox import Limits, Sandbox
 from salesflow.services.alerting.pipeline import AlertService
 from salesflow.services.analytics.demand import DemandRule
@@ -153,6 +154,7 @@ async def _build(settings: Settings, clock: Clock, stack: AsyncExitStack) -> Res
             circuit=CircuitBreaker(
                 failure_threshold=settings.java_circuit_failures,
                 open_seconds=settings.java_circuit_open_seconds,
+                on_change=circuit_changed,
             ),
         )
         source: DataSource = JavaDataSource(

@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 
 from salesflow.errors import InvalidInput, PayloadTooLarge, SalesflowError
+from salesflow.metrics import UPLOAD_PARSER_KILLS
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class Sandbox:
 
     def _killed(self, reason: str, exitcode: int | None, limits: Limits) -> Any:
         self.kills.append(Killed(reason, exitcode))
+        UPLOAD_PARSER_KILLS.labels(reason).inc()
         logger.warning("sandboxed work stopped", extra={"reason": reason, "exitcode": exitcode})
         if reason == "memory":
             raise PayloadTooLarge(

@@ -19,7 +19,19 @@ from salesflow import __version__
 from salesflow.api.deps import authenticate_scope, get_current_user
 from salesflow.api.errors import documented, install_error_handlers
 from salesflow.api.middleware import REQUEST_ID_HEADER, RequestContextMiddleware, RequestGuard
-from salesflow.api.routes import admin, alerts, analytics, auth, excel, health, ml, reports, schedules, stock
+from salesflow.api.routes import (
+    admin,
+    alerts,
+    analytics,
+    auth,
+    excel,
+    health,
+    metrics,
+    ml,
+    reports,
+    schedules,
+    stock,
+)
 from salesflow.config import Settings, get_settings
 from salesflow.data.sale_lines import Clock, utc_now
 from salesflow.jobs.runtime import CHECK_ALERTS
@@ -77,11 +89,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             await asyncio.gather(*background, return_exceptions=True)
             await app.state.resources.aclose()
 
+    docs = settings.shows_docs
     app = FastAPI(
         title="SalesFlow analytics service",
         version=__version__,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.add_middleware(
         CORSMiddleware,
@@ -114,6 +130,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         upload_paths.update(f"{API_PREFIX}{route.path}" for route in routes if _takes_a_file(route))
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(metrics.router)
     return app
 
 

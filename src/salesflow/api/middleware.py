@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from salesflow.api.errors import error_response
 from salesflow.errors import HeadersTooLarge, PayloadTooLarge, SalesflowError
+from salesflow.metrics import HTTP_DURATION, HTTP_REQUESTS
 from salesflow.observability import request_id_var
 
 logger = logging.getLogger("salesflow.access")
@@ -44,9 +45,11 @@ class RequestContextMiddleware:
                 response_started = True
                 status = message["status"]
                 message.setdefault("headers", [])
+                present = {name.lower() for name, _ in message["headers"]}
                 message["headers"] = [
                     *message["headers"],
                     (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
+                    *(header for header in _security_headers(scope["path"]) if header[0] not in present),
                 ]
             await send(message)
 
@@ -57,17 +60,41 @@ class RequestContextMiddleware:
             if not response_started:
                 await _send_generic_500(send_with_id)
         finally:
+            duration = time.perf_counter() - started
+            route = _route_template(scope)
+            HTTP_REQUESTS.labels(route or UNMATCHED_ROUTE, str(status)).inc()
+            HTTP_DURATION.labels(route or UNMATCHED_ROUTE).observe(duration)
             logger.info(
                 "request",
                 extra={
                     "method": scope["method"],
                     "path": scope["path"],
-                    "route": _route_template(scope),
+                    "route": route,
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(duration * 1000, 2),
                 },
             )
             request_id_var.reset(token)
+
+
+# Every response: no MIME sniffing, no framing, no referrer, no caching of answers that carry shop data, and a
+# policy that lets a JSON or file answer load nothing. The OpenAPI pages load Swagger UI's scripts: no policy.
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+_CONTENT_SECURITY_POLICY = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_PAGES = ("/docs", "/redoc")
+UNMATCHED_ROUTE = "unmatched"  # metrics label for paths no route serves (keeps the label set bounded)
+
+
+def _security_headers(path: str) -> tuple[tuple[bytes, bytes], ...]:
+    if path.startswith(_PAGES):
+        return _SECURITY_HEADERS
+    return (*_SECURITY_HEADERS, _CONTENT_SECURITY_POLICY)
 
 
 def _route_template(scope: Scope) -> str | None:

@@ -31,6 +31,7 @@ from salesflow.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from salesflow.metrics import JAVA_CALLS, JAVA_DURATION
 
 logger = logging.getLogger(__name__)
 
@@ -200,26 +201,38 @@ class JavaClient:
         try:
             self.circuit.before_call()
         except CircuitOpen as exc:
+            JAVA_CALLS.labels("circuit_open").inc()
             raise UpstreamUnavailable(
                 f"Java is failing; not calling it for {exc.retry_after:.0f} s more ({where})"
             ) from exc
+        started = time.perf_counter()
         try:
             with anyio.fail_after(self.deadline_seconds):
                 response = await self._attempts(request, where, idempotent=idempotent)
         except TimeoutError as exc:
-            self.circuit.failed()
+            self._failed("timeout", started)
             raise UpstreamTimeout(f"Java did not answer {where} within {self.deadline_seconds:g} s") from exc
-        except (UpstreamTimeout, UpstreamUnavailable):
-            self.circuit.failed()
+        except UpstreamTimeout:
+            self._failed("timeout", started)
+            raise
+        except UpstreamUnavailable:
+            self._failed("unavailable", started)
             raise
         except BaseException:
             self.circuit.released()
             raise
         if response.status_code in _RETRY_STATUSES:
-            self.circuit.failed()
+            self._failed("unavailable", started)
         else:
             self.circuit.succeeded()
+            JAVA_CALLS.labels("ok" if response.status_code < 400 else "rejected").inc()
+            JAVA_DURATION.observe(time.perf_counter() - started)
         return response
+
+    def _failed(self, outcome: str, started: float) -> None:
+        self.circuit.failed()
+        JAVA_CALLS.labels(outcome).inc()
+        JAVA_DURATION.observe(time.perf_counter() - started)
 
     async def _attempts(self, request: httpx.Request, where: str, *, idempotent: bool) -> httpx.Response:
         attempts = 1 + (self.read_retries if idempotent else 0)

@@ -23,6 +23,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from salesflow.metrics import CACHE_LOOKUPS
+
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "sf:v1"
@@ -37,6 +39,12 @@ def cache_key(pipeline: str, scope: str, **params: object) -> str:
     # Values are quoted: no value (an id from a URL, say) can spell another key's parameters.
     encoded = "&".join(f"{name}={quote(str(params[name]), safe='')}" for name in sorted(params))
     return f"{NAMESPACE}:{pipeline}:{scope}:{encoded}"
+
+
+def _pipeline(key: str) -> str:
+    """The pipeline a key of `cache_key` belongs to."""
+    namespaced, _, rest = key.partition(f"{NAMESPACE}:")
+    return rest.split(":", 1)[0] if not namespaced and rest else "other"
 
 
 def cache_prefix(pipeline: str | None = None, scope: str | None = None) -> str:
@@ -180,20 +188,20 @@ class Cache:
         """Return the cached value for `key`, computing and storing it once on a miss."""
         cached = await self._get(key)
         if cached is not None:
-            self._hits += 1
+            self._count(key, "hit")
             return decode(cached)  # type: ignore[no-any-return]  # decode is the inverse of encode
         lock = self._key_locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:
                 cached = await self._get(key)  # another task may have filled it while we waited
                 if cached is not None:
-                    self._hits += 1
+                    self._count(key, "hit")
                     return decode(cached)  # type: ignore[no-any-return]
                 cached = await self._wait_for_other_process(key)
                 if cached is not None:
-                    self._hits += 1
+                    self._count(key, "hit")
                     return decode(cached)  # type: ignore[no-any-return]
-                self._misses += 1
+                self._count(key, "miss")
                 try:
                     value = await compute()
                     await self._set(key, encode(value), ttl_seconds)
@@ -203,6 +211,13 @@ class Cache:
         finally:
             if not lock.locked() and self._key_locks.get(key) is lock:
                 del self._key_locks[key]
+
+    def _count(self, key: str, result: Literal["hit", "miss"]) -> None:
+        if result == "hit":
+            self._hits += 1
+        else:
+            self._misses += 1
+        CACHE_LOOKUPS.labels(_pipeline(key), result).inc()
 
     async def get_raw(self, key: str) -> bytes | None:
         """The stored bytes of `key`, if any (no counters: for values that are not computed results)."""

@@ -18,6 +18,7 @@ from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 from taskiq_redis import RedisStreamBroker
 
 from salesflow.config import Settings
+from salesflow.metrics import JobMetrics
 
 QUEUE = "salesflow:jobs"
 GENERATE_REPORT = "salesflow.reports.generate"
@@ -46,7 +47,7 @@ class JobRuntime:
     """The broker with this service's tasks registered, and the way to enqueue each."""
 
     def __init__(self, broker: AsyncBroker) -> None:
-        self.broker = broker
+        self.broker = broker.with_middlewares(JobMetrics())
         self._closed = False
         # Any: Taskiq's typing counts the injected context as an argument of `kiq`.
         self._generate_report: Any = broker.register_task(generate_report, task_name=GENERATE_REPORT)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from salesflow.metrics import SCHEDULE_FIRINGS
 from salesflow.services.schedules import ScheduleService, last_cron_fire_time, last_fire_time, trigger
 
 logger = logging.getLogger(__name__)
@@ -95,11 +96,13 @@ class ScheduleRunner:
         # The slot this firing is for: the latest fire time up to now (every process computes the same).
         slot = last_fire_time(schedule, self.service.clock(), within=self.grace)
         if slot is not None:
+            SCHEDULE_FIRINGS.labels("schedule").inc()
             await self.service.fire(schedule_id, slot)
 
     async def _fire_periodic(self, job: Periodic) -> None:
         slot = last_cron_fire_time(job.cron, job.zone, self.service.clock(), within=self.grace)
         if slot is not None:
+            SCHEDULE_FIRINGS.labels("periodic").inc()
             await job.enqueue(slot)
 
     def _sync_soon(self) -> None:

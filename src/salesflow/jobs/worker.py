@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 
+from prometheus_client import start_http_server
 from taskiq.acks import AcknowledgeType
 from taskiq.api import run_receiver_task
 
@@ -28,6 +29,9 @@ async def run_worker(settings: Settings) -> int:
         logger.error("salesflow worker needs JOB_BACKEND=redis (the in-memory broker runs jobs in the API)")
         return 2
     resources = await build_resources(settings)
+    metrics_server = None
+    if settings.worker_metrics_port:
+        metrics_server, _ = start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     try:
         resources.jobs.broker.is_worker_process = True
         receiver = asyncio.create_task(
@@ -51,5 +55,7 @@ async def run_worker(settings: Settings) -> int:
             task.cancel()
         await asyncio.gather(receiver, sweeper, return_exceptions=True)
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         await resources.aclose()
     return 0

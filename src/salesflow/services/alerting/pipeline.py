@@ -18,6 +18,7 @@ import anyio
 from salesflow.clients.mail.notifier import Mail
 from salesflow.data.sale_lines import SaleLineCache
 from salesflow.errors import NotFound
+from salesflow.metrics import ALERT_EVALUATIONS
 from salesflow.models.alerts import AlertKind
 from salesflow.services.alerting import rules
 from salesflow.services.alerting.digest import build_digest
@@ -67,6 +68,7 @@ class AlertService:
         check_id = await self.alerts.start_check(trigger=trigger, slot=slot)
         if check_id is None:
             return None
+        ALERT_EVALUATIONS.labels(trigger).inc()
         try:
             conditions = await self.conditions()
             changes = await self.alerts.reconcile(

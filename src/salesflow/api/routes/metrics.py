@@ -1,0 +1,37 @@
+"""`GET /metrics`: this process's Prometheus metrics (outside `/api/v1`, where scrapers look for them).
+
+Off with `METRICS_ENABLED=false`. In DEV mode open; in PROD the caller shows `METRICS_TOKEN` as a bearer token
+(what a Prometheus scrape job sends) or an ADMIN user's JWT."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import APIRouter, Request, Response
+
+from salesflow.api.deps import ResourcesDep, authenticate
+from salesflow.errors import NotFound, PermissionDenied
+from salesflow.metrics import exposition
+from salesflow.models.auth import Role
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+async def metrics(request: Request, resources: ResourcesDep) -> Response:
+    """Requests, caches, Java calls, jobs, schedules, alerts, e-mails and sandbox kills of this process."""
+    settings = resources.settings
+    if not settings.metrics_enabled:
+        raise NotFound("Not Found")
+    authorization = request.headers.get("Authorization") or ""
+    token = settings.metrics_token
+    scheme, _, presented = authorization.partition(" ")
+    shows_token = (
+        token is not None
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(presented.strip().encode(), token.get_secret_value().encode())
+    )
+    if not shows_token and not authenticate(authorization or None, resources).has_any_role(Role.ADMIN):
+        raise PermissionDenied("Metrics need METRICS_TOKEN or an ADMIN user")
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)

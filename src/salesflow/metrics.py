@@ -1,0 +1,78 @@
+"""Prometheus metrics of one process: `GET /metrics` on an API process, `WORKER_METRICS_PORT` on a worker
+(each process is scraped on its own). Every metric is defined here, once; the modules that count import it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
+
+from salesflow.clients.circuit import CircuitState
+
+HTTP_REQUESTS = Counter(
+    "salesflow_http_requests_total",
+    "HTTP requests answered, by route template and status",
+    ["route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "salesflow_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CACHE_LOOKUPS = Counter(
+    "salesflow_cache_lookups_total",
+    "Cached results looked up, by pipeline and result (hit, miss)",
+    ["pipeline", "result"],
+)
+JAVA_CALLS = Counter(
+    "salesflow_java_calls_total",
+    "Calls on the Java service, by outcome (ok, rejected, unavailable, timeout, circuit_open)",
+    ["outcome"],
+)
+JAVA_DURATION = Histogram(
+    "salesflow_java_call_duration_seconds",
+    "Time of a Java call, retries included",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 60),
+)
+JAVA_CIRCUIT = Gauge(
+    "salesflow_java_circuit_open", "1 while the Java circuit breaker is open or probing, else 0"
+)
+JOBS = Counter(
+    "salesflow_jobs_total", "Background jobs run in this process, by task and status", ["task", "status"]
+)
+JOB_DURATION = Histogram(
+    "salesflow_job_duration_seconds",
+    "Time a background job ran, by task and status",
+    ["task", "status"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+)
+SCHEDULE_FIRINGS = Counter(
+    "salesflow_schedule_firings_total", "Scheduled runs fired by this process", ["kind"]
+)
+ALERT_EVALUATIONS = Counter(
+    "salesflow_alert_evaluations_total", "Evaluations of the alert rules, by trigger", ["trigger"]
+)
+MAILS = Counter("salesflow_mails_total", "E-mails handed to SMTP, by result (sent, failed)", ["result"])
+UPLOAD_PARSER_KILLS = Counter(
+    "salesflow_upload_parser_kills_total", "Upload parsers stopped in their sandbox, by reason", ["reason"]
+)
+
+
+def circuit_changed(state: CircuitState) -> None:
+    JAVA_CIRCUIT.set(0 if state == CircuitState.CLOSED else 1)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics as Prometheus text, and its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+class JobMetrics(TaskiqMiddleware):
+    """Counts each job and its duration as it ends (Taskiq measures the execution time)."""
+
+    def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
+        status = "failed" if result.is_err else "succeeded"
+        JOBS.labels(message.task_name, status).inc()
+        JOB_DURATION.labels(message.task_name, status).observe(result.execution_time)

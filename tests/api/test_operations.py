@@ -1,0 +1,108 @@
+"""Operations: `GET /metrics` (who may read it, what it counts), the OpenAPI pages' exposure, and the
+security headers every response carries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from salesflow.config import Settings
+
+METRICS_TOKEN = "m" * 32
+
+
+def metrics_of(client: httpx.Client, **headers: str) -> httpx.Response:
+    return client.get(client.base_url.copy_with(path="/metrics"), headers=headers)
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of the exposition (0 when absent)."""
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
+                return float(found.value)
+    return 0.0
+
+
+def test_metrics_count_requests_per_route_and_cache_lookups_per_pipeline(dev_api: httpx.Client) -> None:
+    before = metrics_of(dev_api).text
+    route = "/api/v1/analytics/sales"
+    assert dev_api.get("/analytics/sales", params={"period": "weekly"}).status_code == 200
+    assert dev_api.get("/analytics/sales", params={"period": "weekly"}).status_code == 200
+    assert dev_api.get("/no/such/route").status_code == 404
+    response = metrics_of(dev_api)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    after = response.text
+    counted = "salesflow_http_requests_total"
+    assert (
+        sample(after, counted, route=route, status="200") - sample(before, counted, route=route, status="200")
+        == 2
+    )
+    assert sample(after, counted, route="unmatched", status="404") > sample(
+        before, counted, route="unmatched"
+    )
+    assert sample(after, "salesflow_http_request_duration_seconds_count", route=route) >= 2
+    lookups = "salesflow_cache_lookups_total"
+    assert sample(after, lookups, pipeline="analytics", result="hit") > sample(
+        before, lookups, pipeline="analytics", result="hit"
+    )
+    for family in (
+        "salesflow_java_calls",
+        "salesflow_jobs",
+        "salesflow_mails",
+        "salesflow_alert_evaluations",
+    ):
+        assert f"# TYPE {family}_total counter" in after or f"# TYPE {family} counter" in after
+
+
+def test_in_production_metrics_need_the_token_or_an_admin(
+    make_settings: Callable[..., Settings],
+    prod_settings: Settings,
+    serve: Callable[[Settings], httpx.Client],
+    tokens: dict[str, str],
+) -> None:
+    client = serve(prod_settings.model_copy(update={"metrics_token": SecretStr(METRICS_TOKEN)}))
+    assert metrics_of(client).status_code == 401
+    assert metrics_of(client, Authorization="Bearer wrong-token").status_code == 401
+    assert metrics_of(client, Authorization=f"Bearer {tokens['USER']}").status_code == 403
+    assert metrics_of(client, Authorization=f"Bearer {tokens['ADMIN']}").status_code == 200
+    scraped = metrics_of(client, Authorization=f"Bearer {METRICS_TOKEN}")
+    assert scraped.status_code == 200 and "salesflow_http_requests_total" in scraped.text
+    assert METRICS_TOKEN not in scraped.text
+    # The OpenAPI pages are off in production unless asked for.
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert client.get(client.base_url.copy_with(path=path)).status_code == 404
+
+
+def test_metrics_can_be_switched_off(make_settings: Callable[..., Settings], serve, store_file) -> None:
+    client = serve(make_settings(metrics_enabled=False))
+    assert metrics_of(client).status_code == 404
+
+
+def test_a_short_metrics_token_is_refused(make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(ValueError, match="METRICS_TOKEN must be at least 24 characters"):
+        make_settings(metrics_token="short")
+
+
+@pytest.mark.parametrize(
+    ("path", "status"), [("/health", 200), ("/analytics/sales?period=weekly", 200), ("/no/such", 404)]
+)
+def test_every_response_carries_the_security_headers(dev_api: httpx.Client, path: str, status: int) -> None:
+    response = dev_api.get(path)
+    assert response.status_code == status
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+
+
+def test_the_docs_page_can_load_swagger(dev_api: httpx.Client) -> None:
+    page = dev_api.get(dev_api.base_url.copy_with(path="/docs"))
+    assert page.status_code == 200 and "swagger" in page.text.lower()
+    assert "content-security-policy" not in page.headers
+    assert page.headers["x-frame-options"] == "DENY"

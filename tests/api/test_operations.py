@@ -3,6 +3,7 @@ security headers every response carries."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import httpx
@@ -106,3 +107,35 @@ def test_the_docs_page_can_load_swagger(dev_api: httpx.Client) -> None:
     assert page.status_code == 200 and "swagger" in page.text.lower()
     assert "content-security-policy" not in page.headers
     assert page.headers["x-frame-options"] == "DENY"
+
+
+def test_every_route_checks_the_callers_role(
+    prod_settings: Settings, serve: Callable[[Settings], httpx.Client], tokens: dict[str, str]
+) -> None:
+    """Walks every operation of the app's OpenAPI document (new routes included): each protected one answers
+    401 without a token or with a forged one, before doing anything; a USER gets 403 from each one that
+    needs ADMIN; the only operations open to anyone are the health checks (and `/metrics`, which checks
+    its own token)."""
+    from salesflow.api.main import create_app
+
+    spec = create_app(prod_settings).openapi()
+    client = serve(prod_settings)
+    user = {"Authorization": f"Bearer {tokens['USER']}"}
+    forged = {"Authorization": "Bearer forged.token.value"}
+    open_paths, checked, admin_only = set(), 0, 0
+    for template, operations in spec["paths"].items():
+        path = re.sub(r"\{[^}]+\}", "a" * 32, template)
+        url = client.base_url.copy_with(path=path)
+        for method, operation in operations.items():
+            if "401" not in operation["responses"]:
+                open_paths.add(template)
+                continue
+            assert client.request(method, url).status_code == 401, (method, path)
+            assert client.request(method, url, headers=forged).status_code == 401, (method, path)
+            checked += 1
+            if "403" in operation["responses"]:
+                assert client.request(method, url, headers=user).status_code == 403, (method, path)
+                admin_only += 1
+    assert open_paths == {"/api/v1/health", "/api/v1/health/ready", "/metrics"}
+    assert checked >= 30 and admin_only >= 8, (checked, admin_only)
+    assert metrics_of(client).status_code == 401

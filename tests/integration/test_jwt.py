@@ -72,3 +72,31 @@ def test_secret_with_a_space_is_not_trimmed() -> None:
     trimmed = TokenValidator(secret=DEV_SECRET.strip().replace(" ", "").encode(), issuer="salesflow-app")
     with pytest.raises(AuthError, match="Invalid token signature"):
         trimmed.validate(make_token())
+
+
+def _with_header(token: str, header: dict[str, object]) -> str:
+    """The token's claims and signature under another header (what an attacker can write freely)."""
+    import base64
+    import json
+
+    encoded = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    _, claims, signature = token.split(".")
+    return f"{encoded}.{claims}.{signature}"
+
+
+@pytest.mark.parametrize(
+    ("attack", "reason"),
+    [
+        # Algorithm confusion: an asymmetric algorithm named over an HMAC signature made with the secret.
+        (_with_header(make_token(), {"alg": "RS256", "typ": "JWT"}), "Unsupported token algorithm 'RS256'"),
+        # The signature stripped off, the algorithm left as it was.
+        (make_token().rsplit(".", 1)[0] + ".", "Invalid token signature"),
+        # A forged role: the USER's claims rewritten to ADMIN, signed with a key of the attacker's.
+        (make_token(role="ADMIN", key=b"attacker-key-that-is-long-enough!!!!"), "Invalid token signature"),
+        # A huge token (here, past the header limit the HTTP layer enforces first; see test_request_limits).
+        (make_token(padding="x" * 200_000), "Token too large"),
+    ],
+)
+def test_the_jwt_attack_matrix_is_refused(validator: TokenValidator, attack: str, reason: str) -> None:
+    with pytest.raises(AuthError, match=reason):
+        validator.validate(attack)

@@ -12,6 +12,7 @@ from salesflow.errors import AuthError
 from salesflow.models.auth import Role, User
 
 # Java signs with HS256 only; old builds used HS384 and `none` is never acceptable (java-system-of-record.md).
+MAX_TOKEN_CHARS = 8192
 ACCEPTED_ALGORITHMS = ["HS256"]
 DEV_USER = User(subject="dev", username="dev", roles=frozenset({Role.ADMIN, Role.USER}), is_dev=True)
 
@@ -40,6 +41,8 @@ class TokenValidator:
         )
 
     def _decode(self, token: str) -> dict[str, object]:
+        if len(token) > MAX_TOKEN_CHARS:  # Java's are a few hundred: never spend a decode on a giant
+            raise AuthError(f"Token too large ({len(token)} characters; at most {MAX_TOKEN_CHARS})")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError as exc:

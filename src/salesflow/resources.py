@@ -95,6 +95,9 @@ class Resources:
         }
         # E-mails that fail stay in the outbox and show here (the service itself still works).
         degradable: dict[str, Check] = {"mail_outbox": self.notifications.check}
+        notifier = self.notifications.notifier
+        if isinstance(notifier, SmtpNotifier):  # mail waits in the outbox while the server is away
+            degradable["smtp"] = notifier.check
         if redis is None:
             return ReadinessChecks(
                 required=required, degradable=degradable, disabled={"redis": "REDIS_URL not set"}

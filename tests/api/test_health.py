@@ -85,3 +85,18 @@ def test_redis_outage_degrades_but_requests_keep_working(
         lambda: api.get("/admin/cache", headers=admin).json()["backend"] == "redis", what="redis reuse"
     )
     assert api.get("/health/ready").json()["checks"]["redis"]["status"] == "ok"
+
+
+def test_readiness_reaches_the_smtp_server_and_degrades_without_it(
+    serve: Callable[..., httpx.Client], make_settings: Callable[..., Settings], smtp, store_file
+) -> None:
+    from tests.servers import free_port
+
+    port, received = smtp
+    api = serve(make_settings(smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False))
+    check = api.get("/health/ready").json()["checks"]["smtp"]
+    assert check["status"] == "ok" and received == []  # greeted, nothing sent
+    away = serve(make_settings(smtp_host="127.0.0.1", smtp_port=free_port(), smtp_starttls=False))
+    response = away.get("/health/ready")
+    assert response.status_code == 200  # mail waits in the outbox: the service still serves
+    assert response.json()["checks"]["smtp"]["status"] == "degraded"

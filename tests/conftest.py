@@ -126,6 +126,10 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             # No schedules fired and no start-up alert check behind a test's back (tests that need them
             # turn the scheduler on).
             "scheduler_enabled": False,
+            # Counts that outlive a test (in the shared Redis) would refuse the next test's requests: rate
+            # limits are off unless a test turns them on (tests/api/test_operations.py).
+            "rate_limit_auth_failures": 0,
+            "rate_limit_expensive": 0,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

@@ -99,6 +99,9 @@ class Settings(StoreSettings):
     request_header_max_bytes: int = Field(default=16 * 1024, ge=1024)
     # Operations: `GET /metrics` (open in DEV; in PROD METRICS_TOKEN as a bearer token, or an ADMIN JWT), the
     # OpenAPI pages (default: DEV only), a worker's own metrics port (0: none).
+    # Rate limits a minute (0: off): failed authentications per client address, expensive requests per user.
+    rate_limit_auth_failures: int = Field(default=30, ge=0)
+    rate_limit_expensive: int = Field(default=120, ge=0)
     metrics_enabled: bool = True
     metrics_token: SecretStr | None = None
     docs_enabled: bool | None = None

@@ -9,6 +9,7 @@ SalesflowError
 │   └── RowsRejected          no row of an uploaded file can be used (422, every row's problems listed)
 ├── PayloadTooLarge       an upload or body is over its size limit (413)
 ├── HeadersTooLarge       the request's headers are over their size limit (431)
+├── TooManyRequests       the caller is over a rate limit (429, with Retry-After)
 └── UpstreamError         the Java system of record failed us
     ├── UpstreamRejected      Java answered with an error about our request (502)
     ├── UpstreamUnavailable   Java could not be reached or is down (503)
@@ -68,6 +69,14 @@ class PayloadTooLarge(SalesflowError):
 
 class HeadersTooLarge(SalesflowError):
     """Raised when a request's headers exceed the configured maximum size."""
+
+
+class TooManyRequests(SalesflowError):
+    """Raised when a caller is over a rate limit; `retry_after` is when the window ends (seconds)."""
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class UpstreamError(SalesflowError):

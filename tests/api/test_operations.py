@@ -118,8 +118,9 @@ def test_every_route_checks_the_callers_role(
     its own token)."""
     from salesflow.api.main import create_app
 
-    spec = create_app(prod_settings).openapi()
-    client = serve(prod_settings)
+    settings = prod_settings.model_copy(update={"rate_limit_auth_failures": 0})  # it fails on purpose, often
+    spec = create_app(settings).openapi()
+    client = serve(settings)
     user = {"Authorization": f"Bearer {tokens['USER']}"}
     forged = {"Authorization": "Bearer forged.token.value"}
     open_paths, checked, admin_only = set(), 0, 0
@@ -139,3 +140,44 @@ def test_every_route_checks_the_callers_role(
     assert open_paths == {"/api/v1/health", "/api/v1/health/ready", "/metrics"}
     assert checked >= 30 and admin_only >= 8, (checked, admin_only)
     assert metrics_of(client).status_code == 401
+
+
+def test_expensive_requests_are_limited_per_user_across_processes(
+    prod_settings: Settings, serve: Callable[[Settings], httpx.Client], tokens: dict[str, str]
+) -> None:
+    """Two API processes share the count through Redis: the fourth forecast of a user within the minute is
+    a 429 with Retry-After, whichever process gets it; another user still gets answers."""
+    settings = prod_settings.model_copy(update={"rate_limit_expensive": 3})
+    first, second = serve(settings), serve(settings)
+    user = {"Authorization": f"Bearer {tokens['USER']}"}
+    body = {"scope": "GLOBAL", "forecast_days": 7}
+    assert [
+        api.post("/ml/forecast", json=body, headers=user).status_code for api in (first, second, first)
+    ] == [
+        200,
+        200,
+        200,
+    ]
+    refused = second.post("/ml/forecast", json=body, headers=user)
+    assert refused.status_code == 429, refused.text
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert "at most 3 a minute" in refused.json()["detail"]
+    admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    assert first.post("/ml/forecast", json=body, headers=admin).status_code == 200
+    assert first.get("/analytics/sales", params={"period": "weekly"}, headers=user).status_code == 200
+
+
+def test_failed_authentications_are_limited_per_client(
+    prod_settings: Settings, serve: Callable[[Settings], httpx.Client], tokens: dict[str, str]
+) -> None:
+    api = serve(prod_settings.model_copy(update={"rate_limit_auth_failures": 3}))
+    forged = {"Authorization": "Bearer forged.token.value"}
+    statuses = [api.get("/analytics/sales", headers=forged).status_code for _ in range(3)]
+    assert statuses == [401, 401, 401]
+    # The guard counts too (a request with a body is authenticated before it is read).
+    refused = api.post("/ml/forecast", json={"scope": "GLOBAL"}, headers=forged)
+    assert refused.status_code == 429 and "failed authentications" in refused.json()["detail"]
+    assert "retry-after" in refused.headers
+    # A valid token is never refused for others' failures.
+    good = {"Authorization": f"Bearer {tokens['USER']}"}
+    assert api.get("/analytics/sales", params={"period": "weekly"}, headers=good).status_code == 200

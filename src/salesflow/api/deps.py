@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
+from salesflow.api.rate_limits import AUTH_FAILURES, EXPENSIVE, count_request
 from salesflow.config import Settings
 from salesflow.data.cache import Cache
 from salesflow.data.sources.base import DataSource
@@ -112,21 +113,44 @@ def authenticate(authorization: str | None, resources: Resources) -> User:
     return resources.token_validator.validate(token)
 
 
-def authenticate_scope(scope: Scope) -> User:
-    """`authenticate` for the request guard, which runs before FastAPI has built a request."""
-    return authenticate(Headers(scope=scope).get("authorization"), scope["app"].state.resources)
+async def authenticate_counted(authorization: str | None, client: str, resources: Resources) -> User:
+    """`authenticate`, counting failures per client (past `RATE_LIMIT_AUTH_FAILURES` a minute: 429)."""
+    try:
+        return authenticate(authorization, resources)
+    except AuthError:
+        limit = resources.settings.rate_limit_auth_failures
+        if limit:
+            await count_request(
+                resources.cache, AUTH_FAILURES, client, limit=limit, what="failed authentications"
+            )
+        raise
 
 
-def get_current_user(
+async def authenticate_scope(scope: Scope) -> User:
+    """`authenticate_counted` for the request guard, which runs before FastAPI has built a request."""
+    client = scope.get("client") or ("unknown", 0)
+    resources = scope["app"].state.resources
+    return await authenticate_counted(Headers(scope=scope).get("authorization"), client[0], resources)
+
+
+async def get_current_user(
     request: Request,
     resources: ResourcesDep,
     _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
 ) -> User:
     """The caller, from `Authorization: Bearer <jwt>`."""
-    return authenticate(request.headers.get("Authorization"), resources)
+    client = request.client.host if request.client else "unknown"
+    return await authenticate_counted(request.headers.get("Authorization"), client, resources)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def limit_expensive(user: CurrentUser, resources: ResourcesDep) -> None:
+    """Counts a request of an expensive route (forecasts, anomaly scans, imports, report jobs) per user."""
+    limit = resources.settings.rate_limit_expensive
+    if limit:
+        await count_request(resources.cache, EXPENSIVE, user.subject, limit=limit, what="expensive requests")
 
 
 def require_roles(*roles: str) -> Callable[[User], None]:

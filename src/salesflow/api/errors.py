@@ -21,6 +21,7 @@ STATUS_BY_ERROR: dict[type[errors.SalesflowError], int] = {
     errors.InvalidInput: 422,
     errors.PayloadTooLarge: 413,
     errors.HeadersTooLarge: 431,
+    errors.TooManyRequests: 429,
     errors.UpstreamRejected: 502,
     errors.UpstreamUnavailable: 503,
     errors.UpstreamTimeout: 504,
@@ -42,6 +43,8 @@ def error_response(exc: errors.SalesflowError) -> JSONResponse:
     log = logger.warning if status >= 500 else logger.info
     log("request failed", extra={"error": type(exc).__name__, "status": status, "detail": exc.detail})
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, errors.TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
     body: dict[str, object] = {"detail": exc.detail}
     if isinstance(exc, errors.RowsRejected):
         body = {"detail": exc.issues, "message": exc.detail}
@@ -104,6 +107,7 @@ ERROR_DESCRIPTIONS = {
     404: "Not found (or not the caller's)",
     409: "Clashes with the current state",
     413: "Body or upload over its size limit",
+    429: "Over a rate limit; Retry-After says when to try again",
     431: "Request headers over their size limit",
     502: "The Java system of record answered with an error",
     503: "The Java system of record is unreachable",

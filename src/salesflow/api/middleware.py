@@ -7,7 +7,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -141,7 +141,7 @@ class RequestGuard:
         header_max_bytes: int,
         is_upload: Callable[[Scope], bool],
         is_public: Callable[[Scope], bool],
-        authenticate: Callable[[Scope], object],
+        authenticate: Callable[[Scope], Awaitable[object]],
     ) -> None:
         self.app = app
         self.body_max_bytes = body_max_bytes
@@ -167,7 +167,7 @@ class RequestGuard:
             return
         if not self.is_public(scope):
             try:
-                self.authenticate(scope)
+                await self.authenticate(scope)
             except SalesflowError as exc:
                 await _reply(scope, receive, send, exc)
                 return

@@ -78,6 +78,17 @@ class MemoryBackend:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    async def count(self, key: str, window_seconds: int) -> tuple[int, float]:
+        """Add one to a counter that lives `window_seconds` from its first count; (count, seconds left)."""
+        now = self.clock()
+        entry = self._entries.get(key)
+        expires_at, count = (
+            (entry[0], int(entry[1])) if entry and entry[0] > now else (now + window_seconds, 0)
+        )
+        self._entries[key] = (expires_at, str(count + 1).encode())
+        self._entries.move_to_end(key)
+        return count + 1, expires_at - now
+
     async def delete_prefix(self, prefix: str) -> int:
         doomed = [key for key in self._entries if key.startswith(prefix)]
         for key in doomed:
@@ -121,6 +132,14 @@ class RedisBackend:
         if batch:
             deleted += await self.client.unlink(*batch)
         return deleted
+
+    async def count(self, key: str, window_seconds: int) -> tuple[int, float]:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window_seconds, nx=True)  # the window starts at the first count
+            pipe.pttl(key)
+            count, _, left_ms = await pipe.execute()
+        return int(count), max(int(left_ms), 0) / 1000
 
     async def try_lock(self, key: str) -> bool:
         return bool(await self.client.set(f"{key}:lock", b"1", nx=True, px=_LOCK_TTL_MS))
@@ -225,6 +244,16 @@ class Cache:
 
     async def set_raw(self, key: str, value: bytes, ttl_seconds: int) -> None:
         await self._set(key, value, ttl_seconds)
+
+    async def count(self, key: str, window_seconds: int) -> tuple[int, float]:
+        """Add one to a counter shared by every process (in this process alone while Redis is away); the
+        counter lives `window_seconds` from its first count. Returns (count, seconds left in the window)."""
+        if self.redis is not None and self._redis_up:
+            try:
+                return await self.redis.count(key, window_seconds)
+            except _REDIS_FAILURES as exc:
+                self._on_redis_failure(exc)
+        return await self.memory.count(key, window_seconds)
 
     async def invalidate(self, prefix: str) -> int:
         """Delete every key under `prefix` (see `cache_prefix`); returns how many were removed."""

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from openpyxl import Workbook
 
-from salesflow.api.deps import CurrentUser, ImportDep, SettingsDep, require_roles
+from salesflow.api.deps import CurrentUser, ImportDep, SettingsDep, limit_expensive, require_roles
 from salesflow.api.envelope import EnvelopeRoute
 from salesflow.api.errors import RowsRejectedBody, ValidationErrorBody, documented
 from salesflow.errors import InvalidInput, PayloadTooLarge, RowsRejected
@@ -46,7 +46,7 @@ def _mapping(raw: str | None) -> dict[str, str] | None:
     return {str(k): v for k, v in value.items()}
 
 
-@router.post("/preview")
+@router.post("/preview", responses=documented(429), dependencies=[Depends(limit_expensive)])
 async def preview_import(
     user: CurrentUser,
     service: ImportDep,
@@ -72,8 +72,8 @@ async def preview_import(
 
 @router.post(
     "/imports/{import_id}/commit",
-    dependencies=[Depends(require_roles("ADMIN"))],
-    responses=documented(404, 409, 502, 503, 504),
+    dependencies=[Depends(require_roles("ADMIN")), Depends(limit_expensive)],
+    responses=documented(404, 409, 429, 502, 503, 504),
 )
 async def commit_import(
     import_id: str, user: CurrentUser, service: ImportDep, body: CommitRequest | None = None
@@ -98,9 +98,9 @@ async def list_imports(user: CurrentUser, service: ImportDep) -> ImportList:
 
 @router.post(
     "/import-sales",
-    dependencies=[Depends(require_roles("ADMIN"))],
+    dependencies=[Depends(require_roles("ADMIN")), Depends(limit_expensive)],
     responses={
-        **documented(409, 502, 503, 504),
+        **documented(409, 429, 502, 503, 504),
         422: {"model": RowsRejectedBody | ValidationErrorBody, "description": "No usable row, or a bad file"},
     },
 )

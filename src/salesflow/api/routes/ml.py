@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
-from salesflow.api.deps import AnomalyDep, CurrentUser, ForecastDep
+from salesflow.api.deps import AnomalyDep, CurrentUser, ForecastDep, limit_expensive
 from salesflow.api.envelope import EnvelopeRoute
 from salesflow.api.errors import documented
 from salesflow.models.ml import AnomalyRequest, AnomalyResponse, ForecastRequest, ForecastResponse
@@ -12,13 +12,23 @@ from salesflow.models.ml import AnomalyRequest, AnomalyResponse, ForecastRequest
 router = APIRouter(prefix="/ml", tags=["ml"], route_class=EnvelopeRoute)
 
 
-@router.post("/forecast", response_model=ForecastResponse, responses=documented(404, 502, 503, 504))
+@router.post(
+    "/forecast",
+    response_model=ForecastResponse,
+    responses=documented(404, 429, 502, 503, 504),
+    dependencies=[Depends(limit_expensive)],
+)
 async def post_forecast(request: ForecastRequest, user: CurrentUser, service: ForecastDep) -> Response:
     """Forecast demand (GLOBAL, or a PRODUCT by sku, name or id) with intervals, model and backtest."""
     return Response(await service.forecast_json(request, scope=user.scope), media_type="application/json")
 
 
-@router.post("/anomalies", response_model=AnomalyResponse, responses=documented(404, 502, 503, 504))
+@router.post(
+    "/anomalies",
+    response_model=AnomalyResponse,
+    responses=documented(404, 429, 502, 503, 504),
+    dependencies=[Depends(limit_expensive)],
+)
 async def post_anomalies(request: AnomalyRequest, user: CurrentUser, service: AnomalyDep) -> Response:
     """Unusual days (or weeks) in the sales history, each explained; sends no e-mail."""
     return Response(await service.detect_json(request, scope=user.scope), media_type="application/json")

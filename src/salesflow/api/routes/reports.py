@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from salesflow.api.deps import CurrentUser, ReportsDep, SettingsDep
+from salesflow.api.deps import CurrentUser, ReportsDep, SettingsDep, limit_expensive
 from salesflow.api.envelope import EnvelopeRoute
 from salesflow.api.errors import documented
 from salesflow.errors import InvalidInput, UpstreamTimeout
@@ -50,7 +50,7 @@ def job_state(job: ReportJob, request: Request) -> ReportJobState:
     )
 
 
-@router.post("/jobs", status_code=202)
+@router.post("/jobs", status_code=202, responses=documented(429), dependencies=[Depends(limit_expensive)])
 async def submit_report(
     body: ReportRequest, user: CurrentUser, reports: ReportsDep, request: Request
 ) -> JobAccepted:
@@ -91,7 +91,9 @@ async def download_report(job_id: str, user: CurrentUser, reports: ReportsDep) -
     return FileResponse(found.path, media_type=found.media_type, filename=found.name)
 
 
-@router.post("/generate", responses=documented(404, 502, 503, 504))
+@router.post(
+    "/generate", responses=documented(404, 429, 502, 503, 504), dependencies=[Depends(limit_expensive)]
+)
 async def generate_report(
     body: GenerateReportRequest, user: CurrentUser, reports: ReportsDep, settings: SettingsDep
 ) -> Response:

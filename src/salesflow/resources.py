@@ -48,6 +48,7 @@ from salesflow.services.schedules import ScheduleService
 from salesflow.services.shop_calendar import ShopCalendar
 from salesflow.state.alerts import Alerts
 from salesflow.state.database import StateDatabase, default_url
+from salesflow.state.imports import ImportStore
 from salesflow.state.outbox import Outbox
 from salesflow.state.report_jobs import ReportJobs
 from salesflow.state.schedules import Schedules
@@ -303,7 +304,7 @@ def _with_pipelines(
         imports=ImportService(
             lines,
             recorder,
-            cache,
+            ImportStore(state, clock=clock),
             Sandbox(preload=[read_and_validate.__module__], concurrency=settings.import_parsers),
             limits=Limits(
                 memory_bytes=settings.import_parser_memory_mb * 2**20,

@@ -12,6 +12,7 @@ import openpyxl
 import pytest
 
 from salesflow.config import Settings
+from tests.servers import RedisProcess
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -270,3 +271,29 @@ def test_java_batch_failure_stops_with_an_account_and_resumes(
     resumed = api.post(f"/excel/imports/{import_id}/commit", headers=admin).json()
     assert resumed["status"] == "completed" and resumed["imported_rows"] == 5
     assert [b["index"] for b in resumed["batches"]] == [0, 1, 2]
+
+
+def test_an_import_under_review_survives_a_redis_restart(
+    serve: Callable[..., httpx.Client],
+    prod_settings: Settings,
+    redis_server: RedisProcess,
+    tokens: dict[str, str],
+    standin,
+) -> None:
+    """The clerk's upload waits for the manager in the state database: Redis losing everything (it keeps
+    nothing on disk) loses no import; the manager still sees and commits it."""
+    _, state = standin
+    api = serve(prod_settings)
+    clerk = {"Authorization": f"Bearer {tokens['USER']}"}
+    manager = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    sku = state.store.products()["sku"].iloc[0]
+    files = {"file": ("s.xlsx", xlsx([["SKU", "Qty"], [sku, 1]]), XLSX)}
+    preview = api.post("/excel/preview", files=files, headers=clerk)
+    assert preview.status_code == 200, preview.text
+    import_id = preview.json()["import_id"]
+    redis_server.stop()
+    redis_server.start()
+    listed = api.get("/excel/imports", headers=manager).json()["data"]
+    assert import_id in [item["import_id"] for item in listed]
+    committed = api.post(f"/excel/imports/{import_id}/commit", headers=manager)
+    assert committed.status_code == 200 and committed.json()["status"] == "completed", committed.text

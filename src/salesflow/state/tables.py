@@ -12,6 +12,7 @@ from sqlalchemy import (
     Dialect,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -165,3 +166,19 @@ class AlertCheck(Base):
     updated: Mapped[int] = mapped_column(Integer, default=0)
     resolved: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class SalesImport(Base):
+    """An uploaded sales file under review: its record (counts, problems, batches written) and its rows."""
+
+    __tablename__ = "imports"
+    __table_args__ = (Index("ix_imports_owner_sha256", "owner", "sha256"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # previewed | completed | partial | failed
+    record: Mapped[dict[str, object]] = mapped_column(JSON)
+    rows: Mapped[bytes] = mapped_column(LargeBinary)  # as the parser process encoded them
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

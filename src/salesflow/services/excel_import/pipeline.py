@@ -3,8 +3,8 @@
 Stages, in order:
 1. `read_and_validate`: `read_table` (reading.py) and `parse` (parsing.py), in a disposable process with
    memory, CPU and wall-time limits (`salesflow.sandbox`): every problem of the file at once.
-2. preview: the import is kept (owner, content hash, valid rows, issues) for `RECORD_TTL_SECONDS`; only its
-   owner can see or commit it.
+2. preview: the import is kept (owner, content hash, valid rows, issues) in the state database for 7 days
+   from its last change (`state/imports.py`: a Redis restart loses none); its owner and ADMINs see it.
 3. commit: rows grouped into sales (by the order column, else one sale per row) and written through the
    `SalesRecorder`. Embedded store: one transaction, own dates and prices. Java: batches of
    `IMPORT_BATCH_SALES` sales with the committing user's own token; a failed batch stops the import with an
@@ -19,14 +19,13 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import anyio
 import orjson
 import pandas as pd
 
-from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
 from salesflow.data.sources.base import SaleInput, SaleItemInput
 from salesflow.errors import Conflict, InvalidInput, NotFound, UpstreamError
@@ -42,12 +41,11 @@ from salesflow.sandbox import Limits, Sandbox
 from salesflow.services.excel_import.parsing import ImportRow, Parsed, parse, rows_from_columns
 from salesflow.services.excel_import.reading import read_table
 from salesflow.services.sales_recording import SalesRecorder
+from salesflow.state.imports import ImportStore
 
-RECORD_TTL_SECONDS = 7 * 24 * 3600
 _IMPORT_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex
 REVIEWER_ROLE = "ADMIN"  # sees, and commits, every user's imports
-# Every user's imports, newest last; its scope is no owner's hash (those are 16 hex digits).
-EVERYONE_INDEX = cache_key("imports", "all", kind="index")
+OWN_LISTED, EVERYONE_LISTED = 50, 200  # the newest imports a user, and a reviewer, sees listed
 Batch = tuple[list[SaleInput], list[int]]  # the sales of one write and the spreadsheet rows they come from
 PREVIEW_ROWS = 20
 JAVA_NOTE = (
@@ -64,7 +62,7 @@ class ImportService:
         self,
         lines: SaleLineCache,
         recorder: SalesRecorder,
-        cache: Cache,
+        store: ImportStore,
         sandbox: Sandbox,
         *,
         limits: Limits,
@@ -74,7 +72,7 @@ class ImportService:
     ) -> None:
         self.lines = lines
         self.recorder = recorder
-        self.cache = cache
+        self.store = store
         self.sandbox = sandbox
         self.limits = limits
         self.writes_keep_history = writes_keep_history
@@ -112,7 +110,7 @@ class ImportService:
             "owner_name": user.username,
             "file_name": file_name,
             "sha256": hashlib.sha256(content).hexdigest(),
-            "created_at": datetime.now(UTC).isoformat(),
+            "created_at": self.store.clock().isoformat(),
             "status": "previewed",
             "total_rows": parsed.total_rows,
             "error_rows": len({issue.row for issue in parsed.errors}),
@@ -121,10 +119,9 @@ class ImportService:
             "warnings": [i.as_dict() for i in parsed.warnings],
             "batches": [],
         }
-        # The rows (up to IMPORT_MAX_ROWS of them, encoded by the parser process) are stored apart from the
-        # small record that every state read and listing loads.
-        await self.cache.set_raw(self._rows_key(import_id, user), validated.rows, RECORD_TTL_SECONDS)
-        await self._save(record)
+        # The rows (up to IMPORT_MAX_ROWS of them, encoded by the parser process) are kept beside the small
+        # record that every state read and listing loads.
+        await self.store.add(record, validated.rows)
         return ImportPreview(
             import_id=record["import_id"],
             file_name=file_name,
@@ -155,13 +152,13 @@ class ImportService:
                 " write"
                 f" the {record['valid_rows']} valid rows only"
             )
-        owner = record["owner"]  # an ADMIN may commit a clerk's upload: its keys stay the uploader's
-        committed = await self.cache.get_raw(self._hash_key(record["sha256"], owner))
-        if committed is not None and committed.decode() != import_id and not force:
+        owner = record["owner"]  # an ADMIN may commit a clerk's upload: it stays the uploader's
+        committed = await self.store.committed(owner=owner, sha256=record["sha256"])
+        if committed is not None and committed != import_id and not force:
             raise Conflict("the same file was already imported; commit with force=true to record it again")
         if record["status"] == "completed":  # forced repeat: start over
             record["batches"] = []
-        raw_rows = await self.cache.get_raw(self._rows_key(import_id, owner))
+        raw_rows = await self.store.rows(import_id)
         if raw_rows is None:
             raise NotFound(f"The rows of import {import_id!r} are no longer kept: preview the file again")
         # Embedded store: one transaction; Java: bounded batches.
@@ -171,11 +168,7 @@ class ImportService:
             lambda: _plan_batches(raw_rows, size=size, keep_history=keep)
         )
         await self._write(record, batches, user)
-        if record["status"] == "completed":
-            await self.cache.set_raw(
-                self._hash_key(record["sha256"], owner), import_id.encode(), RECORD_TTL_SECONDS
-            )
-        await self._save(record)
+        await self.store.update(record)
         return _state(record)
 
     async def get(self, import_id: str, *, user: User) -> ImportState:
@@ -183,16 +176,11 @@ class ImportService:
 
     async def recent(self, *, user: User) -> list[ImportState]:
         """The caller's imports, newest first; an ADMIN's list holds every user's."""
-        if user.has_any_role(REVIEWER_ROLE):
-            pairs = [(str(i), str(o)) for i, o in await self._read_index(EVERYONE_INDEX)]
-        else:
-            pairs = [(str(i), user.subject) for i in await self._read_index(self._index_key(user))]
-        states = []
-        for import_id, owner in reversed(pairs):
-            raw = await self.cache.get_raw(self._key(import_id, owner))
-            if raw is not None:
-                states.append(_state(orjson.loads(raw)))
-        return states
+        reviewer = user.has_any_role(REVIEWER_ROLE)
+        records = await self.store.recent(
+            owner=None if reviewer else user.subject, limit=EVERYONE_LISTED if reviewer else OWN_LISTED
+        )
+        return [_state(record) for record in records]
 
     async def _write(self, record: dict[str, Any], batches: list[Batch], user: User) -> None:
         done = sum(1 for b in record["batches"] if b["status"] == "written")
@@ -221,57 +209,14 @@ class ImportService:
             notes.append("No order/invoice column: each row becomes one sale.")
         return notes
 
-    async def _save(self, record: dict[str, Any]) -> None:
-        owner, import_id = record["owner"], record["import_id"]
-        await self.cache.set_raw(self._key(import_id, owner), orjson.dumps(record), RECORD_TTL_SECONDS)
-        await self.cache.set_raw(self._owner_key(import_id), owner.encode(), RECORD_TTL_SECONDS)
-        ids = [i for i in await self._read_index(self._index_key(owner)) if i != import_id] + [import_id]
-        await self.cache.set_raw(self._index_key(owner), orjson.dumps(ids[-50:]), RECORD_TTL_SECONDS)
-        everyone = [p for p in await self._read_index(EVERYONE_INDEX) if p[0] != import_id] + [
-            [import_id, owner]
-        ]
-        await self.cache.set_raw(EVERYONE_INDEX, orjson.dumps(everyone[-200:]), RECORD_TTL_SECONDS)
-
     async def _load(self, import_id: str, user: User) -> dict[str, Any]:
         if not _IMPORT_ID.fullmatch(import_id):
             raise NotFound(f"No import {import_id[:64]!r}")
-        owner = user.subject
-        if user.has_any_role(REVIEWER_ROLE):  # an ADMIN reviews and commits anyone's upload
-            uploader = await self.cache.get_raw(self._owner_key(import_id))
-            owner = uploader.decode() if uploader is not None else owner
-        raw = await self.cache.get_raw(self._key(import_id, owner))
-        if raw is None:  # someone else's import is as invisible as a missing one
+        record = await self.store.record(import_id)
+        # Someone else's import is as invisible as a missing one; an ADMIN reviews and commits anyone's.
+        if record is None or (record["owner"] != user.subject and not user.has_any_role(REVIEWER_ROLE)):
             raise NotFound(f"No import {import_id!r}")
-        record: dict[str, Any] = orjson.loads(raw)
         return record
-
-    async def _read_index(self, key: str) -> list[Any]:
-        raw = await self.cache.get_raw(key)
-        return list(orjson.loads(raw)) if raw else []
-
-    @staticmethod
-    def _owner_key(import_id: str) -> str:
-        return cache_key("imports", "owners", import_id=import_id)
-
-    @staticmethod
-    def _key(import_id: str, owner: User | str) -> str:
-        return cache_key("imports", _owner(owner), import_id=import_id)
-
-    @staticmethod
-    def _rows_key(import_id: str, owner: User | str) -> str:
-        return cache_key("imports", _owner(owner), import_id=import_id, part="rows")
-
-    @staticmethod
-    def _index_key(owner: User | str) -> str:
-        return cache_key("imports", _owner(owner), kind="index")
-
-    @staticmethod
-    def _hash_key(sha256: str, owner: User | str) -> str:
-        return cache_key("imports", _owner(owner), sha256=sha256)
-
-
-def _owner(owner: User | str) -> str:
-    return hashlib.sha256((owner.subject if isinstance(owner, User) else owner).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

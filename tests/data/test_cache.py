@@ -153,3 +153,25 @@ async def test_without_redis_the_memory_cache_serves(redis_url: str) -> None:
     await cache.get_or_compute(key, 60, compute)
     assert len(calls) == 1 and cache.stats().backend == "memory"
     assert await cache.invalidate(cache_prefix("analytics")) == 1
+
+
+async def test_after_redis_returns_the_cache_stays_on_it(cache: Cache, redis_server: RedisProcess) -> None:
+    """Connections pooled before the outage are dead after it: the cache drops them when Redis is back, so
+    the first burst of requests does not fall back to memory again (it once flapped twice in 15 s)."""
+
+    async def burst(tag: str) -> None:
+        # Eight at once: eight pooled connections.
+        await asyncio.gather(
+            *(cache.get_raw(cache_key("analytics", "admin", tag=tag, n=n)) for n in range(8))
+        )
+
+    await burst("before")
+    redis_server.stop()
+    await cache.get_raw(cache_key("analytics", "admin", tag="during"))
+    assert cache.stats().backend == "memory"
+    redis_server.start()
+    await wait_for(lambda: cache.stats().backend == "redis")
+    errors = cache.stats().redis_errors
+    for round_ in range(3):
+        await burst(f"after-{round_}")
+    assert cache.stats().redis_errors == errors and cache.stats().backend == "redis"

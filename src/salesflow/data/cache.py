@@ -141,6 +141,10 @@ class RedisBackend:
             count, _, left_ms = await pipe.execute()
         return int(count), max(int(left_ms), 0) / 1000
 
+    async def drop_connections(self) -> None:
+        """Close every pooled connection: after a Redis restart they are all dead, though idle."""
+        await self.client.connection_pool.disconnect()
+
     async def try_lock(self, key: str) -> bool:
         return bool(await self.client.set(f"{key}:lock", b"1", nx=True, px=_LOCK_TTL_MS))
 
@@ -333,6 +337,8 @@ class Cache:
         while True:
             await asyncio.sleep(self.redis_retry_seconds)
             try:
+                # Connections pooled before the outage would each fail once more: start afresh.
+                await self.redis.drop_connections()
                 await self.redis.ping()
                 for prefix in sorted(self._invalidated_while_down):
                     await self.redis.delete_prefix(prefix)

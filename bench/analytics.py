@@ -31,11 +31,11 @@ from pathlib import Path
 import duckdb
 import httpx
 import pandas as pd
-from tests.java_standin import DEV_SECRET, StandinState, create_standin
 from tests.servers import UvicornThread, free_port, wait_until
 
 from bench.common import emit, median_seconds
 from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.integration.java_demo import DEV_SECRET, StandinState, create_standin
 
 ROOT = Path(__file__).resolve().parents[1]
 FAR_FUTURE = datetime(9999, 1, 1)

@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 
 from tests.builders import TODAY, pinned_clock
-from tests.java_standin import DEV_SECRET, StandinState, create_standin
 from tests.servers import RedisProcess, UvicornThread, postgres_database
 
 from bench.common import emit
 from salesflow.config import Settings
 from salesflow.data.cache import cache_prefix
 from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.integration.java_demo import DEV_SECRET, StandinState, create_standin
 from salesflow.resources import build_resources
 
 

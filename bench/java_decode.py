@@ -17,12 +17,12 @@ from pathlib import Path
 
 import orjson
 import pandas as pd
-from tests.java_standin import _history_json
 
 from bench.common import emit, median_seconds
 from salesflow.clients.java_codec import decode_sale_lines
 from salesflow.data.sources.base import SALE_LINE_COLUMNS, conform
 from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.integration.java_demo import _history_json
 
 
 def naive(raw: bytes) -> pd.DataFrame:

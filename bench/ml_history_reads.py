@@ -19,13 +19,13 @@ from pathlib import Path
 
 import httpx
 from tests.builders import TODAY, pinned_clock
-from tests.java_standin import DEV_SECRET, StandinState, create_standin
 from tests.servers import UvicornThread
 
 from bench.common import emit
 from salesflow.api.main import create_app
 from salesflow.config import Settings
 from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.integration.java_demo import DEV_SECRET, StandinState, create_standin
 
 
 def requests(skus: list[str]) -> list[tuple[str, dict[str, object]]]:

@@ -24,11 +24,11 @@ from typing import Any
 
 import httpx
 from tests.builders import TODAY, pinned_clock
-from tests.java_standin import DEV_SECRET, StandinState, create_standin
 from tests.servers import RedisProcess, UvicornThread, answers, free_port, postgres_database, wait_until
 
 from bench.common import emit
 from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.integration.java_demo import DEV_SECRET, StandinState, create_standin
 
 
 def poll_health(client: httpx.Client, done: threading.Event, samples: list[float]) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from salesflow.data.sources.base import SaleInput, SaleItemInput
 from salesflow.data.sources.embedded import EmbeddedStore
-from tests.java_standin import DEV_SECRET, ISSUER
+from salesflow.integration.java_demo import DEV_SECRET, ISSUER
 
 
 def make_token(

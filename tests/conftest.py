@@ -17,8 +17,8 @@ from fastapi import FastAPI
 from salesflow.api.main import create_app
 from salesflow.config import Settings
 from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.integration.java_demo import DEV_SECRET, StandinState, create_standin
 from tests.builders import TODAY, pinned_clock
-from tests.java_standin import DEV_SECRET, StandinState, create_standin
 from tests.servers import RedisProcess, UvicornThread, free_port, postgres_database
 
 # A small store: enough history for every pipeline, quick to seed.
@@ -130,6 +130,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             # limits are off unless a test turns them on (tests/api/test_operations.py).
             "rate_limit_auth_failures": 0,
             "rate_limit_expensive": 0,
+            "dev_java_port": 0,  # DEV apps start no demo Java API unless a test asks (test_java_demo.py)
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

@@ -102,6 +102,8 @@ class Settings(StoreSettings):
     # Rate limits a minute (0: off): failed authentications per client address, expensive requests per user.
     rate_limit_auth_failures: int = Field(default=30, ge=0)
     rate_limit_expensive: int = Field(default=120, ge=0)
+    # DEV only: a Java-compatible demo API on 127.0.0.1 from the demo store, for the frontend (0: off).
+    dev_java_port: int = Field(default=8080, ge=0, le=65535)
     metrics_enabled: bool = True
     metrics_token: SecretStr | None = None
     docs_enabled: bool | None = None

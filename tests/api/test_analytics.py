@@ -11,8 +11,8 @@ import pytest
 from salesflow.api.main import create_app
 from salesflow.config import Settings
 from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.integration.java_demo import StandinState, create_standin
 from tests.builders import build_hand_store, hand_clock
-from tests.java_standin import StandinState, create_standin
 from tests.servers import RedisProcess, UvicornThread
 
 

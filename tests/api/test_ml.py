@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from salesflow.config import Settings
+from salesflow.integration.java_demo import StandinState
 from salesflow.services.ml.forecasting import MODELS
 from tests.builders import TODAY
-from tests.java_standin import StandinState
 from tests.servers import UvicornThread
 
 

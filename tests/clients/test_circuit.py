@@ -15,9 +15,9 @@ from salesflow.clients.circuit import CircuitBreaker, CircuitOpen, CircuitState
 from salesflow.clients.java import JavaClient
 from salesflow.config import Settings
 from salesflow.errors import UpstreamTimeout, UpstreamUnavailable
+from salesflow.integration.java_demo import StandinState
 from salesflow.resources import build_resources
 from tests.builders import TODAY, pinned_clock
-from tests.java_standin import StandinState
 from tests.servers import UvicornThread
 
 

@@ -16,9 +16,9 @@ from salesflow.clients.java import JavaClient, ServiceAccount
 from salesflow.data.sources.base import PRODUCT_COLUMNS, SALE_LINE_COLUMNS, SaleInput, SaleItemInput
 from salesflow.data.sources.java import JavaDataSource
 from salesflow.errors import NotFound, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
+from salesflow.integration.java_demo import StandinState
 from salesflow.models.auth import User
 from tests.builders import TODAY, pinned_clock
-from tests.java_standin import StandinState
 from tests.servers import UvicornThread
 
 

@@ -20,11 +20,11 @@ from salesflow.data.sale_lines import SNAPSHOT_KEY, SaleLineCache, business_days
 from salesflow.data.sources.base import SaleInput, SaleItemInput
 from salesflow.data.sources.java import JavaDataSource
 from salesflow.errors import UpstreamUnavailable
+from salesflow.integration.java_demo import StandinState
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.auth import User
 from salesflow.resources import build_resources
 from tests.builders import TODAY, pinned_clock
-from tests.java_standin import StandinState
 from tests.servers import UvicornThread
 
 UTC_ZONE = ZoneInfo("UTC")

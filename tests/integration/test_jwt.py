@@ -8,9 +8,9 @@ import jwt
 import pytest
 
 from salesflow.errors import AuthError
+from salesflow.integration.java_demo import DEV_SECRET
 from salesflow.integration.jwt import TokenValidator, normalise_roles
 from tests.builders import make_token
-from tests.java_standin import DEV_SECRET
 
 KEY = DEV_SECRET.encode()
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from salesflow.config import Settings
+from salesflow.integration.java_demo import DEV_SECRET
 from tests.api.test_reports import finished
 from tests.conftest import _reset_postgres
-from tests.java_standin import DEV_SECRET
 from tests.servers import answers, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(300)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from fastapi.routing import APIRoute
 from salesflow import __version__
 from salesflow.api.deps import authenticate_scope, get_current_user
 from salesflow.api.errors import documented, install_error_handlers
+from salesflow.api.java_demo_server import java_demo
 from salesflow.api.middleware import REQUEST_ID_HEADER, RequestContextMiddleware, RequestGuard
 from salesflow.api.routes import (
     admin,
@@ -57,6 +59,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             )
         app.state.resources = await build_resources(settings, clock=clock)
         logger.info("service started", extra={"data_source": app.state.resources.data_source.kind})
+        demo = contextlib.AsyncExitStack()
+        store = app.state.resources.store
+        if settings.dev_mode and settings.dev_java_port and store is not None:
+            await demo.enter_async_context(java_demo(store, settings, clock))
         # Compile the forecasting models in the background: the first forecast must not pay for it.
         loop = asyncio.get_running_loop()
         background: list[asyncio.Task[None]] = []
@@ -87,6 +93,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await demo.aclose()
             await app.state.resources.aclose()
 
     docs = settings.shows_docs

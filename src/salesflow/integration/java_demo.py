@@ -2,13 +2,15 @@
 
 It issues real HS256 tokens with Java's exact claims, answers a bare 403 for a missing, bad or expired
 token, keeps `/sales/**` ADMIN-only, replies `text/plain` to `/sales/bulk`, and creates sales with Java's
-rules (current price, server now, stock decremented, all-or-nothing). Fault knobs on `StandinState`
-let tests produce outages, 5xx answers and slow replies.
+rules (current price, server now, stock decremented, all-or-nothing). Two uses: in DEV mode the service
+serves it on 127.0.0.1 (`DEV_JAVA_PORT`) from its own demo store, so that the frontend logs in, lists
+products and forecasts them with ids that agree; and the tests talk to it as to Java (fault knobs on
+`StandinState` produce outages, 5xx answers and slow replies).
 """
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
@@ -20,6 +22,7 @@ import numpy as np
 import orjson
 import pandas as pd
 from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from salesflow.data.sources.base import SaleInput, SaleItemInput
@@ -56,6 +59,7 @@ class StandinState:
     tokens_not_before: float = 0.0  # tokens issued earlier are refused (simulates a secret rotation)
     history_cache: dict[tuple[int, date, int], bytes] = field(default_factory=dict)
     writes: int = 0
+    record_requests: bool = True  # the tests read `requests`; a long-running demo keeps none
     clock: Callable[[], datetime] = field(default_factory=lambda: lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
@@ -107,13 +111,18 @@ class _AccessDenied(Exception):
     """An authenticated user without the role."""
 
 
-def create_standin(state: StandinState) -> FastAPI:
+def create_standin(state: StandinState, *, cors_origins: Sequence[str] = ()) -> FastAPI:
     app = FastAPI()
     app.state.standin = state
+    if cors_origins:  # the frontend calls it from its own origin, as it calls Java
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"], allow_headers=["*"]
+        )
 
     @app.middleware("http")
     async def faults(request: Request, call_next: Any) -> Response:
-        state.requests.append((request.method, request.url.path))
+        if state.record_requests:
+            state.requests.append((request.method, request.url.path))
         if state.delay_seconds:
             await asyncio.sleep(state.delay_seconds)
         if state.fail_next:

@@ -75,27 +75,19 @@ class SmtpNotifier:
 
     async def check(self) -> None:
         """The server answers its greeting and EHLO (and logs us in, with credentials); nothing is sent."""
-        client = aiosmtplib.SMTP(
-            hostname=self.host,
-            port=self.port,
-            username=self.username,
-            password=self.password.get_secret_value() if self.password else None,
-            start_tls=self.start_tls,
-            use_tls=self.use_tls,
-            timeout=self.timeout,
-        )
-        await client.connect()
-        try:
+        async with self._client() as client:
             await client.ehlo()
-        finally:
-            await client.quit()
 
     async def send(self, mail: Mail, *, message_id: str) -> None:
         message = await anyio.to_thread.run_sync(
             lambda: build_message(mail, sender=self.sender, message_id=message_id)
         )
-        await aiosmtplib.send(
-            message,
+        async with self._client() as client:
+            await client.send_message(message)
+
+    def _client(self) -> aiosmtplib.SMTP:
+        """A client that connects (TLS and login as configured) on entering its block and quits on leaving."""
+        return aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
             username=self.username,

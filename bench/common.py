@@ -50,7 +50,7 @@ def seed_demo_store(path: Path, *, today: date, products: int, lines: int, days:
 
 
 def candidates_option(text: str) -> tuple[tuple[str, ...], ...]:
-    """`auto`'s smooth candidates as `theta+arima,theta,ets` (the first is the default)."""
+    """`auto`'s smooth candidates as `theta+ets,theta,arima` (the first is the default)."""
     candidates = tuple(tuple(part.split("+")) for part in text.split(",") if part)
     unknown = {name for candidate in candidates for name in candidate} - set(FORECASTERS)
     if not candidates or unknown:

@@ -106,7 +106,7 @@ def main() -> None:
         "--candidates",
         type=candidates_option,
         default=SMOOTH_CANDIDATES,
-        help="auto's smooth candidates, the default first: theta+arima,theta,... (to choose on --half dev)",
+        help="auto's smooth candidates, the default first: theta+ets,theta,... (to choose on --half dev)",
     )
     parser.add_argument(
         "--train-long", action="store_true", help="--train is `id,date,value` (M4 Daily excerpt)"

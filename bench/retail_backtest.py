@@ -82,7 +82,7 @@ def main() -> None:
         "--candidates",
         type=candidates_option,
         default=SMOOTH_CANDIDATES,
-        help="auto's smooth candidates, the default first: theta+arima,theta,... (to choose on --split dev)",
+        help="auto's smooth candidates, the default first: theta+ets,theta,... (to choose on --split dev)",
     )
     args = parser.parse_args()
     raw = pd.read_parquet(args.parquet)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import httpx
@@ -18,7 +18,7 @@ from salesflow.errors import UpstreamTimeout, UpstreamUnavailable
 from salesflow.integration.java_demo import StandinState
 from salesflow.resources import build_resources
 from tests.builders import TODAY, pinned_clock
-from tests.servers import UvicornThread
+from tests.servers import UvicornThread, wait_until
 
 
 class FakeClock:
@@ -157,3 +157,36 @@ async def test_with_java_hung_the_service_answers_from_the_last_lines(
     finally:
         state.delay_seconds = 0
         await resources.aclose()
+
+
+def test_answers_from_the_last_data_say_since_when(
+    prod_settings: Settings,
+    standin: tuple[UvicornThread, StandinState],
+    serve: Callable[[Settings], httpx.Client],
+    tokens: dict[str, str],
+) -> None:
+    """While Java fails, every answer carries `X-Data-Stale-Since`; once Java answers again it is gone."""
+    _, state = standin
+    settings = prod_settings.model_copy(
+        update={
+            "java_deadline_seconds": 0.5,
+            "java_circuit_failures": 1,
+            "java_circuit_open_seconds": 0.2,
+            "sales_refresh_seconds": 0,
+        }
+    )
+    api = serve(settings)
+    auth = {"Authorization": f"Bearer {tokens['USER']}"}
+    fresh = api.get("/analytics/sales", params={"period": "weekly"}, headers=auth)
+    assert fresh.status_code == 200 and "x-data-stale-since" not in fresh.headers
+    state.delay_seconds = 3  # hung, as far as a 0.5 s deadline can tell
+    stale = api.get("/analytics/sales", params={"period": "monthly"}, headers=auth)
+    assert stale.status_code == 200 and "x-data-stale-since" in stale.headers
+    assert api.get("/health").headers["x-data-stale-since"] == stale.headers["x-data-stale-since"]
+    state.delay_seconds = 0
+
+    def fresh_again() -> bool:
+        answer = api.get("/analytics/sales", params={"period": "quarterly"}, headers=auth)
+        return answer.status_code == 200 and "x-data-stale-since" not in answer.headers
+
+    wait_until(fresh_again, timeout=30, what="fresh answers after Java recovered")

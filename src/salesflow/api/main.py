@@ -15,12 +15,18 @@ from fastapi import APIRouter, FastAPI, params
 from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from starlette.types import Scope
 
 from salesflow import __version__
 from salesflow.api.deps import authenticate_scope, get_current_user
 from salesflow.api.errors import documented, install_error_handlers
 from salesflow.api.java_demo_server import java_demo
-from salesflow.api.middleware import REQUEST_ID_HEADER, RequestContextMiddleware, RequestGuard
+from salesflow.api.middleware import (
+    REQUEST_ID_HEADER,
+    STALE_HEADER,
+    RequestContextMiddleware,
+    RequestGuard,
+)
 from salesflow.api.routes import (
     admin,
     alerts,
@@ -112,7 +118,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         allow_methods=["*"],
         allow_headers=["*"],
         # The frontend reads download names from Content-Disposition (frontend-contract.md).
-        expose_headers=["Content-Disposition", REQUEST_ID_HEADER],
+        expose_headers=["Content-Disposition", REQUEST_ID_HEADER, STALE_HEADER],
     )
     upload_paths: set[str] = set()  # filled below, once the routes exist
     public_prefix = f"{API_PREFIX}{health.router.prefix}"
@@ -127,7 +133,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         ),
         authenticate=authenticate_scope,
     )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, stale_since=_stale_since)
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
     for module in (health, auth, admin, analytics, stock, ml, excel, reports, schedules, alerts):
@@ -179,6 +185,14 @@ def alert_checks(resources: Resources) -> Periodic:
         zone=zone,
         enqueue=enqueue,
     )
+
+
+def _stale_since(scope: Scope) -> datetime | None:
+    resources: Resources | None = getattr(scope["app"].state, "resources", None)
+    if resources is None:
+        return None
+    resources.lines.recheck_soon()  # answers from the cache alone must also learn that the source is back
+    return resources.lines.stale_since
 
 
 async def _warm_up(resources: Resources) -> None:

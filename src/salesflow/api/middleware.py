@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,8 +27,11 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 class RequestContextMiddleware:
     """Pure ASGI middleware (so it also wraps errors that escape every handler)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, *, stale_since: Callable[[Scope], datetime | None] = lambda scope: None
+    ) -> None:
         self.app = app
+        self.stale_since = stale_since  # since when the data served is the last known (the source failing)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,6 +55,9 @@ class RequestContextMiddleware:
                     (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
                     *(header for header in _security_headers(scope["path"]) if header[0] not in present),
                 ]
+                stale = self.stale_since(scope)
+                if stale is not None:
+                    message["headers"].append((STALE_HEADER.lower().encode(), stale.isoformat().encode()))
             await send(message)
 
         try:
@@ -88,6 +95,7 @@ _SECURITY_HEADERS = (
 )
 _CONTENT_SECURITY_POLICY = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 _PAGES = ("/docs", "/redoc")
+STALE_HEADER = "X-Data-Stale-Since"  # on every answer while the data source fails and the last data is served
 UNMATCHED_ROUTE = "unmatched"  # metrics label for paths no route serves (keeps the label set bounded)
 
 

@@ -94,6 +94,36 @@ class SaleLineCache:
         self._snapshot_written = 0.0
         self._full_reload_due = False
         self._background: set[asyncio.Task[None]] = set()
+        # Since when the lines, and the products, served are the last known, the source failing (None: fresh).
+        self._lines_stale_since: datetime | None = None
+        self._products_stale_since: datetime | None = None
+        self._rechecking: asyncio.Task[None] | None = None
+
+    @property
+    def stale_since(self) -> datetime | None:
+        """Since when answers use the last lines or products known because the source fails; None: fresh."""
+        known = [when for when in (self._lines_stale_since, self._products_stale_since) if when is not None]
+        return min(known) if known else None
+
+    def recheck_soon(self) -> None:
+        """While stale, try the source again in the background (once at a time), so that answers served from
+        the cache alone also learn that the source is back."""
+        if self.stale_since is None or self._rechecking is not None:
+            return
+        self._rechecking = asyncio.get_running_loop().create_task(self._recheck())
+        self._background.add(self._rechecking)
+        self._rechecking.add_done_callback(self._background.discard)
+
+    async def _recheck(self) -> None:
+        try:
+            if self._lines_stale_since is not None and self._state is not None:
+                await self._lines_since(self._state.since)
+            if self._products_stale_since is not None:
+                await self.products()
+        except UpstreamError:
+            pass  # still failing: the next request tries again
+        finally:
+            self._rechecking = None
 
     def today(self) -> date:
         """Today in the business time zone."""
@@ -122,11 +152,13 @@ class SaleLineCache:
                 try:
                     self._products = await self.source.products()
                     self._products_monotonic = time.monotonic()
+                    self._products_stale_since = None
                 except UpstreamError:
                     if self._products is None:
                         raise
                     logger.warning("products refresh failed; serving the last products")
                     self._products_monotonic = time.monotonic()  # not again before the next refresh
+                    self._products_stale_since = self._products_stale_since or self.clock()
             return self._products
 
     def invalidate(self, *, full: bool = False) -> None:
@@ -165,7 +197,10 @@ class SaleLineCache:
                 logger.warning("sale lines refresh failed; serving the last lines", exc_info=True)
                 # Not again before the next refresh is due: a hung source must not stall every request.
                 self._refreshed_monotonic = time.monotonic()
+                self._lines_stale_since = self._lines_stale_since or self.clock()
                 return self._state
+            if state is not self._state:
+                self._lines_stale_since = None  # the source answered: the lines are fresh again
             self._state = state
             return state
 

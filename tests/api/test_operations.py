@@ -178,6 +178,8 @@ def test_failed_authentications_are_limited_per_client(
     refused = api.post("/ml/forecast", json={"scope": "GLOBAL"}, headers=forged)
     assert refused.status_code == 429 and "failed authentications" in refused.json()["detail"]
     assert "retry-after" in refused.headers
+    # `/metrics` checks its own token, and a wrong one counts like any other failed authentication.
+    assert metrics_of(api, Authorization="Bearer guessed-metrics-token").status_code == 429
     # A valid token is never refused for others' failures.
     good = {"Authorization": f"Bearer {tokens['USER']}"}
     assert api.get("/analytics/sales", params={"period": "weekly"}, headers=good).status_code == 200

@@ -139,6 +139,11 @@ async def get_current_user(
     _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
 ) -> User:
     """The caller, from `Authorization: Bearer <jwt>`."""
+    return await authenticate_request(request, resources)
+
+
+async def authenticate_request(request: Request, resources: Resources) -> User:
+    """`authenticate_counted` for a request's own `Authorization` header and client address."""
     client = request.client.host if request.client else "unknown"
     return await authenticate_counted(request.headers.get("Authorization"), client, resources)
 

@@ -189,10 +189,7 @@ def alert_checks(resources: Resources) -> Periodic:
 
 def _stale_since(scope: Scope) -> datetime | None:
     resources: Resources | None = getattr(scope["app"].state, "resources", None)
-    if resources is None:
-        return None
-    resources.lines.recheck_soon()  # answers from the cache alone must also learn that the source is back
-    return resources.lines.stale_since
+    return resources.lines.stale_since if resources is not None else None
 
 
 async def _warm_up(resources: Resources) -> None:

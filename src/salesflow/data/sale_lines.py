@@ -21,11 +21,13 @@ source once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -43,6 +45,7 @@ Clock = Callable[[], datetime]
 SNAPSHOT_KEY = cache_key("lines", "shared", kind="snapshot")
 _SNAPSHOT_TTL_SECONDS = 24 * 3600
 _SNAPSHOT_MIN_INTERVAL_SECONDS = 60.0
+MIN_RECHECK_SECONDS = 1.0  # while the source fails, how often at most it is tried again in the background
 
 
 def utc_now() -> datetime:
@@ -105,23 +108,29 @@ class SaleLineCache:
         known = [when for when in (self._lines_stale_since, self._products_stale_since) if when is not None]
         return min(known) if known else None
 
-    def recheck_soon(self) -> None:
-        """While stale, try the source again in the background (once at a time), so that answers served from
-        the cache alone also learn that the source is back."""
-        if self.stale_since is None or self._rechecking is not None:
-            return
-        self._rechecking = asyncio.get_running_loop().create_task(self._recheck())
-        self._background.add(self._rechecking)
-        self._rechecking.add_done_callback(self._background.discard)
+    def _mark_stale(self, which: Literal["lines", "products"]) -> None:
+        """Remember since when `which` is served from the last known data, and keep the source re-checked in
+        the background until it answers: answers served from the cache alone never read the lines, yet
+        must learn that the source is back."""
+        now = self.clock()
+        if which == "lines":
+            self._lines_stale_since = self._lines_stale_since or now
+        else:
+            self._products_stale_since = self._products_stale_since or now
+        if self._rechecking is None:
+            self._rechecking = asyncio.get_running_loop().create_task(self._recheck_until_fresh())
+            self._background.add(self._rechecking)
+            self._rechecking.add_done_callback(self._background.discard)
 
-    async def _recheck(self) -> None:
+    async def _recheck_until_fresh(self) -> None:
         try:
-            if self._lines_stale_since is not None and self._state is not None:
-                await self._lines_since(self._state.since)
-            if self._products_stale_since is not None:
-                await self.products()
-        except UpstreamError:
-            pass  # still failing: the next request tries again
+            while self.stale_since is not None:
+                await asyncio.sleep(max(self.refresh_seconds, MIN_RECHECK_SECONDS))
+                with contextlib.suppress(UpstreamError):  # still failing: try again later
+                    if self._lines_stale_since is not None and self._state is not None:
+                        await self._lines_since(self._state.since)
+                    if self._products_stale_since is not None:
+                        await self.products()
         finally:
             self._rechecking = None
 
@@ -158,7 +167,7 @@ class SaleLineCache:
                         raise
                     logger.warning("products refresh failed; serving the last products")
                     self._products_monotonic = time.monotonic()  # not again before the next refresh
-                    self._products_stale_since = self._products_stale_since or self.clock()
+                    self._mark_stale("products")
             return self._products
 
     def invalidate(self, *, full: bool = False) -> None:
@@ -197,7 +206,7 @@ class SaleLineCache:
                 logger.warning("sale lines refresh failed; serving the last lines", exc_info=True)
                 # Not again before the next refresh is due: a hung source must not stall every request.
                 self._refreshed_monotonic = time.monotonic()
-                self._lines_stale_since = self._lines_stale_since or self.clock()
+                self._mark_stale("lines")
                 return self._state
             if state is not self._state:
                 self._lines_stale_since = None  # the source answered: the lines are fresh again

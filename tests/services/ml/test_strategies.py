@@ -9,7 +9,7 @@ import pytest
 
 from salesflow.models.ml import ForecastRequest, Scope
 from salesflow.services.ml.forecasting import covered_days, forecast_series, shaped
-from salesflow.services.ml.selection import AutoForecaster, backtest, detect_season
+from salesflow.services.ml.selection import AutoForecaster, backtest_errors, detect_season
 from salesflow.services.ml.strategies import ETS, FORECASTERS, Ensemble, Intermittent, SeasonalNaive, Theta
 
 WEEK = np.array([0.8, 0.9, 1.0, 1.0, 1.2, 1.6, 0.5])
@@ -99,17 +99,17 @@ def test_intermittent_rate_matches_the_demand() -> None:
 
 def test_backtest_prefers_what_fits_the_series() -> None:
     y = weekly_series(noise=0.5)
-    scores = backtest(
+    scores = backtest_errors(
         y, ("seasonal_naive", "theta"), (("seasonal_naive",), ("theta",)), season_length=7, h=7, n_windows=2
-    )
-    naive_on_trend = backtest(
+    ).scaled_mae
+    naive_on_trend = backtest_errors(
         np.arange(100.0),
         ("seasonal_naive", "theta"),
         (("seasonal_naive",), ("theta",)),
         season_length=7,
         h=7,
         n_windows=2,
-    )
+    ).scaled_mae
     # Scaled by the in-sample seasonal-naive error: seasonal naive scores about 1 on a seasonal series,
     # and a trend defeats it.
     assert scores["seasonal_naive"] < 1.5 and scores["theta"] < 1.5
@@ -196,7 +196,7 @@ def test_hours_in_a_day_in_a_week_are_forecast_with_both_seasons() -> None:
 
 
 def test_count_bands_are_skewed_and_never_narrower_than_past_errors() -> None:
-    from salesflow.services.ml.strategies import count_intervals, widened
+    from salesflow.services.ml.strategies import count_intervals, quantile_floor
 
     mean = np.array([4.0, 40.0])
     normal = {"mean": mean, "lo-95": mean - 1.96 * 4, "hi-95": mean + 1.96 * 4}  # sd 4: overdispersed at 4
@@ -207,9 +207,11 @@ def test_count_bands_are_skewed_and_never_narrower_than_past_errors() -> None:
     assert bands["lo-95"][1] == np.floor(bands["lo-95"][1])  # whole units
     errors = np.r_[np.zeros(30), np.full(5, 25.0)]  # now and then a bulk order 25 above the forecast
     forecast = {"mean": mean, **bands}
-    floor = widened(forecast, [95], errors)
+    floor = quantile_floor(forecast, [95], errors, around=mean)
     assert np.all(floor["hi-95"] >= mean + 25) and np.all(floor["lo-95"] == bands["lo-95"])
-    assert widened(forecast, [95], errors[:5]) is forecast  # too few errors to say anything
+    assert (
+        quantile_floor(forecast, [95], errors[:5], around=mean) is forecast
+    )  # too few errors to say anything
 
 
 def test_days_in_a_week_in_a_year_are_forecast_with_both_seasons() -> None:

@@ -9,7 +9,7 @@ import hmac
 
 from fastapi import APIRouter, Request, Response
 
-from salesflow.api.deps import ResourcesDep, authenticate
+from salesflow.api.deps import ResourcesDep, authenticate_request
 from salesflow.errors import NotFound, PermissionDenied
 from salesflow.metrics import exposition
 from salesflow.models.auth import Role
@@ -31,7 +31,10 @@ async def metrics(request: Request, resources: ResourcesDep) -> Response:
         and scheme.lower() == "bearer"
         and hmac.compare_digest(presented.strip().encode(), token.get_secret_value().encode())
     )
-    if not shows_token and not authenticate(authorization or None, resources).has_any_role(Role.ADMIN):
-        raise PermissionDenied("Metrics need METRICS_TOKEN or an ADMIN user")
+    if not shows_token:
+        # A wrong token counts as a failed authentication, as on every other route (rate-limited per client).
+        user = await authenticate_request(request, resources)
+        if not user.has_any_role(Role.ADMIN):
+            raise PermissionDenied("Metrics need METRICS_TOKEN or an ADMIN user")
     body, content_type = exposition()
     return Response(body, media_type=content_type)

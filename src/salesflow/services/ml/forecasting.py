@@ -143,22 +143,24 @@ class ForecastService:
             today=today,
         )
 
-        async def compute() -> bytes:
+        async def compute() -> DailyForecast:
             daily = await self.loader.series(
                 product, request.model_copy(update={"period": Bucket.DAILY}), today
             )
-            forecast = await anyio.to_thread.run_sync(
+            return await anyio.to_thread.run_sync(
                 lambda: forecast_series(
                     daily.values, model=request.model, level=request.level, days=days, first_day=today
                 ),
                 limiter=self._fitting,
             )
-            return forecast.model_dump_json().encode()
 
-        raw = await self.cache.get_or_compute(
-            key, DAILY_FORECAST_TTL_SECONDS, compute, encode=bytes, decode=bytes
+        return await self.cache.get_or_compute(
+            key,
+            DAILY_FORECAST_TTL_SECONDS,
+            compute,
+            encode=_encode_daily_forecast,
+            decode=DailyForecast.model_validate_json,
         )
-        return DailyForecast.model_validate_json(raw)
 
     async def keep(self, product_id: int, forecast: DailyForecast, *, metric: str, model: str) -> None:
         """Cache a forecast made elsewhere (the day's batch) where requests will look for it."""
@@ -170,13 +172,17 @@ class ForecastService:
             days=len(forecast.mean),
             today=forecast.first_day,
         )
-        await self.cache.set_raw(key, forecast.model_dump_json().encode(), DAILY_FORECAST_TTL_SECONDS)
+        await self.cache.set_raw(key, _encode_daily_forecast(forecast), DAILY_FORECAST_TTL_SECONDS)
 
     async def warm_up(self) -> float:
         """Compile every model's numba code once, off the event loop; returns the seconds it took."""
         started = time.perf_counter()
         await anyio.to_thread.run_sync(_exercise_models, limiter=self._fitting)
         return time.perf_counter() - started
+
+
+def _encode_daily_forecast(forecast: DailyForecast) -> bytes:
+    return forecast.model_dump_json().encode()
 
 
 def _exercise_models() -> None:

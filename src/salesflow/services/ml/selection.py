@@ -33,9 +33,8 @@ from salesflow.services.ml.strategies import (
     Theta,
     combine,
     count_intervals,
-    empirical_band,
     finite_history,
-    widened,
+    quantile_floor,
 )
 
 # The first candidate is the default: another must beat it clearly in the series' own backtest. Chosen on
@@ -147,16 +146,16 @@ class AutoForecaster:
             return forecast
         if self.choice_.kind == "intermittent":
             # A Poisson band around a Croston rate misses lumpy demand's bulk orders and its zero days.
-            return empirical_band(forecast, level, self.recent_)
+            return quantile_floor(forecast, level, self.recent_)
         if self.counts_:
             # Counts are skewed: the models' symmetric bands miss high days and cover zero days too easily.
             forecast = {"mean": forecast["mean"], **count_intervals(forecast, level)}
         # Never narrower than the errors the chosen model made out of sample on this very series.
-        return widened(forecast, level, np.asarray(self.choice_.errors))
+        return quantile_floor(forecast, level, np.asarray(self.choice_.errors), around=forecast["mean"])
 
     def _two_seasons_fit(self, n_obs: int) -> bool:
-        longer = LONGER_SEASON.get(self.period_)
-        return bool(longer) and n_obs >= 2 * (longer or 0) + self.n_windows * self.horizon
+        longer = LONGER_SEASON.get(self.period_, 0)
+        return longer > 0 and n_obs >= 2 * longer + self.n_windows * self.horizon
 
     def _choose(self, y: FloatArray) -> Choice:
         if len(y) < self.min_history:
@@ -190,24 +189,17 @@ class AutoForecaster:
         preferred = "+".join(candidates[0])
         best = min(scores, key=scores.__getitem__)
         if best != preferred and scores[best] < self.switch_ratio * scores[preferred]:
+            chosen = best
             reason = (
                 f"{kind} series: {best} beat {preferred} in the backtest"
                 f" (scaled error {scores[best]:.3f} vs {scores[preferred]:.3f})"
             )
-            return Choice(
-                kind,
-                tuple(best.split("+")),
-                reason,
-                scores,
-                measured.errors[best],
-                measured.last_window[best],
-            )
-        reason = (
-            f"{kind} series: {preferred} (best in the backtest or within {1 - self.switch_ratio:.0%} of it)"
-        )
-        return Choice(
-            kind, candidates[0], reason, scores, measured.errors[preferred], measured.last_window[preferred]
-        )
+        else:
+            chosen = preferred
+            margin = f"{1 - self.switch_ratio:.0%}"
+            reason = f"{kind} series: {preferred} (best in the backtest or within {margin} of it)"
+        members = tuple(chosen.split("+"))
+        return Choice(kind, members, reason, scores, measured.errors[chosen], measured.last_window[chosen])
 
 
 def members_of(candidates: Sequence[tuple[str, ...]]) -> tuple[str, ...]:
@@ -258,21 +250,6 @@ def detect_season(y: FloatArray, candidates: Sequence[int] = CALENDAR_PERIODS) -
         if acf[-1] > limit and acf[-1] > best_acf:
             best, best_acf = period, float(acf[-1])
     return best
-
-
-def backtest(
-    y: FloatArray,
-    bases: Sequence[str],
-    candidates: Sequence[tuple[str, ...]],
-    *,
-    season_length: int,
-    h: int,
-    n_windows: int,
-) -> dict[str, float]:
-    """Mean scaled MAE of each candidate over `n_windows` rolling origins (base models fitted once each)."""
-    return backtest_errors(
-        y, bases, candidates, season_length=season_length, h=h, n_windows=n_windows
-    ).scaled_mae
 
 
 @dataclass(frozen=True)

@@ -259,32 +259,20 @@ def poisson_intervals(mean: FloatArray, level: Sequence[int]) -> Forecast:
     return bounds
 
 
-def widened(forecast: Forecast, level: Sequence[int], errors: FloatArray) -> Forecast:
-    """Each band at least as wide as the same quantiles of past out-of-sample `errors` (actual − forecast)
-    around the mean: a split-conformal floor under the model's own band."""
-    if len(errors) < MIN_ERRORS_FOR_BANDS:
-        return forecast
-    mean = forecast["mean"]
-    out = dict(forecast)
-    for lv in level:
-        tail = (1 - lv / 100) / 2
-        below, above = np.quantile(errors, [tail, 1 - tail])
-        out[f"lo-{lv}"] = np.minimum(forecast[f"lo-{lv}"], mean + below)
-        out[f"hi-{lv}"] = np.maximum(forecast[f"hi-{lv}"], mean + above)
-    return out
-
-
-def empirical_band(forecast: Forecast, level: Sequence[int], values: FloatArray) -> Forecast:
-    """Each band at least as wide as the same quantiles of `values` themselves (recent days of lumpy demand:
-    the zero days and the bulk orders are the spread, whatever the rate's model says)."""
-    if len(values) < MIN_ERRORS_FOR_BANDS:
+def quantile_floor(
+    forecast: Forecast, level: Sequence[int], sample: FloatArray, *, around: FloatArray | float = 0.0
+) -> Forecast:
+    """Each band at least as wide as the same quantiles of `sample`, placed `around` (e.g. the mean, for past
+    out-of-sample errors: a split-conformal floor under the model's own band; nothing, for recent values of
+    lumpy demand, whose zero days and bulk orders are the spread). Too small a sample says nothing."""
+    if len(sample) < MIN_ERRORS_FOR_BANDS:
         return forecast
     out = dict(forecast)
     for lv in level:
         tail = (1 - lv / 100) / 2
-        low, high = np.quantile(values, [tail, 1 - tail])
-        out[f"lo-{lv}"] = np.minimum(forecast[f"lo-{lv}"], low)
-        out[f"hi-{lv}"] = np.maximum(forecast[f"hi-{lv}"], high)
+        low, high = np.quantile(sample, [tail, 1 - tail])
+        out[f"lo-{lv}"] = np.minimum(forecast[f"lo-{lv}"], around + low)
+        out[f"hi-{lv}"] = np.maximum(forecast[f"hi-{lv}"], around + high)
     return out
 
 

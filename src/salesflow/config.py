@@ -173,6 +173,7 @@ class Settings(StoreSettings):
     job_worker_concurrency: int = Field(default=2, ge=1, le=64)  # jobs one `salesflow worker` runs at once
     job_sweep_seconds: float = Field(default=60.0, gt=0)  # requeue jobs of dead workers; remove old files
     report_job_timeout_seconds: float = Field(default=600.0, gt=0)  # one attempt's lease
+    job_shutdown_grace_seconds: float = Field(default=30.0, ge=0)  # running jobs finish; then handed back
     report_max_attempts: int = Field(default=3, ge=1, le=10)
     report_retention_days: int = Field(default=30, ge=1)
     report_wait_seconds: float = Field(default=120.0, gt=0)  # POST /reports/generate waits this long

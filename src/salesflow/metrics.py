@@ -48,6 +48,14 @@ JOB_DURATION = Histogram(
     ["task", "status"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
 )
+JOB_QUEUE = Gauge(
+    "salesflow_job_queue_messages",
+    "Messages of the shared job queue: waiting for a worker, or delivered and not yet done (read at scrape)",
+    ["state"],
+)
+REPORT_JOBS = Gauge(
+    "salesflow_report_jobs", "Report jobs in the state database, by status (read at scrape)", ["status"]
+)
 SCHEDULE_FIRINGS = Counter(
     "salesflow_schedule_firings_total", "Scheduled runs fired by this process", ["kind"]
 )

@@ -78,6 +78,7 @@ class Resources:
     schedules: ScheduleService
     notifications: Notifications
     alerts: AlertService
+    scheduler: Check | None = None  # the running scheduler's readiness check, when this process schedules
     http: httpx.AsyncClient | None = None
     java: JavaClient | None = None
     store: EmbeddedStore | None = None
@@ -99,14 +100,19 @@ class Resources:
         notifier = self.notifications.notifier
         if isinstance(notifier, SmtpNotifier):  # mail waits in the outbox while the server is away
             degradable["smtp"] = notifier.check
+        disabled: dict[str, str] = {}
+        # A stopped scheduler delays scheduled runs (caught up at the next start); requests still work.
+        if self.scheduler is not None:
+            degradable["scheduler"] = self.scheduler
+        else:
+            disabled["scheduler"] = "SCHEDULER_ENABLED=false (another process may schedule)"
         if redis is None:
-            return ReadinessChecks(
-                required=required, degradable=degradable, disabled={"redis": "REDIS_URL not set"}
-            )
-        if settings.job_backend == "redis":  # the broker: jobs cannot be queued without it
-            return ReadinessChecks(required={**required, "redis": redis.ping}, degradable=degradable)
-        # As a cache only, Redis down degrades: the in-process cache serves meanwhile.
-        return ReadinessChecks(required=required, degradable={**degradable, "redis": redis.ping})
+            disabled["redis"] = "REDIS_URL not set"
+        elif settings.job_backend == "redis":  # the broker: jobs cannot be queued without it
+            required["redis"] = redis.ping
+        else:  # as a cache only, Redis down degrades: the in-process cache serves meanwhile
+            degradable["redis"] = redis.ping
+        return ReadinessChecks(required=required, degradable=degradable, disabled=disabled)
 
 
 async def build_resources(settings: Settings, *, clock: Clock = utc_now) -> Resources:
@@ -180,6 +186,7 @@ async def _build(settings: Settings, clock: Clock, stack: AsyncExitStack) -> Res
     # Closed first: running jobs finish (or are cancelled) before the sources and caches they use close.
     stack.push_async_callback(jobs.shutdown)
     jobs.attach(reports=resources.reports, demand=resources.demand_forecasts, alerts=resources.alerts)
+    jobs.hand_back = resources.reports.hand_back
     return resources
 
 

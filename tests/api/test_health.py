@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
@@ -23,7 +25,36 @@ def test_prod_readiness_checks_java_redis_and_disk(
         "redis": "ok",
         "disk": "ok",
         "mail_outbox": "ok",
+        "scheduler": "disabled",
     }
+
+
+def test_readiness_reports_a_scheduler_that_can_no_longer_read_the_schedules(
+    serve: Callable[..., httpx.Client], make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    state_file = tmp_path / "state.sqlite"
+    api = serve(
+        make_settings(
+            scheduler_enabled=True,
+            schedule_sync_seconds=0.2,
+            state_database_url=f"sqlite+aiosqlite:///{state_file}",
+        )
+    )
+    assert api.get("/health/ready").json()["checks"]["scheduler"]["status"] == "ok"
+    with sqlite3.connect(state_file) as db:  # the schedules table vanishes under the running scheduler
+        db.execute("ALTER TABLE report_schedules RENAME TO report_schedules_gone")
+
+    def reported() -> bool:
+        check: dict[str, object] = api.get("/health/ready").json()["checks"]["scheduler"]
+        return check == {
+            "name": "scheduler",
+            "status": "degraded",
+            "detail": "the schedules could not be read from the state database lately",
+            "latency_ms": None,
+        }
+
+    wait_until(reported, timeout=30, interval=0.2, what="the scheduler reported as degraded")
+    assert api.get("/health/ready").status_code == 200  # requests are still served
 
 
 def test_java_outage_makes_readiness_503_and_names_it(

@@ -184,3 +184,28 @@ async def test_files_past_retention_are_removed_by_the_sweep(
             await resources.reports.file(job.id, user=user)
     finally:
         await resources.aclose()
+
+
+async def test_jobs_cut_short_by_a_stop_run_once_at_the_next_start(
+    make_settings: Callable[..., Settings], serve: Callable[..., httpx.Client], store_file
+) -> None:
+    """The embedded shape with no grace: jobs running or queued when the process stops are queued in the state
+    database, their interrupted attempts not counted, and the next start runs each once."""
+    settings = make_settings(dev_mode=True, java_jwt_secret=None, job_shutdown_grace_seconds=0.0)
+    resources = await build_resources(settings)
+    try:
+        jobs = [
+            await resources.reports.submit(ReportRequest(report_type=ReportType.COMBINED), user=DEV_USER)
+            for _ in range(3)
+        ]
+    finally:
+        await resources.aclose()
+    resources = await build_resources(settings)
+    try:  # nothing ran to the end, nothing was lost
+        assert sorted(await resources.reports.jobs.queued()) == sorted(job.id for job in jobs)
+        assert [(await resources.reports.jobs.get(job.id)).attempts for job in jobs] == [0, 0, 0]  # type: ignore[union-attr]
+    finally:
+        await resources.aclose()
+    api = serve(settings)
+    states = [await anyio.to_thread.run_sync(finished, api, job.id) for job in jobs]
+    assert [(s["status"], s["attempts"]) for s in states] == [("completed", 1)] * 3

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from salesflow.config import Settings
-from salesflow.integration.java_demo import DEV_SECRET
+from salesflow.integration.java_demo import DEV_SECRET, StandinState
 from tests.api.test_reports import finished
 from tests.conftest import _reset_postgres
 from tests.servers import answers, free_port, wait_until
@@ -65,11 +65,11 @@ def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_worker(distributed: Settings, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+def start_worker(distributed: Settings, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     workers: list[subprocess.Popen[bytes]] = []
 
-    def start() -> subprocess.Popen[bytes]:
-        env = worker_env(distributed, tmp_path / f"worker{len(workers)}")
+    def start(**env_overrides: str) -> subprocess.Popen[bytes]:
+        env = worker_env(distributed, tmp_path / f"worker{len(workers)}") | env_overrides
         worker = subprocess.Popen(
             [sys.executable, "-m", "salesflow.cli", "worker"],
             env=env,
@@ -89,7 +89,7 @@ def start_worker(distributed: Settings, tmp_path: Path) -> Iterator[Callable[[],
 def test_worker_processes_run_the_jobs_the_api_enqueues(
     serve: Callable[..., httpx.Client],
     distributed: Settings,
-    start_worker: Callable[[], subprocess.Popen[bytes]],
+    start_worker: Callable[..., subprocess.Popen[bytes]],
     tokens: dict[str, str],
 ) -> None:
     api = serve(distributed)  # the API starts first: its broker declares the consumer group
@@ -112,7 +112,7 @@ def test_worker_processes_run_the_jobs_the_api_enqueues(
 def test_a_worker_killed_mid_job_loses_nothing(
     serve: Callable[..., httpx.Client],
     distributed: Settings,
-    start_worker: Callable[[], subprocess.Popen[bytes]],
+    start_worker: Callable[..., subprocess.Popen[bytes]],
     tokens: dict[str, str],
 ) -> None:
     """30 jobs on 2 workers; one worker is SIGKILLed while it holds a job: every job completes once."""
@@ -150,9 +150,108 @@ def test_a_worker_killed_mid_job_loses_nothing(
     assert survivor in makers
 
 
+def _gauge(text: str, name: str, **labels: str) -> float:
+    wanted = name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(wanted)))
+
+
+def test_the_job_backlog_shows_in_the_metrics_until_a_worker_takes_it(
+    serve: Callable[..., httpx.Client],
+    distributed: Settings,
+    start_worker: Callable[..., subprocess.Popen[bytes]],
+    tokens: dict[str, str],
+) -> None:
+    api = serve(distributed)
+    admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+
+    def scrape() -> str:
+        return api.get(api.base_url.copy_with(path="/metrics"), headers=admin).text
+
+    waiting_before = _gauge(scrape(), "salesflow_job_queue_messages", state="waiting")
+    ids = [
+        api.post("/reports/jobs", json={"report_type": "stock", "format": "excel"}, headers=admin).json()[
+            "job_id"
+        ]
+        for _ in range(3)
+    ]
+    backlog = scrape()
+    assert _gauge(backlog, "salesflow_job_queue_messages", state="waiting") == waiting_before + 3
+    assert _gauge(backlog, "salesflow_report_jobs", status="queued") == 3
+    start_worker()
+    assert [finished(api, job_id, admin)["status"] for job_id in ids] == ["completed"] * 3
+    drained = scrape()
+    assert _gauge(drained, "salesflow_job_queue_messages", state="waiting") == 0
+    assert _gauge(drained, "salesflow_report_jobs", status="queued") == 0
+    assert _gauge(drained, "salesflow_report_jobs", status="generating") == 0
+
+
+def _generating(api: httpx.Client, job_id: str, admin: dict[str, str]) -> dict[str, object]:
+    state: dict[str, object] = {}
+
+    def generating() -> bool:
+        state.update(api.get(f"/reports/jobs/{job_id}", headers=admin).json())
+        return state["status"] == "generating"
+
+    wait_until(generating, timeout=60, interval=0.05, what="the job in progress")
+    return state
+
+
+def test_a_stopped_worker_finishes_its_running_job_within_the_grace(
+    serve: Callable[..., httpx.Client],
+    distributed: Settings,
+    start_worker: Callable[..., subprocess.Popen[bytes]],
+    standin: tuple[object, StandinState],
+    tokens: dict[str, str],
+) -> None:
+    _, java = standin
+    api = serve(distributed)
+    admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    worker = start_worker(JOB_SHUTDOWN_GRACE_SECONDS="60")
+    java.delay_seconds = 1.0  # the job's reads from Java take a while
+    job_id = api.post("/reports/jobs", json={"report_type": "sales", "format": "pdf"}, headers=admin).json()[
+        "job_id"
+    ]
+    _generating(api, job_id, admin)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(60) == 0
+    state = api.get(f"/reports/jobs/{job_id}", headers=admin).json()
+    assert state["status"] == "completed" and state["attempts"] == 1
+    assert str(state["worker"]).endswith(f":{worker.pid}")
+
+
+def test_a_worker_stopped_past_its_grace_hands_its_job_back_at_once(
+    serve: Callable[..., httpx.Client],
+    distributed: Settings,
+    start_worker: Callable[..., subprocess.Popen[bytes]],
+    standin: tuple[object, StandinState],
+    tokens: dict[str, str],
+) -> None:
+    """No grace: the running job is cancelled and queued again at once (not after its 10-minute lease), its
+    interrupted attempt not counted, and the next worker makes it."""
+    _, java = standin
+    api = serve(distributed.model_copy(update={"report_job_timeout_seconds": 600.0}))
+    admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    lease = {"REPORT_JOB_TIMEOUT_SECONDS": "600"}
+    stopping = start_worker(JOB_SHUTDOWN_GRACE_SECONDS="0", **lease)
+    java.delay_seconds = 1.0
+    job_id = api.post("/reports/jobs", json={"report_type": "sales", "format": "pdf"}, headers=admin).json()[
+        "job_id"
+    ]
+    assert str(_generating(api, job_id, admin)["worker"]).endswith(f":{stopping.pid}")
+    stopping.send_signal(signal.SIGTERM)
+    assert stopping.wait(60) == 0
+    handed_back = api.get(f"/reports/jobs/{job_id}", headers=admin).json()
+    assert handed_back["status"] == "queued" and handed_back["attempts"] == 0
+    java.delay_seconds = 0.0
+    successor = start_worker(**lease)
+    state = finished(api, job_id, admin)
+    assert state["status"] == "completed" and state["attempts"] == 1
+    assert str(state["worker"]).endswith(f":{successor.pid}")
+
+
 def test_two_scheduling_processes_fire_a_slot_once(
     distributed: Settings,
-    start_worker: Callable[[], subprocess.Popen[bytes]],
+    start_worker: Callable[..., subprocess.Popen[bytes]],
     tokens: dict[str, str],
     tmp_path: Path,
 ) -> None:
@@ -202,7 +301,7 @@ def test_two_scheduling_processes_fire_a_slot_once(
 async def test_the_demand_batch_is_shared_by_the_workers(
     make_settings: Callable[..., Settings],
     distributed: Settings,
-    start_worker: Callable[[], subprocess.Popen[bytes]],
+    start_worker: Callable[..., subprocess.Popen[bytes]],
 ) -> None:
     """With job workers, the day's forecast batch runs as product chunks that the workers compute; the result
     equals the embedded batch's."""

@@ -77,6 +77,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         if settings.demand_forecasts:
             background.append(loop.create_task(app.state.resources.demand_forecasts.run()))
         resources = app.state.resources
+        if not resources.jobs.distributed:  # the in-process queue died with the last process
+            await resources.reports.requeue_queued()
         background.append(loop.create_task(sweep_jobs(resources)))
         background.append(
             loop.create_task(resources.notifications.run(every_seconds=settings.mail_delivery_seconds))
@@ -90,11 +92,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
                 periodic=[alert_checks(resources)],
             )
             await runner.start()
+            resources.scheduler = runner.check
             await resources.jobs.enqueue_alert_check(STARTUP)
         try:
             yield
         finally:
             if runner is not None:
+                resources.scheduler = None
                 runner.shutdown()
             for task in background:
                 task.cancel()

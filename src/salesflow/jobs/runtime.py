@@ -10,17 +10,21 @@ the record, the lease and the outcome in the state database.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 
 import anyio
-from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
+from redis.asyncio import Redis
+from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends, TaskiqMessage, TaskiqMiddleware
 from taskiq_redis import RedisStreamBroker
 
 from salesflow.config import Settings
 from salesflow.metrics import JobMetrics
 
 QUEUE = "salesflow:jobs"
+CONSUMER_GROUP = "salesflow-workers"
+HAND_BACK_SECONDS = 5.0  # a stopping process waits no longer to hand its jobs back
 GENERATE_REPORT = "salesflow.reports.generate"
 FORECAST_DEMAND_CHUNK = "salesflow.demand.forecast_chunk"
 CHECK_ALERTS = "salesflow.alerts.check"
@@ -43,11 +47,39 @@ async def check_alerts(trigger: str, slot: str | None, context: Annotated[Contex
     await context.state.alerts.check(trigger=trigger, slot=datetime.fromisoformat(slot) if slot else None)
 
 
+class RunningJobs(TaskiqMiddleware):
+    """The jobs this process is running, so that stopping can wait for them or cancel them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+        task = asyncio.current_task()  # the receiver runs each message in a task of its own
+        if task is not None:
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return message
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Running jobs get `grace_seconds` to finish; the rest are cancelled. Returns once none runs."""
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=grace_seconds)
+        running = set(self.tasks)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+
 class JobRuntime:
     """The broker with this service's tasks registered, and the way to enqueue each."""
 
-    def __init__(self, broker: AsyncBroker) -> None:
-        self.broker = broker.with_middlewares(JobMetrics())
+    def __init__(self, broker: AsyncBroker, *, grace_seconds: float = 30.0) -> None:
+        self.running = RunningJobs()
+        self.broker = broker.with_middlewares(JobMetrics(), self.running)
+        self.grace_seconds = grace_seconds
+        # Set by the composition root: hands back the jobs this process held when they were cancelled.
+        self.hand_back: Callable[..., Awaitable[int]] | None = None
         self._closed = False
         # Any: Taskiq's typing counts the injected context as an argument of `kiq`.
         self._generate_report: Any = broker.register_task(generate_report, task_name=GENERATE_REPORT)
@@ -64,7 +96,7 @@ class JobRuntime:
             broker: AsyncBroker = RedisStreamBroker(
                 url=settings.redis_url,
                 queue_name=QUEUE,
-                consumer_group_name="salesflow-workers",
+                consumer_group_name=CONSUMER_GROUP,
                 idle_timeout=int(settings.report_job_timeout_seconds * 1000),
                 # Read no more than a worker runs at once: the rest stays in the stream for other workers.
                 xread_count=settings.job_worker_concurrency,
@@ -72,7 +104,26 @@ class JobRuntime:
             )
         else:
             broker = InMemoryBroker()
-        return cls(broker)
+        return cls(broker, grace_seconds=settings.job_shutdown_grace_seconds)
+
+    @property
+    def distributed(self) -> bool:
+        return isinstance(self.broker, RedisStreamBroker)
+
+    async def queue_depth(self) -> dict[str, int]:
+        """Messages of the Redis queue not yet delivered to a worker (`waiting`) and delivered but not yet
+        acknowledged (`delivered`); empty for the in-process broker."""
+        if not isinstance(self.broker, RedisStreamBroker):
+            return {}
+        async with Redis(connection_pool=self.broker.connection_pool) as redis:
+            groups = await redis.xinfo_groups(QUEUE)
+        group = next((g for g in groups if _text(g["name"]) == CONSUMER_GROUP), None)
+        if group is None:
+            return {"waiting": 0, "delivered": 0}
+        depth = {"delivered": int(group["pending"])}
+        if group.get("lag") is not None:  # Redis cannot tell after entries were deleted from the stream
+            depth["waiting"] = int(group["lag"])
+        return depth
 
     def attach(self, **services: Any) -> None:
         """What tasks reach through `context.state` (the report service, …)."""
@@ -91,17 +142,23 @@ class JobRuntime:
     async def startup(self) -> None:
         await self.broker.startup()
 
-    async def shutdown(self, *, grace_seconds: float = 30.0) -> None:
-        """Embedded: running jobs get `grace_seconds` to finish, then are cancelled (a cancelled job keeps its
-        lease and is taken again after it); either way none outlives the resources it uses. Idempotent."""
+    async def stop_jobs(self) -> None:
+        """Running jobs get `grace_seconds` to finish, then are cancelled and handed back at once (before
+        the broker closes, so that a distributed one queues them again)."""
+        await self.running.drain(self.grace_seconds)
+        if self.hand_back is not None:
+            with anyio.move_on_after(HAND_BACK_SECONDS):
+                await self.hand_back(requeue=self.distributed)
+
+    async def shutdown(self) -> None:
+        """Stops the jobs (`stop_jobs`), so that none outlives the resources it uses; then the broker.
+        Idempotent."""
         if self._closed:
             return
         self._closed = True
-        if isinstance(self.broker, InMemoryBroker):
-            with anyio.move_on_after(grace_seconds):
-                await self.broker.wait_all()
-            running = list(self.broker._running_tasks)  # Taskiq keeps no public handle on them
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+        await self.stop_jobs()
         await self.broker.shutdown()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,12 +17,14 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from salesflow.errors import SalesflowError
 from salesflow.metrics import SCHEDULE_FIRINGS
 from salesflow.services.schedules import ScheduleService, last_cron_fire_time, last_fire_time, trigger
 
 logger = logging.getLogger(__name__)
 
 SYNC_JOB = "salesflow.schedules.sync"
+STALE_SYNCS = 3  # syncs missed in a row before readiness reports the scheduler
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class ScheduleRunner:
         )
         self._versions: dict[str, datetime] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._synced_at: float | None = None  # monotonic time of the last successful sync
 
     async def start(self) -> None:
         fired = await self.service.catch_up(grace=self.grace)
@@ -73,10 +77,19 @@ class ScheduleRunner:
         for task in self._tasks:
             task.cancel()
 
+    async def check(self) -> None:
+        """Readiness: the scheduler runs and has read the schedules lately (every scheduling process fires;
+        the state database lets one run per slot through, so no process leads)."""
+        if not self.scheduler.running:
+            raise SalesflowError("the scheduler is not running")
+        if self._synced_at is None or time.monotonic() - self._synced_at > STALE_SYNCS * self.sync_seconds:
+            raise SalesflowError("the schedules could not be read from the state database lately")
+
     async def sync(self) -> None:
         """One cron job per enabled schedule; a job is replaced only when its schedule changed, so a sync
         at a fire time never skips the slot."""
         enabled = {s.id: s for s in await self.service.schedules.enabled()}
+        self._synced_at = time.monotonic()
         own = {SYNC_JOB, *(job.job_id for job in self.periodic)}
         for job in self.scheduler.get_jobs():
             if job.id not in own and job.id not in enabled:

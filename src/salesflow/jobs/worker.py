@@ -3,8 +3,8 @@
 It builds the same resources as the API (data source, caches, state database), attaches the services the
 tasks call, and consumes the queue; messages are acknowledged once their task has run, so a worker killed
 mid-job leaves its message to be delivered again, and its job is handed back by the sweep once its lease
-expires (every worker and API process sweeps). SIGTERM stops the worker; a job it was running is taken again
-after its lease.
+expires (every worker and API process sweeps). SIGTERM stops taking messages; running jobs get
+`JOB_SHUTDOWN_GRACE_SECONDS` to finish, then are cancelled, and a cancelled report job is handed back at once.
 """
 
 from __future__ import annotations
@@ -13,15 +13,18 @@ import asyncio
 import logging
 import signal
 
+import anyio
 from prometheus_client import start_http_server
 from taskiq.acks import AcknowledgeType
-from taskiq.api import run_receiver_task
+from taskiq.receiver import Receiver
 
 from salesflow.config import Settings
 from salesflow.jobs.sweep import sweep_jobs
 from salesflow.resources import build_resources
 
 logger = logging.getLogger(__name__)
+
+STOP_SECONDS = 5.0  # for the receiver to let go of the queue once no job runs
 
 
 async def run_worker(settings: Settings) -> int:
@@ -33,15 +36,18 @@ async def run_worker(settings: Settings) -> int:
     if settings.worker_metrics_port:
         metrics_server, _ = start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     try:
-        resources.jobs.broker.is_worker_process = True
-        receiver = asyncio.create_task(
-            run_receiver_task(
-                resources.jobs.broker,
-                max_async_tasks=settings.job_worker_concurrency,
-                ack_time=AcknowledgeType.WHEN_EXECUTED,
-                run_startup=False,
-            )
+        jobs = resources.jobs
+        jobs.broker.is_worker_process = True
+        no_more_messages = asyncio.Event()
+        receiver = Receiver(
+            jobs.broker,
+            executor=None,
+            max_async_tasks=settings.job_worker_concurrency,
+            ack_type=AcknowledgeType.WHEN_EXECUTED,
+            run_startup=False,
+            wait_tasks_timeout=jobs.grace_seconds,
         )
+        receiving = asyncio.create_task(receiver.listen(no_more_messages))
         # Workers sweep too: a job whose worker died is handed back by whoever notices its lease expired
         # (Redis only redelivers an unacknowledged message when new ones arrive).
         sweeper = asyncio.create_task(sweep_jobs(resources))
@@ -51,9 +57,14 @@ async def run_worker(settings: Settings) -> int:
             loop.add_signal_handler(sig, stop.set)
         logger.info("worker started", extra={"concurrency": settings.job_worker_concurrency})
         await stop.wait()
-        for task in (receiver, sweeper):
-            task.cancel()
-        await asyncio.gather(receiver, sweeper, return_exceptions=True)
+        logger.info("worker stopping", extra={"running_jobs": len(jobs.running.tasks)})
+        no_more_messages.set()
+        sweeper.cancel()
+        await jobs.stop_jobs()
+        with anyio.move_on_after(STOP_SECONDS):
+            await asyncio.gather(receiving, return_exceptions=True)
+        receiving.cancel()
+        await asyncio.gather(receiving, sweeper, return_exceptions=True)
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()

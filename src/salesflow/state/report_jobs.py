@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -164,15 +164,40 @@ class ReportJobs:
     async def fail(self, job_id: str, *, attempt: int, error: str) -> bool:
         return await self._finish(job_id, attempt, status=JobStatus.FAILED, file_name=None, error=error)
 
-    async def stale(self) -> Sequence[str]:
-        """Jobs a dead worker left in `generating` past their lease, or queued and never picked up."""
-        now = self.clock()
-        async with self.db.session() as session:
-            rows = await session.scalars(
-                select(ReportJob.id).where(
-                    ReportJob.status == JobStatus.GENERATING, ReportJob.lease_until < now
+    async def release_held(self) -> list[str]:
+        """Hand back the jobs this process holds (it is stopping): queued again, their interrupted attempts
+        not counted. Returns their ids."""
+        held = (ReportJob.status == JobStatus.GENERATING) & (ReportJob.worker == worker_id())
+        async with self.db.session() as session, session.begin():
+            ids = list(await session.scalars(select(ReportJob.id).where(held).with_for_update()))
+            await session.execute(
+                update(ReportJob)
+                .where(ReportJob.id.in_(ids), held)
+                .values(
+                    status=JobStatus.QUEUED, attempts=ReportJob.attempts - 1, lease_until=None, worker=None
                 )
+                .execution_options(synchronize_session=False)
             )
+        return ids
+
+    async def stale(self) -> Sequence[str]:
+        """Jobs a dead worker left in `generating` past their lease."""
+        return await self._ids(
+            (ReportJob.status == JobStatus.GENERATING) & (ReportJob.lease_until < self.clock())
+        )
+
+    async def queued(self) -> Sequence[str]:
+        """Jobs waiting for a worker, oldest first."""
+        return await self._ids(ReportJob.status == JobStatus.QUEUED)
+
+    async def count_by_status(self) -> dict[str, int]:
+        async with self.db.session() as session:
+            rows = await session.execute(select(ReportJob.status, func.count()).group_by(ReportJob.status))
+            return {str(status): int(count) for status, count in rows.all()}
+
+    async def _ids(self, condition: ColumnElement[bool]) -> Sequence[str]:
+        async with self.db.session() as session:
+            rows = await session.scalars(select(ReportJob.id).where(condition).order_by(ReportJob.created_at))
             return list(rows)
 
     async def finished_before(self, moment: datetime) -> Sequence[ReportJob]:

@@ -8,6 +8,7 @@ and download. Stages, in order:
    in a worker thread and written atomically (artifacts.py); `complete` records it — once, guarded by the
    attempt.
    A worker that dies leaves the job `generating`: past its lease it is claimed again (bounded attempts).
+   A worker stopped past its grace hands its job back at once (`hand_back`: queued, the attempt not counted).
 3. `get` / `page` / `file`: only the owner or an ADMIN sees a job or its file; anyone else gets a 404.
 """
 
@@ -35,6 +36,7 @@ from salesflow.state.report_jobs import NewJob, ReportJobs
 from salesflow.state.tables import ReportJob
 
 logger = logging.getLogger(__name__)
+
 
 RENDERERS: dict[ReportFormat, Callable[[ReportContent], bytes]] = {
     ReportFormat.PDF: render_pdf,
@@ -158,6 +160,25 @@ class ReportService:
             if job is not None and job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
                 return job
             await anyio.sleep(0.1)
+
+    async def hand_back(self, *, requeue: bool) -> int:
+        """The jobs this process was running when it stopped: queued again at once (not after their lease),
+        their interrupted attempts not counted; `requeue` sends them to the shared queue as well (with the
+        in-process broker, the next start takes them from the state database)."""
+        released = await self.jobs.release_held()
+        for job_id in released if requeue else ():
+            await self.enqueue(job_id)
+        if released:
+            logger.info("report jobs handed back", extra={"job_ids": released})
+        return len(released)
+
+    async def requeue_queued(self) -> int:
+        """Enqueue every queued job again: with the in-process broker, jobs queued when the last process
+        stopped are only in the state database (a job enqueued twice still runs once)."""
+        queued = await self.jobs.queued()
+        for job_id in queued:
+            await self.enqueue(job_id)
+        return len(queued)
 
     async def requeue_stale(self) -> int:
         """Hand jobs whose worker died (lease expired) back to the runtime; `run` decides what to do."""

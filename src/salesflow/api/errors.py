@@ -102,6 +102,7 @@ class RowsRejectedBody(BaseModel):
 
 
 ERROR_DESCRIPTIONS = {
+    400: "A body that cannot be parsed (not UTF-8 JSON, or broken multipart)",
     401: "Missing, malformed, expired or invalid bearer token",
     403: "The caller's role does not allow this",
     404: "Not found (or not the caller's)",
@@ -118,6 +119,12 @@ ERROR_DESCRIPTIONS = {
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for our error statuses."""
     return {status: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
+
+
+def documented_file(*media_types: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a 200 that is a file in one of `media_types`."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {200: {"description": "The file", "content": {media: binary for media in media_types}}}
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -12,9 +12,12 @@ from openpyxl import Workbook
 
 from salesflow.api.deps import CurrentUser, ImportDep, SettingsDep, limit_expensive, require_roles
 from salesflow.api.envelope import EnvelopeRoute
-from salesflow.api.errors import RowsRejectedBody, ValidationErrorBody, documented
+from salesflow.api.errors import RowsRejectedBody, ValidationErrorBody, documented, documented_file
 from salesflow.errors import InvalidInput, PayloadTooLarge, RowsRejected
 from salesflow.models.excel import CommitRequest, ImportList, ImportPreview, ImportState, OneShotImport
+from salesflow.services.reports.artifacts import XLSX_MEDIA_TYPE
+
+CSV_MEDIA_TYPE = "text/csv"
 
 router = APIRouter(prefix="/excel", tags=["excel"], route_class=EnvelopeRoute)
 TEMPLATE_HEADERS = ["date", "sku", "product", "quantity", "unit_price", "order"]
@@ -128,7 +131,7 @@ async def import_sales(
     )
 
 
-@router.get("/template")
+@router.get("/template", responses=documented_file(XLSX_MEDIA_TYPE, CSV_MEDIA_TYPE))
 async def download_template(
     user: CurrentUser, format: Annotated[str, Query(pattern="^(xlsx|csv)$")] = "xlsx"
 ) -> Response:
@@ -138,7 +141,7 @@ async def download_template(
         csv.writer(text).writerows([TEMPLATE_HEADERS, TEMPLATE_EXAMPLE])
         return Response(
             text.getvalue(),
-            media_type="text/csv",
+            media_type=CSV_MEDIA_TYPE,
             headers={"Content-Disposition": 'attachment; filename="sales-import-template.csv"'},
         )
     workbook = Workbook()
@@ -150,6 +153,6 @@ async def download_template(
     workbook.save(buffer)
     return Response(
         buffer.getvalue(),
-        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        media_type=XLSX_MEDIA_TYPE,
         headers={"Content-Disposition": 'attachment; filename="sales-import-template.xlsx"'},
     )

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from salesflow.api.deps import CurrentUser, ReportsDep, SettingsDep, limit_expensive
 from salesflow.api.envelope import EnvelopeRoute
-from salesflow.api.errors import documented
+from salesflow.api.errors import documented, documented_file
 from salesflow.errors import InvalidInput, UpstreamTimeout
 from salesflow.models.analytics import Period
 from salesflow.models.reports import (
@@ -23,6 +23,7 @@ from salesflow.models.reports import (
     ReportRequest,
     ReportType,
 )
+from salesflow.services.reports.artifacts import MEDIA_TYPES
 from salesflow.state.tables import ReportJob
 
 router = APIRouter(prefix="/reports", tags=["reports"], route_class=EnvelopeRoute)
@@ -84,7 +85,11 @@ async def read_report_job(
     return job_state(await reports.get(job_id, user=user), request)
 
 
-@router.get("/jobs/{job_id}/download", responses=documented(404), response_class=FileResponse)
+@router.get(
+    "/jobs/{job_id}/download",
+    responses={**documented_file(*MEDIA_TYPES.values()), **documented(404)},
+    response_class=FileResponse,
+)
 async def download_report(job_id: str, user: CurrentUser, reports: ReportsDep) -> FileResponse:
     """The finished file (404 until the job is completed, or after the retention period)."""
     found = await reports.file(job_id, user=user)
@@ -92,7 +97,9 @@ async def download_report(job_id: str, user: CurrentUser, reports: ReportsDep) -
 
 
 @router.post(
-    "/generate", responses=documented(404, 429, 502, 503, 504), dependencies=[Depends(limit_expensive)]
+    "/generate",
+    responses={**documented_file(*MEDIA_TYPES.values()), **documented(404, 429, 502, 503, 504)},
+    dependencies=[Depends(limit_expensive)],
 )
 async def generate_report(
     body: GenerateReportRequest, user: CurrentUser, reports: ReportsDep, settings: SettingsDep

@@ -11,10 +11,8 @@ from pathlib import Path
 from salesflow.models.reports import ReportFormat
 
 EXTENSIONS = {ReportFormat.PDF: "pdf", ReportFormat.EXCEL: "xlsx"}
-MEDIA_TYPES = {
-    ReportFormat.PDF: "application/pdf",
-    ReportFormat.EXCEL: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MEDIA_TYPES = {ReportFormat.PDF: "application/pdf", ReportFormat.EXCEL: XLSX_MEDIA_TYPE}
 
 
 class ArtifactStore:

@@ -210,6 +210,7 @@ def _with_pipelines(
         history_days=settings.sales_history_days,
         max_history_days=settings.sales_max_history_days,
         refresh_seconds=settings.sales_refresh_seconds,
+        refresh_wait_seconds=settings.sales_refresh_wait_seconds,
         full_reload_seconds=settings.sales_full_reload_seconds,
         clock=clock,
     )

@@ -30,6 +30,7 @@ def test_readiness_reports_each_dependency(dev_api: httpx.Client) -> None:
         "redis": "disabled",
         "disk": "ok",
         "mail_outbox": "ok",
+        "scheduler": "disabled",
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
@@ -190,3 +191,40 @@ def test_answers_from_the_last_data_say_since_when(
         return answer.status_code == 200 and "x-data-stale-since" not in answer.headers
 
     wait_until(fresh_again, timeout=30, what="fresh answers after Java recovered")
+
+
+def test_a_slow_java_is_not_waited_for_when_the_lines_are_known(
+    prod_settings: Settings,
+    standin: tuple[UvicornThread, StandinState],
+    serve: Callable[[Settings], httpx.Client],
+    tokens: dict[str, str],
+) -> None:
+    """A due refresh that Java is slow to answer is waited for `SALES_REFRESH_WAIT_SECONDS`, not the deadline:
+    the answer uses the last lines (flagged stale) while the refresh goes on; fresh once Java answers."""
+    _, state = standin
+    deadline = 3.0
+    settings = prod_settings.model_copy(
+        update={
+            "java_deadline_seconds": deadline,
+            "sales_refresh_seconds": 0,
+            "sales_refresh_wait_seconds": 0.3,
+            "java_circuit_open_seconds": 0.2,
+        }
+    )
+    api = serve(settings)
+    auth = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    known = api.get("/analytics/stock", headers=auth)  # the lines and the products are known
+    assert known.status_code == 200 and "x-data-stale-since" not in known.headers
+    state.delay_seconds = 8  # slower than the deadline
+    for path in ("/analytics/sales?period=monthly", "/analytics/stock"):
+        started = time.monotonic()
+        answer = api.get(path, headers=auth)
+        assert time.monotonic() - started < deadline  # answered without waiting for Java, or its deadline
+        assert answer.status_code == 200 and "x-data-stale-since" in answer.headers
+    state.delay_seconds = 0
+
+    def fresh_again() -> bool:
+        answer = api.get("/analytics/sales", params={"period": "quarterly"}, headers=auth)
+        return answer.status_code == 200 and "x-data-stale-since" not in answer.headers
+
+    wait_until(fresh_again, timeout=30, what="fresh answers once Java is quick again")

@@ -13,9 +13,9 @@ the lines of the last `SALES_HISTORY_DAYS` in memory, sorted by time, with each 
 - a full reload every `SALES_FULL_RELOAD_SECONDS` picks up edits and deletions;
 - with Redis, the loaded lines are shared as an Arrow snapshot, so other processes start warm.
 
-Java stays the source of truth: when a refresh fails, the last lines are served (logged); when there are
-none, the failure propagates. Concurrent callers share one fetch (one lock), so a request burst reads the
-source once.
+Java stays the source of truth: when a refresh fails, or takes longer than `SALES_REFRESH_WAIT_SECONDS`, the
+last lines are served (logged, and flagged through `stale_since`); when there are none, the caller waits and a
+failure propagates. Concurrent callers share one fetch, so a request burst reads the source once.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -45,6 +45,8 @@ Clock = Callable[[], datetime]
 SNAPSHOT_KEY = cache_key("lines", "shared", kind="snapshot")
 _SNAPSHOT_TTL_SECONDS = 24 * 3600
 _SNAPSHOT_MIN_INTERVAL_SECONDS = 60.0
+RefreshKind = Literal["full", "extend", "tail"]
+T = TypeVar("T")
 MIN_RECHECK_SECONDS = 1.0  # while the source fails, how often at most it is tried again in the background
 
 
@@ -75,6 +77,7 @@ class SaleLineCache:
         history_days: int = 400,
         max_history_days: int = 800,
         refresh_seconds: float = 15.0,
+        refresh_wait_seconds: float = 2.0,
         full_reload_seconds: float = 3600.0,
         clock: Clock = utc_now,
     ) -> None:
@@ -85,6 +88,7 @@ class SaleLineCache:
         self.history_days = history_days
         self.max_history_days = max(max_history_days, history_days)
         self.refresh_seconds = refresh_seconds
+        self.refresh_wait_seconds = refresh_wait_seconds
         self.full_reload_seconds = full_reload_seconds
         self.clock = clock
         self.fetches = 0  # reads of the source's sale lines, for tests and metrics
@@ -96,11 +100,18 @@ class SaleLineCache:
         self._products_lock = asyncio.Lock()
         self._snapshot_written = 0.0
         self._full_reload_due = False
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
         # Since when the lines, and the products, served are the last known, the source failing (None: fresh).
         self._lines_stale_since: datetime | None = None
         self._products_stale_since: datetime | None = None
         self._rechecking: asyncio.Task[None] | None = None
+        self._refreshing: asyncio.Task[LinesState] | None = None
+        self._products_refreshing: asyncio.Task[pd.DataFrame] | None = None
+        # Writes through this service, and how many of them the lines and the products last read include:
+        # a read waits for data that includes every write.
+        self._writes = 0
+        self._lines_include_writes = 0
+        self._products_include_writes = 0
 
     @property
     def stale_since(self) -> datetime | None:
@@ -154,21 +165,47 @@ class SaleLineCache:
         return datetime.combine(self._java_now().date() - timedelta(days=days + 1), datetime.min.time())
 
     async def products(self) -> pd.DataFrame:
-        """Every product, refreshed at most once per `SALES_REFRESH_SECONDS`."""
-        async with self._products_lock:
-            stale = time.monotonic() - self._products_monotonic >= self.refresh_seconds
-            if self._products is None or stale:
-                try:
-                    self._products = await self.source.products()
-                    self._products_monotonic = time.monotonic()
-                    self._products_stale_since = None
-                except UpstreamError:
-                    if self._products is None:
-                        raise
-                    logger.warning("products refresh failed; serving the last products")
-                    self._products_monotonic = time.monotonic()  # not again before the next refresh
-                    self._mark_stale("products")
-            return self._products
+        """Every product, refreshed at most once per `SALES_REFRESH_SECONDS` (a slow refresh is waited for
+        `refresh_wait_seconds` when products are known, as for the lines)."""
+        while True:
+            async with self._products_lock:
+                known = self._products
+                if (
+                    known is not None
+                    and time.monotonic() - self._products_monotonic < self.refresh_seconds
+                    and self._products_include_writes == self._writes
+                ):
+                    return known
+                if self._products_refreshing is None:
+                    self._products_refreshing = self._spawn(self._refresh_products())
+                    self._products_refreshing.add_done_callback(self._products_refreshed)
+                refreshing = self._products_refreshing
+            if known is not None and self._products_include_writes == self._writes:
+                return await self._briefly(refreshing, "products") or known
+            fresh = await asyncio.shield(refreshing)  # its failure is the caller's: no products known
+            if self._products_include_writes == self._writes:
+                return fresh
+            # That refresh began before a write through this service: the next one includes it.
+
+    async def _refresh_products(self) -> pd.DataFrame:
+        writes = self._writes
+        try:
+            products = await self.source.products()
+        except UpstreamError:
+            if self._products is None:
+                raise
+            logger.warning("products refresh failed; serving the last products")
+            self._products_monotonic = time.monotonic()  # not again before the next refresh
+            self._mark_stale("products")
+            raise
+        self._products = products
+        self._products_monotonic = time.monotonic()
+        self._products_stale_since = None
+        self._products_include_writes = writes
+        return products
+
+    def _products_refreshed(self, task: asyncio.Task[pd.DataFrame]) -> None:
+        self._products_refreshing = None
 
     def invalidate(self, *, full: bool = False) -> None:
         """Refresh on the next read (after a write through this service); `full` when the write may be
@@ -176,6 +213,7 @@ class SaleLineCache:
         self._refreshed_monotonic = 0.0
         self._products_monotonic = 0.0
         self._full_reload_due = self._full_reload_due or full
+        self._writes += 1
 
     async def aclose(self) -> None:
         for task in list(self._background):
@@ -183,35 +221,107 @@ class SaleLineCache:
         await asyncio.gather(*self._background, return_exceptions=True)
 
     async def _lines_since(self, since: datetime) -> LinesState:
-        async with self._lines_lock:
-            state = self._state or await self._read_snapshot()
-            now = self._java_now()
-            try:
-                # Cold: load everything kept, so that every pipeline of a burst is served. A full reload
-                # (periodic, or after a write of dated sales) starts there too, dropping any extension.
-                if (
-                    state is None
-                    or self._full_reload_due
-                    or (now - state.loaded_at).total_seconds() >= self.full_reload_seconds
-                ):
-                    self._full_reload_due = False
-                    state = await self._full_load(min(self._start_of_history(self.history_days), since), now)
-                elif since < state.since:  # an older window: keep its lines too, one read for all its kind
-                    state = await self._full_load(since, now)
-                elif time.monotonic() - self._refreshed_monotonic >= self.refresh_seconds:
-                    state = await self._incremental(state, now)
-            except UpstreamError:
-                if self._state is None or since < self._state.since:  # nothing known covers the window
-                    raise
-                logger.warning("sale lines refresh failed; serving the last lines", exc_info=True)
-                # Not again before the next refresh is due: a hung source must not stall every request.
-                self._refreshed_monotonic = time.monotonic()
-                self._mark_stale("lines")
-                return self._state
-            if state is not self._state:
-                self._lines_stale_since = None  # the source answered: the lines are fresh again
-            self._state = state
-            return state
+        """The lines since `since`, refreshed when due. One refresh runs at a time, in a task of its own:
+        while known lines cover the window, a caller waits for it at most `refresh_wait_seconds`, then is
+        answered from the last known lines (flagged stale) while the refresh goes on; with nothing known that
+        covers the window (or right after a write through this service), it waits for the refresh."""
+        while True:
+            async with self._lines_lock:
+                state = self._state = self._state or await self._read_snapshot()
+                now = self._java_now()
+                refresh = self._refresh_due(state, since, now)
+                if refresh is None:
+                    assert state is not None  # a refresh is always due without lines
+                    return state
+                if self._refreshing is None:
+                    self._refreshing = self._start(refresh, state, since, now)
+                refreshing = self._refreshing
+                must_wait = state is None or since < state.since or self._lines_include_writes < self._writes
+            if must_wait:
+                fresh = await asyncio.shield(
+                    refreshing
+                )  # its failure is the caller's: nothing known covers it
+                if since >= fresh.since and self._lines_include_writes == self._writes:
+                    return fresh
+                continue  # that refresh did not read all the window, or began before a write
+            assert state is not None
+            return await self._briefly(refreshing, "lines") or state
+
+    def _refresh_due(self, state: LinesState | None, since: datetime, now: datetime) -> RefreshKind | None:
+        # Cold: load everything kept, so that every pipeline of a burst is served. A full reload (periodic, or
+        # after a write of dated sales) starts there too, dropping any extension.
+        if (
+            state is None
+            or self._full_reload_due
+            or (now - state.loaded_at).total_seconds() >= self.full_reload_seconds
+        ):
+            return "full"
+        if since < state.since:  # an older window: keep its lines too, one read for all its kind
+            return "extend"
+        if (
+            time.monotonic() - self._refreshed_monotonic >= self.refresh_seconds
+            or self._lines_include_writes < self._writes
+        ):
+            return "tail"
+        return None
+
+    def _start(
+        self, refresh: RefreshKind, state: LinesState | None, since: datetime, now: datetime
+    ) -> asyncio.Task[LinesState]:
+        if refresh == "full":
+            self._full_reload_due = False
+        task = self._spawn(self._refresh(refresh, state, since, now))
+        task.add_done_callback(self._lines_refreshed)
+        return task
+
+    def _lines_refreshed(self, task: asyncio.Task[LinesState]) -> None:
+        self._refreshing = None
+
+    def _spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(_forget)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _briefly(self, refreshing: asyncio.Task[T], which: Literal["lines", "products"]) -> T | None:
+        """The refresh's result if it ends within `refresh_wait_seconds`; None when it is slower (it goes on;
+        the answer uses the last known data, flagged stale) or the source failed (already flagged)."""
+        done, _ = await asyncio.wait({refreshing}, timeout=self.refresh_wait_seconds)
+        if refreshing not in done:
+            logger.warning("%s refresh is slow; serving the last known", which)
+            self._mark_stale(which)
+            return None
+        error = refreshing.exception()
+        if error is None:
+            return refreshing.result()
+        if isinstance(error, UpstreamError):
+            return None
+        raise error
+
+    async def _refresh(
+        self, refresh: RefreshKind, state: LinesState | None, since: datetime, now: datetime
+    ) -> LinesState:
+        writes = self._writes
+        try:
+            if refresh == "full" or state is None:
+                fresh = await self._full_load(min(self._start_of_history(self.history_days), since), now)
+            elif refresh == "extend":
+                fresh = await self._full_load(since, now)
+            else:
+                fresh = await self._incremental(state, now)
+        except UpstreamError:
+            if self._state is None:
+                raise
+            logger.warning("sale lines refresh failed; serving the last lines", exc_info=True)
+            # Not again before the next refresh is due: a hung source must not stall every request.
+            self._refreshed_monotonic = time.monotonic()
+            self._mark_stale("lines")
+            raise
+        self._state = fresh
+        self._lines_stale_since = None  # the source answered: the lines are fresh again
+        self._lines_include_writes = writes
+        return fresh
 
     async def _full_load(self, since: datetime, now: datetime) -> LinesState:
         self.fetches += 1
@@ -276,6 +386,12 @@ class SaleLineCache:
             return None
         logger.info("sale lines loaded from the shared snapshot", extra={"lines": len(state.lines)})
         return state
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    """Retrieve a background task's outcome: callers that stopped waiting for it never will."""
+    if not task.cancelled():
+        task.exception()
 
 
 def business_days(sold_at: pd.Series, java_tz: ZoneInfo, business_tz: ZoneInfo) -> pd.Series:

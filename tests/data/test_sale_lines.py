@@ -216,3 +216,20 @@ async def test_recorded_sales_show_up_at_once(make_settings: Callable[..., Setti
         assert new["total_transactions"] == old["total_transactions"] + 1
     finally:
         await resources.aclose()
+
+
+async def test_products_changed_in_java_arrive_with_the_next_due_refresh(
+    java_source: JavaDataSource, standin
+) -> None:
+    _, state = standin
+    lines = make_lines(java_source, refresh_seconds=0)
+    before = await lines.products()
+    sku = before.sort_values("stock_quantity")["sku"].iloc[-1]
+    sold = state.store.record_sales(
+        [SaleInput(items=(SaleItemInput(quantity=3, sku=sku),))], semantics="java", now=state.now()
+    )
+    assert sold.lines_written == 1
+    after = await lines.products()  # Java answers within the wait: the fresh products
+    stock = dict(zip(after["sku"], after["stock_quantity"], strict=True))
+    assert stock[sku] == int(before.loc[before["sku"] == sku, "stock_quantity"].iloc[0]) - 3
+    assert lines.stale_since is None

@@ -181,7 +181,8 @@ class SaleLineCache:
                     self._products_refreshing.add_done_callback(self._products_refreshed)
                 refreshing = self._products_refreshing
             if known is not None and self._products_include_writes == self._writes:
-                return await self._briefly(refreshing, "products") or known
+                fresh = await self._briefly(refreshing, "products")
+                return known if fresh is None else fresh
             fresh = await asyncio.shield(refreshing)  # its failure is the caller's: no products known
             if self._products_include_writes == self._writes:
                 return fresh
@@ -245,7 +246,8 @@ class SaleLineCache:
                     return fresh
                 continue  # that refresh did not read all the window, or began before a write
             assert state is not None
-            return await self._briefly(refreshing, "lines") or state
+            fresh = await self._briefly(refreshing, "lines")
+            return state if fresh is None else fresh
 
     def _refresh_due(self, state: LinesState | None, since: datetime, now: datetime) -> RefreshKind | None:
         # Cold: load everything kept, so that every pipeline of a burst is served. A full reload (periodic, or

@@ -98,3 +98,7 @@ class UpstreamUnavailable(UpstreamError):
 
 class UpstreamTimeout(UpstreamError):
     """Raised when Java does not answer within the configured timeout."""
+
+
+class QueueUnavailable(SalesflowError):
+    """Raised when a job cannot be handed to the job queue (Redis is away)."""

@@ -18,7 +18,7 @@ from salesflow.config import Settings
 from salesflow.integration.java_demo import DEV_SECRET, StandinState
 from tests.api.test_reports import finished
 from tests.conftest import _reset_postgres
-from tests.servers import answers, free_port, wait_until
+from tests.servers import RedisProcess, answers, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -148,6 +148,27 @@ def test_a_worker_killed_mid_job_loses_nothing(
     assert files == sorted(f"{i}.pdf" for i in ids)  # one file per job, whatever its attempts
     makers = {int(str(s["worker"]).rsplit(":", 1)[1]) for s in states}
     assert survivor in makers
+
+
+def test_a_job_submitted_while_redis_is_away_is_sent_once_it_is_back(
+    serve: Callable[..., httpx.Client],
+    distributed: Settings,
+    start_worker: Callable[..., subprocess.Popen[bytes]],
+    redis_server: RedisProcess,
+    tokens: dict[str, str],
+) -> None:
+    """The job is accepted and kept queued in the state database; the sweep sends it when Redis returns."""
+    api = serve(distributed)
+    admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    redis_server.stop()
+    accepted = api.post("/reports/jobs", json={"report_type": "stock", "format": "pdf"}, headers=admin)
+    assert accepted.status_code == 202
+    job_id = accepted.json()["job_id"]
+    assert api.get(f"/reports/jobs/{job_id}", headers=admin).json()["status"] == "queued"
+    redis_server.start()
+    start_worker()
+    state = finished(api, job_id, admin)
+    assert state["status"] == "completed" and state["attempts"] == 1
 
 
 def _gauge(text: str, name: str, **labels: str) -> float:

@@ -26,6 +26,7 @@ STATUS_BY_ERROR: dict[type[errors.SalesflowError], int] = {
     errors.UpstreamUnavailable: 503,
     errors.UpstreamTimeout: 504,
     errors.UpstreamError: 502,
+    errors.QueueUnavailable: 503,
 }
 
 

@@ -238,12 +238,10 @@ class SaleLineCache:
                     self._refreshing = self._start(refresh, state, since, now)
                 refreshing = self._refreshing
                 must_wait = state is None or since < state.since or self._lines_include_writes < self._writes
-            if must_wait:
-                fresh = await asyncio.shield(
-                    refreshing
-                )  # its failure is the caller's: nothing known covers it
-                if since >= fresh.since and self._lines_include_writes == self._writes:
-                    return fresh
+            if must_wait:  # its failure is the caller's: nothing known covers the window
+                loaded = await asyncio.shield(refreshing)
+                if since >= loaded.since and self._lines_include_writes == self._writes:
+                    return loaded
                 continue  # that refresh did not read all the window, or began before a write
             assert state is not None
             fresh = await self._briefly(refreshing, "lines")

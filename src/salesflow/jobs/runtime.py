@@ -16,10 +16,13 @@ from typing import Annotated, Any
 
 import anyio
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends, TaskiqMessage, TaskiqMiddleware
+from taskiq.exceptions import SendTaskError
 from taskiq_redis import RedisStreamBroker
 
 from salesflow.config import Settings
+from salesflow.errors import QueueUnavailable
 from salesflow.metrics import JobMetrics
 
 QUEUE = "salesflow:jobs"
@@ -131,13 +134,19 @@ class JobRuntime:
             setattr(self.broker.state, name, service)
 
     async def enqueue_report(self, job_id: str) -> None:
-        await self._generate_report.kiq(job_id)
+        await self._send(self._generate_report, job_id)
 
     async def enqueue_demand_chunk(self, as_of: str, index: int, count: int, product_ids: list[int]) -> None:
-        await self._forecast_chunk.kiq(as_of, index, count, product_ids)
+        await self._send(self._forecast_chunk, as_of, index, count, product_ids)
 
     async def enqueue_alert_check(self, trigger: str, slot: datetime | None = None) -> None:
-        await self._check_alerts.kiq(trigger, slot.isoformat() if slot else None)
+        await self._send(self._check_alerts, trigger, slot.isoformat() if slot else None)
+
+    async def _send(self, task: Any, *args: Any) -> None:
+        try:
+            await task.kiq(*args)
+        except (SendTaskError, RedisError, OSError) as exc:
+            raise QueueUnavailable("the job queue (Redis) is unavailable; try again shortly") from exc
 
     async def startup(self) -> None:
         await self.broker.startup()

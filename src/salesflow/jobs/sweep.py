@@ -1,4 +1,5 @@
-"""The periodic sweep: jobs whose worker died go back to the runtime, report files past retention go away.
+"""The periodic sweep: jobs whose worker died go back to the runtime, jobs queued while the job queue was away
+are sent to it, report files past retention go away.
 
 Every API process sweeps every `JOB_SWEEP_SECONDS`; a job handed back twice is still run once (its claim is
 conditional), and removing a removed file is a no-op. (APScheduler takes this over with the schedules.)
@@ -16,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 async def sweep_once(resources: Resources) -> tuple[int, int]:
-    requeued = await resources.reports.requeue_stale()
+    requeued = await resources.reports.requeue_stale() + await resources.reports.send_unsent()
     removed = await resources.reports.remove_expired(retention_days=resources.settings.report_retention_days)
     if requeued or removed:
         logger.info("job sweep", extra={"requeued": requeued, "files_removed": removed})

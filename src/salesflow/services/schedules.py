@@ -174,7 +174,7 @@ class ScheduleService:
             logger.info(
                 "schedule fired", extra={"schedule_id": schedule.id, "fire_time": fire_time.isoformat()}
             )
-            await self.reports.enqueue(job.id)
+            await self.reports.send(job.id)
         return job
 
     async def catch_up(self, *, grace: timedelta) -> int:

@@ -174,7 +174,11 @@ class ReportJobs:
                 update(ReportJob)
                 .where(ReportJob.id.in_(ids), held)
                 .values(
-                    status=JobStatus.QUEUED, attempts=ReportJob.attempts - 1, lease_until=None, worker=None
+                    status=JobStatus.QUEUED,
+                    attempts=ReportJob.attempts - 1,
+                    lease_until=None,
+                    worker=None,
+                    enqueued_at=None,
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -189,6 +193,23 @@ class ReportJobs:
     async def queued(self) -> Sequence[str]:
         """Jobs waiting for a worker, oldest first."""
         return await self._ids(ReportJob.status == JobStatus.QUEUED)
+
+    async def unsent(self, *, older_than: timedelta) -> Sequence[str]:
+        """Queued jobs whose message never reached the job queue (it was away), oldest first."""
+        return await self._ids(
+            (ReportJob.status == JobStatus.QUEUED)
+            & ReportJob.enqueued_at.is_(None)
+            & (ReportJob.created_at < self.clock() - older_than)
+        )
+
+    async def mark_sent(self, job_id: str) -> None:
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                update(ReportJob)
+                .where(ReportJob.id == job_id)
+                .values(enqueued_at=self.clock())
+                .execution_options(synchronize_session=False)
+            )
 
     async def count_by_status(self) -> dict[str, int]:
         async with self.db.session() as session:

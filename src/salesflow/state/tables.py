@@ -65,6 +65,7 @@ class ReportJob(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     worker: Mapped[str | None] = mapped_column(String(128))  # host:pid holding the current attempt
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None: its message is not sent yet
     schedule_id: Mapped[str | None] = mapped_column(String(32))
     fire_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

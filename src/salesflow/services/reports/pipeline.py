@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import anyio
 
-from salesflow.errors import NotFound, SalesflowError
+from salesflow.errors import NotFound, QueueUnavailable, SalesflowError
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.auth import User
 from salesflow.models.reports import JobStatus, ReportFormat, ReportRequest, ReportType
@@ -36,6 +36,8 @@ from salesflow.state.report_jobs import NewJob, ReportJobs
 from salesflow.state.tables import ReportJob
 
 logger = logging.getLogger(__name__)
+
+UNSENT_AFTER = timedelta(seconds=5)  # a job younger than this may still be being sent by its submitter
 
 
 RENDERERS: dict[ReportFormat, Callable[[ReportContent], bytes]] = {
@@ -94,8 +96,28 @@ class ReportService:
                 end_date=request.end_date,
             )
         )
-        await self.enqueue(job.id)
+        await self.send(job.id)
         return job
+
+    async def send(self, job_id: str) -> bool:
+        """Hand a queued job to the job runtime; when the queue is away, the job stays queued in the state
+        database and the sweep sends it once the queue is back (`send_unsent`)."""
+        try:
+            await self.enqueue(job_id)
+        except QueueUnavailable:
+            logger.warning("job queue unavailable; the sweep will send the job", extra={"job_id": job_id})
+            return False
+        await self.jobs.mark_sent(job_id)
+        return True
+
+    async def send_unsent(self) -> int:
+        """Send the queued jobs whose message never reached the queue; how many were sent."""
+        sent = 0
+        for job_id in await self.jobs.unsent(older_than=UNSENT_AFTER):
+            if not await self.send(job_id):
+                break  # still away: the next sweep tries again
+            sent += 1
+        return sent
 
     async def run(self, job_id: str) -> None:
         """One attempt at a job (what the runtime's task does); a no-op when another attempt holds it."""
@@ -167,7 +189,7 @@ class ReportService:
         in-process broker, the next start takes them from the state database)."""
         released = await self.jobs.release_held()
         for job_id in released if requeue else ():
-            await self.enqueue(job_id)
+            await self.send(job_id)
         if released:
             logger.info("report jobs handed back", extra={"job_ids": released})
         return len(released)
@@ -177,14 +199,14 @@ class ReportService:
         stopped are only in the state database (a job enqueued twice still runs once)."""
         queued = await self.jobs.queued()
         for job_id in queued:
-            await self.enqueue(job_id)
+            await self.send(job_id)
         return len(queued)
 
     async def requeue_stale(self) -> int:
         """Hand jobs whose worker died (lease expired) back to the runtime; `run` decides what to do."""
         stale = await self.jobs.stale()
         for job_id in stale:
-            await self.enqueue(job_id)
+            await self.send(job_id)
         return len(stale)
 
     async def remove_expired(self, *, retention_days: int) -> int:

@@ -171,6 +171,28 @@ def test_a_job_submitted_while_redis_is_away_is_sent_once_it_is_back(
     assert state["status"] == "completed" and state["attempts"] == 1
 
 
+def test_a_worker_takes_jobs_again_after_redis_restarted_empty(
+    serve: Callable[..., httpx.Client],
+    distributed: Settings,
+    start_worker: Callable[..., subprocess.Popen[bytes]],
+    redis_server: RedisProcess,
+    tokens: dict[str, str],
+) -> None:
+    api = serve(distributed)
+    admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    worker = start_worker()
+    body = {"report_type": "stock", "format": "excel"}
+
+    def run_one() -> dict[str, object]:
+        return finished(api, api.post("/reports/jobs", json=body, headers=admin).json()["job_id"], admin)
+
+    assert run_one()["status"] == "completed"
+    redis_server.stop()
+    redis_server.start()  # empty: no stream, no consumer group
+    assert run_one()["status"] == "completed"  # sent before the worker declared the queue again, or after
+    assert worker.poll() is None
+
+
 def _gauge(text: str, name: str, **labels: str) -> float:
     wanted = name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
     return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(wanted)))

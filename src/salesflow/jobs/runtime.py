@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import anyio
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends, TaskiqMessage, TaskiqMiddleware
 from taskiq.exceptions import SendTaskError
 from taskiq_redis import RedisStreamBroker
@@ -112,6 +112,18 @@ class JobRuntime:
     @property
     def distributed(self) -> bool:
         return isinstance(self.broker, RedisStreamBroker)
+
+    async def declare_queue(self) -> None:
+        """The workers' consumer group, from the stream's first message: after Redis restarted empty,
+        messages sent before a worker came back are still delivered (claims make a replay harmless)."""
+        if not isinstance(self.broker, RedisStreamBroker):
+            return
+        async with Redis(connection_pool=self.broker.connection_pool) as redis:
+            try:
+                await redis.xgroup_create(QUEUE, CONSUMER_GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):  # it exists: nothing to do
+                    raise
 
     async def queue_depth(self) -> dict[str, int]:
         """Messages of the Redis queue not yet delivered to a worker (`waiting`) and delivered but not yet

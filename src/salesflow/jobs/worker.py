@@ -19,12 +19,14 @@ from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
 from salesflow.config import Settings
+from salesflow.jobs.runtime import JobRuntime
 from salesflow.jobs.sweep import sweep_jobs
 from salesflow.resources import build_resources
 
 logger = logging.getLogger(__name__)
 
 STOP_SECONDS = 5.0  # for the receiver to let go of the queue once no job runs
+RECONNECT_SECONDS = 1.0
 
 
 async def run_worker(settings: Settings) -> int:
@@ -39,15 +41,7 @@ async def run_worker(settings: Settings) -> int:
         jobs = resources.jobs
         jobs.broker.is_worker_process = True
         no_more_messages = asyncio.Event()
-        receiver = Receiver(
-            jobs.broker,
-            executor=None,
-            max_async_tasks=settings.job_worker_concurrency,
-            ack_type=AcknowledgeType.WHEN_EXECUTED,
-            run_startup=False,
-            wait_tasks_timeout=jobs.grace_seconds,
-        )
-        receiving = asyncio.create_task(receiver.listen(no_more_messages))
+        receiving = asyncio.create_task(_receive(jobs, settings.job_worker_concurrency, no_more_messages))
         # Workers sweep too: a job whose worker died is handed back by whoever notices its lease expired
         # (Redis only redelivers an unacknowledged message when new ones arrive).
         sweeper = asyncio.create_task(sweep_jobs(resources))
@@ -70,3 +64,23 @@ async def run_worker(settings: Settings) -> int:
             metrics_server.shutdown()
         await resources.aclose()
     return 0
+
+
+async def _receive(jobs: JobRuntime, concurrency: int, no_more_messages: asyncio.Event) -> None:
+    """Take messages until `no_more_messages`; when Redis goes away, wait for it and take them again (a Redis
+    that restarted empty gets the queue declared anew, from its first message)."""
+    while not no_more_messages.is_set():
+        receiver = Receiver(
+            jobs.broker,
+            executor=None,
+            max_async_tasks=concurrency,
+            ack_type=AcknowledgeType.WHEN_EXECUTED,
+            run_startup=False,
+            wait_tasks_timeout=jobs.grace_seconds,
+        )
+        try:
+            await jobs.declare_queue()
+            await receiver.listen(no_more_messages)
+        except Exception:
+            logger.warning("job queue unreachable; trying again", exc_info=True)
+            await asyncio.sleep(RECONNECT_SECONDS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -27,11 +27,14 @@ from salesflow.services.ml.forecasting import ForecastService
 from salesflow.services.reports.pipeline import ReportService
 from salesflow.services.schedules import ScheduleService
 
+# Every dependency is `async def`, however trivial: FastAPI runs a plain `def` in its thread pool, and those
+# hand-offs (GIL included) put a tail of 150-300 ms on p99 under load (bench/production.py).
+
 # Declares the bearer scheme in OpenAPI; the header itself is parsed below for precise 401 details.
 _bearer_scheme = HTTPBearer(auto_error=False, description="Java-issued JWT (any token in DEV mode)")
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
@@ -39,47 +42,47 @@ def get_resources(request: Request) -> Resources:
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-def get_settings_dep(resources: ResourcesDep) -> Settings:
+async def get_settings_dep(resources: ResourcesDep) -> Settings:
     return resources.settings
 
 
-def get_cache(resources: ResourcesDep) -> Cache:
+async def get_cache(resources: ResourcesDep) -> Cache:
     return resources.cache
 
 
-def get_data_source(resources: ResourcesDep) -> DataSource:
+async def get_data_source(resources: ResourcesDep) -> DataSource:
     return resources.data_source
 
 
-def get_sales_analytics(resources: ResourcesDep) -> SalesAnalyticsService:
+async def get_sales_analytics(resources: ResourcesDep) -> SalesAnalyticsService:
     return resources.sales_analytics
 
 
-def get_stock_analytics(resources: ResourcesDep) -> StockAnalyticsService:
+async def get_stock_analytics(resources: ResourcesDep) -> StockAnalyticsService:
     return resources.stock_analytics
 
 
-def get_forecasts(resources: ResourcesDep) -> ForecastService:
+async def get_forecasts(resources: ResourcesDep) -> ForecastService:
     return resources.forecasts
 
 
-def get_anomalies(resources: ResourcesDep) -> AnomalyService:
+async def get_anomalies(resources: ResourcesDep) -> AnomalyService:
     return resources.anomalies
 
 
-def get_imports(resources: ResourcesDep) -> ImportService:
+async def get_imports(resources: ResourcesDep) -> ImportService:
     return resources.imports
 
 
-def get_reports(resources: ResourcesDep) -> ReportService:
+async def get_reports(resources: ResourcesDep) -> ReportService:
     return resources.reports
 
 
-def get_schedules(resources: ResourcesDep) -> ScheduleService:
+async def get_schedules(resources: ResourcesDep) -> ScheduleService:
     return resources.schedules
 
 
-def get_alerts(resources: ResourcesDep) -> AlertService:
+async def get_alerts(resources: ResourcesDep) -> AlertService:
     return resources.alerts
 
 
@@ -158,10 +161,10 @@ async def limit_expensive(user: CurrentUser, resources: ResourcesDep) -> None:
         await count_request(resources.cache, EXPENSIVE, user.subject, limit=limit, what="expensive requests")
 
 
-def require_roles(*roles: str) -> Callable[[User], None]:
+def require_roles(*roles: str) -> Callable[[User], Awaitable[None]]:
     """Guard for `dependencies=[Depends(require_roles("ADMIN"))]`: 403 unless the caller has a role."""
 
-    def guard(user: CurrentUser) -> None:
+    async def guard(user: CurrentUser) -> None:
         if not user.has_any_role(*roles):
             raise PermissionDenied(f"This action requires the role {' or '.join(roles)}")
 

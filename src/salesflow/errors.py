@@ -96,9 +96,21 @@ class UpstreamUnavailable(UpstreamError):
     """Raised when Java cannot be reached, refuses the connection or answers 5xx."""
 
 
+class UpstreamMalformed(UpstreamError):
+    """Raised when Java answers with a body that does not follow its contract (not JSON, wrong shape)."""
+
+
 class UpstreamTimeout(UpstreamError):
     """Raised when Java does not answer within the configured timeout."""
 
 
 class QueueUnavailable(SalesflowError):
     """Raised when a job cannot be handed to the job queue (Redis is away)."""
+
+
+class StateUnavailable(SalesflowError):
+    """Raised when the state database (jobs, schedules, alerts, imports, mail) cannot be reached."""
+
+
+class StorageFull(SalesflowError):
+    """Raised when a file cannot be written because its disk is full."""

@@ -228,3 +228,25 @@ def test_a_slow_java_is_not_waited_for_when_the_lines_are_known(
         return answer.status_code == 200 and "x-data-stale-since" not in answer.headers
 
     wait_until(fresh_again, timeout=30, what="fresh answers once Java is quick again")
+
+
+def test_java_answering_garbage_is_an_upstream_failure_not_a_crash(
+    prod_settings: Settings,
+    standin: tuple[UvicornThread, StandinState],
+    serve: Callable[[Settings], httpx.Client],
+    tokens: dict[str, str],
+) -> None:
+    """Bodies that are not JSON: known data answers (flagged stale); what needs Java now says why it fails."""
+    _, state = standin
+    api = serve(prod_settings.model_copy(update={"sales_refresh_seconds": 0}))
+    auth = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    assert api.get("/analytics/stock", headers=auth).status_code == 200  # lines and products known
+    state.garbage = True
+    stale = api.get("/analytics/sales", params={"period": "monthly"}, headers=auth)
+    assert stale.status_code == 200 and "x-data-stale-since" in stale.headers
+    ready = api.get("/health/ready")  # asks Java afresh
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["data_source"]["detail"] == (
+        "Java answered /actuator/health with a body that does not follow its contract (DecodeError)"
+    )
+    state.garbage = False

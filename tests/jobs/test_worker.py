@@ -193,6 +193,27 @@ def test_a_worker_takes_jobs_again_after_redis_restarted_empty(
     assert worker.poll() is None
 
 
+def test_jobs_whose_messages_redis_lost_are_sent_again(
+    serve: Callable[..., httpx.Client],
+    distributed: Settings,
+    start_worker: Callable[..., subprocess.Popen[bytes]],
+    redis_server: RedisProcess,
+    tokens: dict[str, str],
+) -> None:
+    """A job queued (its message in Redis) when Redis restarts empty: the worker that finds the queue gone
+    sends the queued jobs again at once (not after a 10-minute lease)."""
+    api = serve(distributed.model_copy(update={"report_job_timeout_seconds": 600.0}))
+    admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    job_id = api.post("/reports/jobs", json={"report_type": "stock", "format": "pdf"}, headers=admin).json()[
+        "job_id"
+    ]
+    redis_server.stop()
+    redis_server.start()  # empty: the message is gone
+    start_worker(REPORT_JOB_TIMEOUT_SECONDS="600")
+    state = finished(api, job_id, admin)
+    assert state["status"] == "completed" and state["attempts"] == 1
+
+
 def _gauge(text: str, name: str, **labels: str) -> float:
     wanted = name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
     return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(wanted)))

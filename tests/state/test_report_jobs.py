@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from salesflow.errors import StateUnavailable
 from salesflow.models.reports import JobStatus
 from salesflow.state.database import StateDatabase
 from salesflow.state.report_jobs import NewJob, ReportJobs
@@ -84,3 +85,16 @@ async def test_pages_are_newest_first_and_per_owner(database: StateDatabase) -> 
     assert total == 3 and [j.id for j in everyone] == [ids[2], ids[1]]
     mine, total = await jobs.page(owner="a", offset=0, limit=10)
     assert total == 2 and [j.id for j in mine] == [ids[2], ids[0]]
+
+
+async def test_a_database_that_cannot_be_reached_is_state_unavailable() -> None:
+    """Nothing listens on port 1 of loopback: a clean `StateUnavailable` (503), not a driver error."""
+    async with StateDatabase.open("postgresql+asyncpg://salesflow@127.0.0.1:1/nothing") as db:
+        with pytest.raises(StateUnavailable, match="the state database is unavailable"):
+            await ReportJobs(db, clock=Clock()).get("0" * 32)
+
+
+async def test_a_second_run_of_a_slot_is_still_refused_by_its_constraint(database: StateDatabase) -> None:
+    jobs = ReportJobs(database, clock=Clock())
+    assert await jobs.create_scheduled(JOB, schedule_id="s" * 32, fire_time=START) is not None
+    assert await jobs.create_scheduled(JOB, schedule_id="s" * 32, fire_time=START) is None

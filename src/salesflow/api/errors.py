@@ -27,6 +27,8 @@ STATUS_BY_ERROR: dict[type[errors.SalesflowError], int] = {
     errors.UpstreamTimeout: 504,
     errors.UpstreamError: 502,
     errors.QueueUnavailable: 503,
+    errors.StateUnavailable: 503,
+    errors.StorageFull: 507,
 }
 
 

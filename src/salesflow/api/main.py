@@ -77,7 +77,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         if settings.demand_forecasts:
             background.append(loop.create_task(app.state.resources.demand_forecasts.run()))
         resources = app.state.resources
-        if not resources.jobs.distributed:  # the in-process queue died with the last process
+        # The in-process queue died with the last process; a Redis queue may have been lost with its data.
+        if not resources.jobs.distributed or await resources.jobs.declare_queue():
             await resources.reports.requeue_queued()
         background.append(loop.create_task(sweep_jobs(resources)))
         background.append(

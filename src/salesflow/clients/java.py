@@ -8,11 +8,12 @@ reads run under a service account that logs in again before its token expires an
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -27,6 +28,7 @@ from salesflow.clients.circuit import CircuitBreaker, CircuitOpen
 from salesflow.data.sources.base import SaleInput
 from salesflow.errors import (
     NotFound,
+    UpstreamMalformed,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -34,6 +36,8 @@ from salesflow.errors import (
 from salesflow.metrics import JAVA_CALLS, JAVA_DURATION
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _RETRY_STATUSES = frozenset({502, 503, 504})
 _BACKOFF_SECONDS = 0.2
@@ -125,7 +129,7 @@ class JavaClient:
         if response.status_code == 400:
             raise UpstreamRejected("Java refused the login (wrong phone number or password)", status=400)
         _raise_for_status(response)
-        return java_codec.login_decoder.decode(response.content).access_token
+        return _decoded("/auth/login", java_codec.login_decoder.decode, response.content).access_token
 
     async def products(self) -> pd.DataFrame:
         """Products with categories; `/products` and `/inventory` are fetched concurrently."""
@@ -137,19 +141,22 @@ class JavaClient:
         if isinstance(inventory, BaseException):
             # Categories only enrich the answer; the products themselves are authoritative.
             logger.warning("java /inventory failed; categories unknown", extra={"error": str(inventory)})
-            return java_codec.decode_products(products, None)
-        return java_codec.decode_products(products, inventory)
+            return _decoded("/products", java_codec.decode_products, products, None)
+        return _decoded("/products", java_codec.decode_products, products, inventory)
 
     async def sale_history(self, days: int) -> pd.DataFrame:
         """`GET /sales/history?days=N`: lines of sales since the start of (Java's today - N days)."""
         raw = await self._service_get("/sales/history", params={"days": days})
-        return await anyio.to_thread.run_sync(java_codec.decode_sale_lines, raw)
+        return await anyio.to_thread.run_sync(_decoded, "/sales/history", java_codec.decode_sale_lines, raw)
 
     async def daily_quantity_by_sku(self, sku: str, *, days: int, today: date) -> pd.Series:
         """`GET /sales/history/by-sku/{sku}`, zero-filled: Java lists only the days that have sales."""
         path = f"/sales/history/by-sku/{quote(sku, safe='')}"
         raw = await self._service_get(path, params={"days": days})
-        return java_codec.decode_daily_quantities(raw, start=today - timedelta(days=days), end=today)
+        start = today - timedelta(days=days)
+        return _decoded(
+            path, functools.partial(java_codec.decode_daily_quantities, start=start, end=today), raw
+        )
 
     async def bulk_sales(self, sales: Sequence[SaleInput], *, token: str) -> None:
         """`POST /sales/bulk` with the caller's own token; Java's 200 `text/plain` reply is success."""
@@ -165,7 +172,7 @@ class JavaClient:
         """`GET /actuator/health` (outside `/api/v1`): raises unless Java says UP."""
         response = await self._send("GET", f"{root_url}/actuator/health", token=None, idempotent=True)
         _raise_for_status(response)
-        if msgspec.json.decode(response.content).get("status") != "UP":
+        if _decoded("/actuator/health", msgspec.json.decode, response.content).get("status") != "UP":
             raise UpstreamUnavailable("Java reports it is not UP")
 
     async def _service_get(self, path: str, params: dict[str, Any] | None = None) -> bytes:
@@ -253,6 +260,16 @@ class JavaClient:
                     return response
             await asyncio.sleep(_BACKOFF_SECONDS * 2**attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _decoded(where: str, decode: Callable[..., T], *args: Any) -> T:
+    """`decode(*args)`; a body that does not follow Java's contract is an upstream failure, not a crash."""
+    try:
+        return decode(*args)
+    except (msgspec.MsgspecError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UpstreamMalformed(
+            f"Java answered {where} with a body that does not follow its contract ({type(exc).__name__})"
+        ) from exc
 
 
 def _raise_for_status(response: httpx.Response) -> None:

@@ -55,6 +55,7 @@ class StandinState:
     login_count: int = 0
     requests: list[tuple[str, str]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)  # statuses to answer the next requests with
+    garbage: bool = False  # answer every request 200 with a body that is not JSON
     delay_seconds: float = 0.0
     tokens_not_before: float = 0.0  # tokens issued earlier are refused (simulates a secret rotation)
     history_cache: dict[tuple[int, date, int], bytes] = field(default_factory=dict)
@@ -127,6 +128,8 @@ def create_standin(state: StandinState, *, cors_origins: Sequence[str] = ()) -> 
             await asyncio.sleep(state.delay_seconds)
         if state.fail_next:
             return Response(status_code=state.fail_next.pop(0))
+        if state.garbage:
+            return Response(b'{"content":[', media_type="application/json")
         return await call_next(request)  # type: ignore[no-any-return]
 
     @app.exception_handler(_Forbidden)

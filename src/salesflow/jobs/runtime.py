@@ -27,6 +27,7 @@ from salesflow.metrics import JobMetrics
 
 QUEUE = "salesflow:jobs"
 CONSUMER_GROUP = "salesflow-workers"
+QUEUE_ALIVE = f"{QUEUE}:alive"
 HAND_BACK_SECONDS = 5.0  # a stopping process waits no longer to hand its jobs back
 GENERATE_REPORT = "salesflow.reports.generate"
 FORECAST_DEMAND_CHUNK = "salesflow.demand.forecast_chunk"
@@ -113,17 +114,20 @@ class JobRuntime:
     def distributed(self) -> bool:
         return isinstance(self.broker, RedisStreamBroker)
 
-    async def declare_queue(self) -> None:
+    async def declare_queue(self) -> bool:
         """The workers' consumer group, from the stream's first message: after Redis restarted empty,
-        messages sent before a worker came back are still delivered (claims make a replay harmless)."""
+        messages sent before a worker came back are still delivered (claims make a replay harmless).
+        True when Redis had lost the queue (restarted empty, or first use): what it held must go again."""
         if not isinstance(self.broker, RedisStreamBroker):
-            return
+            return False
         async with Redis(connection_pool=self.broker.connection_pool) as redis:
             try:
                 await redis.xgroup_create(QUEUE, CONSUMER_GROUP, id="0", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):  # it exists: nothing to do
                     raise
+            # A key that lives as long as Redis's data: whoever finds it missing knows the queue was lost.
+            return bool(await redis.set(QUEUE_ALIVE, b"1", nx=True))
 
     async def queue_depth(self) -> dict[str, int]:
         """Messages of the Redis queue not yet delivered to a worker (`waiting`) and delivered but not yet

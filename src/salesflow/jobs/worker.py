@@ -19,9 +19,8 @@ from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
 from salesflow.config import Settings
-from salesflow.jobs.runtime import JobRuntime
 from salesflow.jobs.sweep import sweep_jobs
-from salesflow.resources import build_resources
+from salesflow.resources import Resources, build_resources
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +40,9 @@ async def run_worker(settings: Settings) -> int:
         jobs = resources.jobs
         jobs.broker.is_worker_process = True
         no_more_messages = asyncio.Event()
-        receiving = asyncio.create_task(_receive(jobs, settings.job_worker_concurrency, no_more_messages))
+        receiving = asyncio.create_task(
+            _receive(resources, settings.job_worker_concurrency, no_more_messages)
+        )
         # Workers sweep too: a job whose worker died is handed back by whoever notices its lease expired
         # (Redis only redelivers an unacknowledged message when new ones arrive).
         sweeper = asyncio.create_task(sweep_jobs(resources))
@@ -66,9 +67,11 @@ async def run_worker(settings: Settings) -> int:
     return 0
 
 
-async def _receive(jobs: JobRuntime, concurrency: int, no_more_messages: asyncio.Event) -> None:
-    """Take messages until `no_more_messages`; when Redis goes away, wait for it and take them again (a Redis
-    that restarted empty gets the queue declared anew, from its first message)."""
+async def _receive(resources: Resources, concurrency: int, no_more_messages: asyncio.Event) -> None:
+    """Take messages until `no_more_messages`; when Redis goes away, wait for it and take them again. A Redis
+    that restarted empty gets the queue declared anew, and the queued jobs are sent again (their messages
+    were lost with it)."""
+    jobs = resources.jobs
     while not no_more_messages.is_set():
         receiver = Receiver(
             jobs.broker,
@@ -79,7 +82,8 @@ async def _receive(jobs: JobRuntime, concurrency: int, no_more_messages: asyncio
             wait_tasks_timeout=jobs.grace_seconds,
         )
         try:
-            await jobs.declare_queue()
+            if await jobs.declare_queue():
+                await resources.reports.requeue_queued()
             await receiver.listen(no_more_messages)
         except Exception:
             logger.warning("job queue unreachable; trying again", exc_info=True)

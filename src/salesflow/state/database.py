@@ -14,7 +14,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from salesflow.errors import StateUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 7_271_828  # PostgreSQL advisory lock key held while migrating
@@ -56,8 +59,19 @@ class StateDatabase:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
-    def session(self) -> AsyncSession:
-        return self.sessions()
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session; losing the database mid-way is `StateUnavailable` (a clean 503), not a crash."""
+        try:
+            async with self.sessions() as session:
+                yield session
+        except (OperationalError, InterfaceError, DBAPIError, OSError) as exc:
+            # Lost connections only: a constraint violation (IntegrityError) is the caller's to handle.
+            if isinstance(exc, DBAPIError) and not (
+                isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+            ):
+                raise
+            raise StateUnavailable("the state database is unavailable; try again shortly") from exc
 
 
 def _upgrade(connection: Connection) -> None:

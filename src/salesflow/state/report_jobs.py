@@ -194,12 +194,14 @@ class ReportJobs:
         """Jobs waiting for a worker, oldest first."""
         return await self._ids(ReportJob.status == JobStatus.QUEUED)
 
-    async def unsent(self, *, older_than: timedelta) -> Sequence[str]:
-        """Queued jobs whose message never reached the job queue (it was away), oldest first."""
+    async def unsent(self, *, older_than: timedelta, resend_after: timedelta) -> Sequence[str]:
+        """Queued jobs whose message never reached the job queue (it was away), or was sent `resend_after`
+        ago and not taken since (a Redis that restarted empty lost it), oldest first."""
+        now = self.clock()
         return await self._ids(
             (ReportJob.status == JobStatus.QUEUED)
-            & ReportJob.enqueued_at.is_(None)
-            & (ReportJob.created_at < self.clock() - older_than)
+            & (ReportJob.created_at < now - older_than)
+            & (ReportJob.enqueued_at.is_(None) | (ReportJob.enqueued_at < now - resend_after))
         )
 
     async def mark_sent(self, job_id: str) -> None:

@@ -3,11 +3,13 @@ atomically (a re-delivered job replaces its own file, never adds a second), remo
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from salesflow.errors import StorageFull
 from salesflow.models.reports import ReportFormat
 
 EXTENSIONS = {ReportFormat.PDF: "pdf", ReportFormat.EXCEL: "xlsx"}
@@ -32,8 +34,12 @@ class ArtifactStore:
                 stream.flush()
                 os.fsync(stream.fileno())
             os.replace(temporary, target)
-        except BaseException:
+        except BaseException as exc:
             Path(temporary).unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(
+                    "the export folder (EXPORT_DIR) is full: the file could not be written"
+                ) from exc
             raise
         return target
 

@@ -111,9 +111,11 @@ class ReportService:
         return True
 
     async def send_unsent(self) -> int:
-        """Send the queued jobs whose message never reached the queue; how many were sent."""
+        """Send the queued jobs whose message never reached the queue, or was lost with it (sent a lease
+        ago and not taken: a job sent twice still runs once); how many were sent."""
         sent = 0
-        for job_id in await self.jobs.unsent(older_than=UNSENT_AFTER):
+        resend_after = timedelta(seconds=self.lease_seconds)
+        for job_id in await self.jobs.unsent(older_than=UNSENT_AFTER, resend_after=resend_after):
             if not await self.send(job_id):
                 break  # still away: the next sweep tries again
             sent += 1
@@ -196,7 +198,8 @@ class ReportService:
 
     async def requeue_queued(self) -> int:
         """Enqueue every queued job again: with the in-process broker, jobs queued when the last process
-        stopped are only in the state database (a job enqueued twice still runs once)."""
+        stopped are only in the state database; with Redis, after it restarted empty (a job enqueued twice
+        still runs once)."""
         queued = await self.jobs.queued()
         for job_id in queued:
             await self.send(job_id)

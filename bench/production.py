@@ -654,17 +654,18 @@ def run_faults(shape: Shape, only: set[str] | None) -> None:
 
 
 def _fill(folder: Path) -> None:
-    subprocess.run(
-        ["fallocate", "-l", f"{_free_bytes(folder) - 64 * 1024}", str(folder / "filler")], check=True
-    )
+    """Write a file until the disk refuses more."""
+    chunk = b"\0" * (1024 * 1024)
+    with (folder / "filler").open("wb", buffering=0) as filler:
+        try:
+            while filler.write(chunk):
+                pass
+        except OSError:
+            pass  # full
 
 
 def _unfill(folder: Path) -> None:
     (folder / "filler").unlink(missing_ok=True)
-
-
-def _free_bytes(folder: Path) -> int:
-    return shutil.disk_usage(folder).free
 
 
 def smtp_down(shape: Shape) -> dict[str, Any]:

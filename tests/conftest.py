@@ -123,6 +123,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "java_timeout_seconds": 5.0,
             "demand_forecasts": False,  # deterministic stock figures; tests/services/ml turn it on
             "forecast_warm_up": False,  # 1-2 s of CPU per app start; tests/services/ml test it
+            "import_warm_up": False,  # likewise
             # No schedules fired and no start-up alert check behind a test's back (tests that need them
             # turn the scheduler on).
             "scheduler_enabled": False,

@@ -150,6 +150,7 @@ class Settings(StoreSettings):
     demand_forecast_workers: int = Field(default=1, ge=1, le=16)
     demand_chunk_products: int = Field(default=100, ge=1)  # products per batch job (JOB_BACKEND=redis)
     forecast_warm_up: bool = True  # compile the models at start so that the first forecast is quick
+    import_warm_up: bool = True  # start the upload parsers' forkserver at start: the first upload is quick
 
     # Columnar cache of sale lines (read by every pipeline)
     sales_history_days: int = Field(default=400, ge=30)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import pickle
 import resource
@@ -66,6 +67,10 @@ class Sandbox:
         self._context.set_forkserver_preload(["__main__", *preload])
         self._limiter = anyio.CapacityLimiter(concurrency)
         self.kills: list[Killed] = []
+
+    async def start(self) -> None:
+        """Start the forkserver (it imports the work's modules: seconds of CPU) before the first upload."""
+        await anyio.to_thread.run_sync(multiprocessing.forkserver.ensure_running)
 
     async def run(self, limits: Limits, function: Callable[..., Any], *args: Any) -> Any:
         """`function(*args)` in a child; its SalesflowErrors are raised here, its limits become 413/422."""

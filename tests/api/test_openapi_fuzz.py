@@ -54,6 +54,7 @@ def prod_settings(folder: Path, java_url: str) -> Settings:
         docs_enabled=True,
         demand_forecasts=False,
         forecast_warm_up=False,
+        import_warm_up=False,
         scheduler_enabled=False,
         rate_limit_auth_failures=0,
         rate_limit_expensive=0,

@@ -74,6 +74,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         background: list[asyncio.Task[None]] = []
         if settings.forecast_warm_up:
             background.append(loop.create_task(_warm_up(app.state.resources)))
+        if settings.import_warm_up:
+            background.append(loop.create_task(_start_upload_parsers(app.state.resources)))
         if settings.demand_forecasts:
             background.append(loop.create_task(app.state.resources.demand_forecasts.run()))
         resources = app.state.resources
@@ -204,6 +206,13 @@ async def _warm_up(resources: Resources) -> None:
         logger.warning("forecast warm-up failed", exc_info=True)
         return
     logger.info("forecast models warmed up", extra={"seconds": round(seconds, 2)})
+
+
+async def _start_upload_parsers(resources: Resources) -> None:
+    try:
+        await resources.imports.sandbox.start()
+    except Exception:  # only means a slower first upload
+        logger.warning("upload parsers' warm-up failed", exc_info=True)
 
 
 def _operation_id(route: APIRoute) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from salesflow.errors import StateUnavailable
@@ -65,12 +65,9 @@ class StateDatabase:
         try:
             async with self.sessions() as session:
                 yield session
-        except (OperationalError, InterfaceError, DBAPIError, OSError) as exc:
-            # Lost connections only: a constraint violation (IntegrityError) is the caller's to handle.
-            if isinstance(exc, DBAPIError) and not (
-                isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
-            ):
-                raise
+        except (IntegrityError, ProgrammingError, DataError):
+            raise  # a constraint the caller handles, or a bug: not the database being away
+        except (DBAPIError, OSError) as exc:  # refused, lost, shutting down or starting up
             raise StateUnavailable("the state database is unavailable; try again shortly") from exc
 
 

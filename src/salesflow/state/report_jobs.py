@@ -161,6 +161,21 @@ class ReportJobs:
             job_id, attempt, status=JobStatus.COMPLETED, file_name=file_name, error=None
         )
 
+    async def note(self, job_id: str, *, attempt: int, error: str) -> None:
+        """Record why an attempt did not finish; the job stays with it until its lease ends, then is taken
+        again (or, out of attempts, fails with this reason)."""
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                update(ReportJob)
+                .where(
+                    ReportJob.id == job_id,
+                    ReportJob.status == JobStatus.GENERATING,
+                    ReportJob.attempts == attempt,
+                )
+                .values(error=error)
+                .execution_options(synchronize_session=False)
+            )
+
     async def fail(self, job_id: str, *, attempt: int, error: str) -> bool:
         return await self._finish(job_id, attempt, status=JobStatus.FAILED, file_name=None, error=error)
 
@@ -264,7 +279,9 @@ class ReportJobs:
             .values(
                 status=JobStatus.FAILED,
                 finished_at=now,
-                error=f"gave up after {max_attempts} attempts (the worker stopped each time)",
+                error=func.coalesce(
+                    ReportJob.error, f"gave up after {max_attempts} attempts (the worker stopped each time)"
+                ),
             )
             .execution_options(synchronize_session=False)
         )

@@ -9,6 +9,7 @@ and download. Stages, in order:
    attempt.
    A worker that dies leaves the job `generating`: past its lease it is claimed again (bounded attempts).
    A worker stopped past its grace hands its job back at once (`hand_back`: queued, the attempt not counted).
+   A full `EXPORT_DIR` keeps the job for another attempt after the lease (its reason shown meanwhile).
 3. `get` / `page` / `file`: only the owner or an ADMIN sees a job or its file; anyone else gets a 404.
 """
 
@@ -23,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import anyio
 
-from salesflow.errors import NotFound, QueueUnavailable, SalesflowError
+from salesflow.errors import NotFound, QueueUnavailable, SalesflowError, StorageFull
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.auth import User
 from salesflow.models.reports import JobStatus, ReportFormat, ReportRequest, ReportType
@@ -137,6 +138,10 @@ class ReportService:
             )
             data = await anyio.to_thread.run_sync(RENDERERS[report_format], content, limiter=self._render)
             await anyio.to_thread.run_sync(self.store.write, job.id, report_format, data)
+        except StorageFull as exc:  # the operator can free space: this attempt's lease ends, then another
+            logger.error("report not written: the export folder is full", extra={"job_id": job.id})
+            await self.jobs.note(job.id, attempt=job.attempts, error=f"{exc.detail}; it will be tried again")
+            return
         except SalesflowError as exc:
             await self.jobs.fail(job.id, attempt=job.attempts, error=exc.detail)
             return

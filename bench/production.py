@@ -568,6 +568,7 @@ def run_soak(shape: Shape, minutes: float) -> None:
             "rss_mb_after_1_min": first,
             "rss_mb_at_end": last,
             "growth_mb": {name: round(last[name] - first[name], 1) for name in last if name in first},
+            "rss_mb_every_30_s": rss,
             **summarize(mix.samples),
         },
     )

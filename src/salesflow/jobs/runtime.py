@@ -65,11 +65,13 @@ class RunningJobs(TaskiqMiddleware):
             task.add_done_callback(self.tasks.discard)
         return message
 
-    async def drain(self, grace_seconds: float) -> None:
-        """Running jobs get `grace_seconds` to finish; the rest are cancelled. Returns once none runs."""
-        if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=grace_seconds)
-        running = set(self.tasks)
+    async def drain(self, grace_seconds: float, *, pending: set[asyncio.Task[Any]] | None = None) -> None:
+        """Running jobs (and `pending` ones, not started yet) get `grace_seconds` to finish; the rest are
+        cancelled. Returns once none runs."""
+        running = self.tasks | (pending or set())
+        if running:
+            await asyncio.wait(running, timeout=grace_seconds)
+        running = self.tasks | (pending or set())
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
@@ -170,7 +172,10 @@ class JobRuntime:
     async def stop_jobs(self) -> None:
         """Running jobs get `grace_seconds` to finish, then are cancelled and handed back at once (before
         the broker closes, so that a distributed one queues them again)."""
-        await self.running.drain(self.grace_seconds)
+        # The in-process broker starts a task per job as it is sent: one not started yet is cancelled too
+        # (its job stays queued for the next start). Taskiq keeps no public handle on them.
+        pending = set(self.broker._running_tasks) if isinstance(self.broker, InMemoryBroker) else None
+        await self.running.drain(self.grace_seconds, pending=pending)
         if self.hand_back is not None:
             with anyio.move_on_after(HAND_BACK_SECONDS):
                 await self.hand_back(requeue=self.distributed)

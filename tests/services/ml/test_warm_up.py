@@ -59,7 +59,7 @@ def test_a_served_app_starts_the_upload_parsers_before_the_first_upload(tmp_path
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", trust_env=False) as api:
-            wait_until(lambda: answers(api), timeout=120, what="the app")
+            wait_until(lambda: answers(api), timeout=50, what="the app")
             wait_until(
                 lambda: _forkserver_children(server.pid), timeout=120, what="the upload parsers' forkserver"
             )
@@ -69,7 +69,11 @@ def test_a_served_app_starts_the_upload_parsers_before_the_first_upload(tmp_path
 
 
 def _forkserver_children(pid: int) -> bool:
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+    """Whether a child of any thread of `pid` (the forkserver is started from a worker thread) is one."""
+    children = [
+        c for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()
+    ]
+    for child in children:
         with contextlib.suppress(OSError):
             if b"forkserver" in Path(f"/proc/{child}/cmdline").read_bytes():
                 return True

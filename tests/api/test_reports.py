@@ -192,7 +192,7 @@ async def test_jobs_cut_short_by_a_stop_run_once_at_the_next_start(
     """The embedded shape with no grace: jobs running or queued when the process stops are queued in the state
     database, their interrupted attempts not counted, and the next start runs each once."""
     settings = make_settings(dev_mode=True, java_jwt_secret=None, job_shutdown_grace_seconds=0.0)
-    resources = await build_resources(settings)
+    resources = await build_resources(settings, clock=pinned_clock)
     try:
         jobs = [
             await resources.reports.submit(ReportRequest(report_type=ReportType.COMBINED), user=DEV_USER)
@@ -200,7 +200,7 @@ async def test_jobs_cut_short_by_a_stop_run_once_at_the_next_start(
         ]
     finally:
         await resources.aclose()
-    resources = await build_resources(settings)
+    resources = await build_resources(settings, clock=pinned_clock)
     try:  # nothing ran to the end, nothing was lost
         assert sorted(await resources.reports.jobs.queued()) == sorted(job.id for job in jobs)
         assert [(await resources.reports.jobs.get(job.id)).attempts for job in jobs] == [0, 0, 0]  # type: ignore[union-attr]

@@ -186,11 +186,7 @@ def test_answers_from_the_last_data_say_since_when(
     assert api.get("/health").headers["x-data-stale-since"] == stale.headers["x-data-stale-since"]
     state.delay_seconds = 0
 
-    def fresh_again() -> bool:
-        answer = api.get("/analytics/sales", params={"period": "quarterly"}, headers=auth)
-        return answer.status_code == 200 and "x-data-stale-since" not in answer.headers
-
-    wait_until(fresh_again, timeout=30, what="fresh answers after Java recovered")
+    wait_until_fresh(api, auth)
 
 
 def test_a_slow_java_is_not_waited_for_when_the_lines_are_known(
@@ -223,11 +219,7 @@ def test_a_slow_java_is_not_waited_for_when_the_lines_are_known(
         assert answer.status_code == 200 and "x-data-stale-since" in answer.headers
     state.delay_seconds = 0
 
-    def fresh_again() -> bool:
-        answer = api.get("/analytics/sales", params={"period": "quarterly"}, headers=auth)
-        return answer.status_code == 200 and "x-data-stale-since" not in answer.headers
-
-    wait_until(fresh_again, timeout=30, what="fresh answers once Java is quick again")
+    wait_until_fresh(api, auth)
 
 
 def test_java_answering_garbage_is_an_upstream_failure_not_a_crash(
@@ -250,3 +242,13 @@ def test_java_answering_garbage_is_an_upstream_failure_not_a_crash(
         "Java answered /actuator/health with a body that does not follow its contract (DecodeError)"
     )
     state.garbage = False
+
+
+def wait_until_fresh(api: httpx.Client, auth: dict[str, str]) -> None:
+    """Until an uncached answer comes without `X-Data-Stale-Since` (Java is answering again)."""
+
+    def fresh_again() -> bool:
+        answer = api.get("/analytics/sales", params={"period": "quarterly"}, headers=auth)
+        return answer.status_code == 200 and "x-data-stale-since" not in answer.headers
+
+    wait_until(fresh_again, timeout=30, what="fresh answers once Java answers again")

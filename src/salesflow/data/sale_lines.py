@@ -129,9 +129,7 @@ class SaleLineCache:
         else:
             self._products_stale_since = self._products_stale_since or now
         if self._rechecking is None:
-            self._rechecking = asyncio.get_running_loop().create_task(self._recheck_until_fresh())
-            self._background.add(self._rechecking)
-            self._rechecking.add_done_callback(self._background.discard)
+            self._rechecking = self._spawn(self._recheck_until_fresh())
 
     async def _recheck_until_fresh(self) -> None:
         try:
@@ -178,7 +176,6 @@ class SaleLineCache:
                     return known
                 if self._products_refreshing is None:
                     self._products_refreshing = self._spawn(self._refresh_products())
-                    self._products_refreshing.add_done_callback(self._products_refreshed)
                 refreshing = self._products_refreshing
             if known is not None and self._products_include_writes == self._writes:
                 fresh = await self._briefly(refreshing, "products")
@@ -199,14 +196,13 @@ class SaleLineCache:
             self._products_monotonic = time.monotonic()  # not again before the next refresh
             self._mark_stale("products")
             raise
+        finally:
+            self._products_refreshing = None
         self._products = products
         self._products_monotonic = time.monotonic()
         self._products_stale_since = None
         self._products_include_writes = writes
         return products
-
-    def _products_refreshed(self, task: asyncio.Task[pd.DataFrame]) -> None:
-        self._products_refreshing = None
 
     def invalidate(self, *, full: bool = False) -> None:
         """Refresh on the next read (after a write through this service); `full` when the write may be
@@ -270,12 +266,7 @@ class SaleLineCache:
     ) -> asyncio.Task[LinesState]:
         if refresh == "full":
             self._full_reload_due = False
-        task = self._spawn(self._refresh(refresh, state, since, now))
-        task.add_done_callback(self._lines_refreshed)
-        return task
-
-    def _lines_refreshed(self, task: asyncio.Task[LinesState]) -> None:
-        self._refreshing = None
+        return self._spawn(self._refresh(refresh, state, since, now))
 
     def _spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(work)
@@ -318,6 +309,8 @@ class SaleLineCache:
             self._refreshed_monotonic = time.monotonic()
             self._mark_stale("lines")
             raise
+        finally:
+            self._refreshing = None
         self._state = fresh
         self._lines_stale_since = None  # the source answered: the lines are fresh again
         self._lines_include_writes = writes

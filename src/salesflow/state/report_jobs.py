@@ -164,17 +164,7 @@ class ReportJobs:
     async def note(self, job_id: str, *, attempt: int, error: str) -> None:
         """Record why an attempt did not finish; the job stays with it until its lease ends, then is taken
         again (or, out of attempts, fails with this reason)."""
-        async with self.db.session() as session, session.begin():
-            await session.execute(
-                update(ReportJob)
-                .where(
-                    ReportJob.id == job_id,
-                    ReportJob.status == JobStatus.GENERATING,
-                    ReportJob.attempts == attempt,
-                )
-                .values(error=error)
-                .execution_options(synchronize_session=False)
-            )
+        await self._update_attempt(job_id, attempt, error=error)
 
     async def fail(self, job_id: str, *, attempt: int, error: str) -> bool:
         return await self._finish(job_id, attempt, status=JobStatus.FAILED, file_name=None, error=error)
@@ -182,12 +172,10 @@ class ReportJobs:
     async def release_held(self) -> list[str]:
         """Hand back the jobs this process holds (it is stopping): queued again, their interrupted attempts
         not counted. Returns their ids."""
-        held = (ReportJob.status == JobStatus.GENERATING) & (ReportJob.worker == worker_id())
         async with self.db.session() as session, session.begin():
-            ids = list(await session.scalars(select(ReportJob.id).where(held).with_for_update()))
-            await session.execute(
+            released = await session.scalars(
                 update(ReportJob)
-                .where(ReportJob.id.in_(ids), held)
+                .where(ReportJob.status == JobStatus.GENERATING, ReportJob.worker == worker_id())
                 .values(
                     status=JobStatus.QUEUED,
                     attempts=ReportJob.attempts - 1,
@@ -195,9 +183,10 @@ class ReportJobs:
                     worker=None,
                     enqueued_at=None,
                 )
+                .returning(ReportJob.id)
                 .execution_options(synchronize_session=False)
             )
-        return ids
+            return list(released)
 
     async def stale(self) -> Sequence[str]:
         """Jobs a dead worker left in `generating` past their lease."""
@@ -250,6 +239,12 @@ class ReportJobs:
     async def _finish(
         self, job_id: str, attempt: int, *, status: JobStatus, file_name: str | None, error: str | None
     ) -> bool:
+        return await self._update_attempt(
+            job_id, attempt, status=status, file_name=file_name, error=error, finished_at=self.clock()
+        )
+
+    async def _update_attempt(self, job_id: str, attempt: int, **values: object) -> bool:
+        """Set `values` on the job if that attempt still holds it (the attempt number fences it)."""
         async with self.db.session() as session, session.begin():
             done = await session.execute(
                 update(ReportJob)
@@ -258,7 +253,7 @@ class ReportJobs:
                     ReportJob.status == JobStatus.GENERATING,
                     ReportJob.attempts == attempt,
                 )
-                .values(status=status, file_name=file_name, error=error, finished_at=self.clock())
+                .values(**values)
                 .execution_options(synchronize_session=False)
             )
             return bool(done.rowcount == 1)  # type: ignore[attr-defined]

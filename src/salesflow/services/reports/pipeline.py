@@ -16,7 +16,7 @@ and download. Stages, in order:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -114,11 +114,17 @@ class ReportService:
     async def send_unsent(self) -> int:
         """Send the queued jobs whose message never reached the queue, or was lost with it (sent a lease
         ago and not taken: a job sent twice still runs once); how many were sent."""
-        sent = 0
         resend_after = timedelta(seconds=self.lease_seconds)
-        for job_id in await self.jobs.unsent(older_than=UNSENT_AFTER, resend_after=resend_after):
+        return await self._send_all(
+            await self.jobs.unsent(older_than=UNSENT_AFTER, resend_after=resend_after)
+        )
+
+    async def _send_all(self, job_ids: Sequence[str]) -> int:
+        """Send each job, oldest first; stops at the first the queue refuses (the sweep tries again)."""
+        sent = 0
+        for job_id in job_ids:
             if not await self.send(job_id):
-                break  # still away: the next sweep tries again
+                break
             sent += 1
         return sent
 
@@ -195,8 +201,8 @@ class ReportService:
         their interrupted attempts not counted; `requeue` sends them to the shared queue as well (with the
         in-process broker, the next start takes them from the state database)."""
         released = await self.jobs.release_held()
-        for job_id in released if requeue else ():
-            await self.send(job_id)
+        if requeue:
+            await self._send_all(released)
         if released:
             logger.info("report jobs handed back", extra={"job_ids": released})
         return len(released)
@@ -205,17 +211,11 @@ class ReportService:
         """Enqueue every queued job again: with the in-process broker, jobs queued when the last process
         stopped are only in the state database; with Redis, after it restarted empty (a job enqueued twice
         still runs once)."""
-        queued = await self.jobs.queued()
-        for job_id in queued:
-            await self.send(job_id)
-        return len(queued)
+        return await self._send_all(await self.jobs.queued())
 
     async def requeue_stale(self) -> int:
         """Hand jobs whose worker died (lease expired) back to the runtime; `run` decides what to do."""
-        stale = await self.jobs.stale()
-        for job_id in stale:
-            await self.send(job_id)
-        return len(stale)
+        return await self._send_all(await self.jobs.stale())
 
     async def remove_expired(self, *, retention_days: int) -> int:
         before = self.clock() - timedelta(days=retention_days)

@@ -156,7 +156,7 @@ class Settings(StoreSettings):
     sales_history_days: int = Field(default=400, ge=30)
     sales_max_history_days: int = Field(default=800, ge=30)  # older windows extend the cache up to this
     sales_refresh_seconds: float = Field(default=15.0, ge=0)
-    sales_refresh_wait_seconds: float = Field(default=2.0, ge=0)  # then answer from the last known data
+    sales_refresh_wait_seconds: float = Field(default=1.0, ge=0)  # then answer from the last known data
     sales_full_reload_seconds: float = Field(default=3600.0, gt=0)
 
     # Excel import

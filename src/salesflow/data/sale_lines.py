@@ -77,7 +77,7 @@ class SaleLineCache:
         history_days: int = 400,
         max_history_days: int = 800,
         refresh_seconds: float = 15.0,
-        refresh_wait_seconds: float = 2.0,
+        refresh_wait_seconds: float = 1.0,
         full_reload_seconds: float = 3600.0,
         clock: Clock = utc_now,
     ) -> None:

@@ -48,6 +48,7 @@ from salesflow.services.schedules import ScheduleService
 from salesflow.services.shop_calendar import ShopCalendar
 from salesflow.state.alerts import Alerts
 from salesflow.state.database import StateDatabase, default_url
+from salesflow.state.demand_batches import DemandBatches
 from salesflow.state.imports import ImportStore
 from salesflow.state.outbox import Outbox
 from salesflow.state.report_jobs import ReportJobs
@@ -228,6 +229,7 @@ def _with_pipelines(
         lines,
         cache,
         forecasts,
+        DemandBatches(state, clock=clock),
         lead_days=settings.reorder_lead_days,
         workers=settings.demand_forecast_workers,
         # With job workers, the batch is split into chunks they share; embedded, one process pool runs it.

@@ -245,6 +245,7 @@ def test_stock_analytics_every_number(api: httpx.Client) -> None:
         "reorder_point": 5,
         "suggested_order_qty": 8,
         "abc_class": "A",
+        "sales_at_risk": 9.0,  # 6/28 a day over 7 + 14 days, at 2.00
     }
     assert rows["B-1"] | {} == rows["B-1"] and (
         rows["B-1"]["status"],
@@ -272,15 +273,12 @@ def test_stock_analytics_every_number(api: httpx.Client) -> None:
 def test_stock_alerts_state_their_numbers(api: httpx.Client) -> None:
     body = api.get("/stock/alerts").json()
     assert body["status"] == "ok" and body["mode"] in ("dev", "prod")
-    assert [(a["sku"], a["kind"], a["severity"]) for a in body["alerts"]] == [
-        ("A-1", "OUT_OF_STOCK", "high"),
-        ("B-1", "LOW_STOCK", "medium"),
+    # Bread (B-1) is below its threshold but covers 140 days: nothing to order, so no alert.
+    assert [(a["sku"], a["kind"], a["severity"], a["at_stake"]) for a in body["alerts"]] == [
+        ("A-1", "OUT_OF_STOCK", "high", 9.0),
     ]
     assert body["alerts"][0]["message"] == (
-        "Apple Juice (A-1) is out of stock; 6 sold over the last 28 days."
-    )
-    assert body["alerts"][1]["message"] == (
-        "Only 5 left of Bread (B-1), below its threshold of 10; 1 sold over the last 28 days."
+        "Apple Juice (A-1) is out of stock, losing about 0.21 units a day; order 8 now."
     )
 
 

@@ -76,10 +76,14 @@ def set_stock(resources: Resources, product_id: int, stock: int) -> None:
 
 
 async def selling_product(resources: Resources) -> tuple[int, int]:
-    """A product that sells (so plenty of stock is no alert at all) and its low-stock threshold."""
+    """A product that sells (so plenty of stock is no alert at all) and its low-stock threshold, below which
+    it is due for an order (a low stock with nothing to order is no alert)."""
     states = await resources.stock_analytics.product_states(TODAY)
     row = states[
-        (states["daily_demand"] > 0) & (states["min_stock"] >= 8) & (states["status"] != "DEAD_STOCK")
+        (states["daily_demand"] > 0)
+        & (states["min_stock"] >= 8)
+        & (states["reorder_point"] >= states["min_stock"])
+        & (states["status"] != "DEAD_STOCK")
     ]
     return int(row["product_id"].iloc[0]), int(row["min_stock"].iloc[0])
 
@@ -304,21 +308,28 @@ def test_clean_sales_give_no_anomaly_alert() -> None:
         sold = units > 0
         frames.append(
             pd.DataFrame(
-                {"day": days[sold].astype("datetime64[s]"), "product_id": product_id, "quantity": units[sold]}
+                {
+                    "day": days[sold].astype("datetime64[s]"),
+                    "product_id": product_id,
+                    "quantity": units[sold],
+                    "subtotal": units[sold] * 2.5,
+                }
             )
         )
     lines = pd.concat(frames, ignore_index=True)
-    products = pd.DataFrame(
-        {"product_id": range(1, 61), "sku": [f"S-{i}" for i in range(1, 61)], "name": "x"}
+    states = pd.DataFrame(  # every product judged: all class A
+        {
+            "product_id": range(1, 61),
+            "sku": [f"S-{i}" for i in range(1, 61)],
+            "name": "x",
+            "status": "OK",
+            "coverage_days": 30.0,
+            "abc_class": "A",
+            "unit_price": 2.5,
+        }
     )
     conditions = anomaly_conditions(
-        lines,
-        products,
-        today=TODAY,
-        first_day=first,
-        rules=AnomalyRules(),
-        recent_days=7,
-        out_of_stock=set(),
+        lines, states, today=TODAY, first_day=first, rules=AnomalyRules(), recent_days=7, lead_days=7
     )
     assert conditions == []
 

@@ -50,6 +50,10 @@ class AlertOut(BaseModel):
     severity: Severity
     state: AlertState
     message: str
+    at_stake: float = Field(
+        description="money at stake: sales at risk (stock kinds), value tied up (dead stock), the day's"
+        " revenue gap (sales anomaly); lists are ranked by it"
+    )
     numbers: dict[str, float | int | str | None] = Field(
         description="What triggered it: observed, expected, threshold, coverage_days, …"
     )

@@ -9,7 +9,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Period(StrEnum):
@@ -114,12 +114,18 @@ class ProductStock(BaseModel):
     unit_price: float
     stock_value: float
     last_sale_date: date | None
-    coverage_days: float | None
+    coverage_days: float | None = Field(
+        description="stock ÷ daily demand; null without recent demand; capped at 366 (over a year)"
+    )
     daily_demand: float
     demand_source: Literal["rate", "forecast"]
     reorder_point: int
     suggested_order_qty: int
     abc_class: AbcClass
+    sales_at_risk: float = Field(
+        description="sales (money) lost before stock ordered at the next review could arrive: "
+        "max(daily demand × (lead + review days) − stock, 0) × price"
+    )
 
 
 class StockAnalytics(BaseModel):
@@ -144,6 +150,7 @@ class StockAlert(BaseModel):
     current_stock: int
     threshold: int
     coverage_days: float | None
+    at_stake: float = Field(description="the money at stake (sales at risk), by which alerts are ranked")
 
 
 class StockAlerts(BaseModel):

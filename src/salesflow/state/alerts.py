@@ -41,6 +41,9 @@ class Condition:
     product_id: int | None = None
     product_sku: str | None = None
     product_name: str | None = None
+    at_stake: float = 0.0  # money, by which alerts are ranked
+    sticky_severity: str | None = None  # what an open alert keeps while near its boundary (hysteresis)
+    hold_only: bool = False  # keeps an unresolved alert open; opens none
 
 
 @dataclass
@@ -57,6 +60,7 @@ class AlertFilters:
     kind: str | None = None
     severity: str | None = None
     product_id: int | None = None
+    order: str = "stake"  # "stake": the most money at stake first; "recent": the most recently seen first
 
 
 class Alerts:
@@ -90,6 +94,8 @@ class Alerts:
             }
             for condition in conditions:
                 alert = current.pop((condition.kind, condition.subject), None)
+                if alert is None and condition.hold_only:
+                    continue
                 if alert is None:
                     alert = _new_alert(condition, now)
                     session.add(alert)
@@ -132,7 +138,12 @@ class Alerts:
             await session.execute(
                 update(Alert)
                 .where(Alert.id == alert_id, Alert.state == AlertState.OPEN)
-                .values(state=AlertState.ACKNOWLEDGED, acknowledged_at=self.clock(), acknowledged_by=by)
+                .values(
+                    state=AlertState.ACKNOWLEDGED,
+                    acknowledged_at=self.clock(),
+                    acknowledged_by=by,
+                    acknowledged_severity=Alert.severity,
+                )
                 .execution_options(synchronize_session=False)
             )
         return await self.get(alert_id)
@@ -153,8 +164,9 @@ class Alerts:
             query = query.where(Alert.product_id == filters.product_id)
         async with self.db.session() as session:
             total = await session.scalar(select(func.count()).select_from(query.subquery()))
+            ordering = (Alert.at_stake.desc(),) if filters.order == "stake" else ()
             rows = await session.scalars(
-                query.order_by(Alert.last_seen.desc(), Alert.id).offset(offset).limit(limit)
+                query.order_by(*ordering, Alert.last_seen.desc(), Alert.id).offset(offset).limit(limit)
             )
             return list(rows), int(total or 0)
 
@@ -216,6 +228,7 @@ def _new_alert(condition: Condition, now: datetime) -> Alert:
         state=AlertState.OPEN,
         message=condition.message,
         numbers=condition.numbers,
+        at_stake=condition.at_stake,
         first_seen=now,
         last_seen=now,
     )
@@ -223,14 +236,29 @@ def _new_alert(condition: Condition, now: datetime) -> Alert:
 
 def _apply(alert: Alert, condition: Condition, now: datetime) -> bool:
     """Bring an unresolved alert up to date; True when what it says changed (not only when it was seen).
-    Worse than when acknowledged: open again, so that it is e-mailed and looked at."""
-    worse = SEVERITY_RANK[condition.severity] > SEVERITY_RANK[alert.severity]
-    changed = condition.severity != alert.severity or condition.numbers != alert.numbers
+    It eases a level only once clear of the widened band (`sticky_severity`); worse than the severity it
+    was acknowledged at, it opens again, so that it is e-mailed and looked at."""
+    previous = alert.severity
+    severity = _eased(previous, condition)
+    changed = severity != previous or condition.numbers != alert.numbers
     alert.last_seen = now
-    alert.severity, alert.message, alert.numbers = condition.severity, condition.message, condition.numbers
+    alert.severity, alert.message, alert.numbers = severity, condition.message, condition.numbers
     alert.product_sku, alert.product_name = condition.product_sku, condition.product_name
-    if worse and alert.state == AlertState.ACKNOWLEDGED:
+    alert.at_stake = condition.at_stake
+    acknowledged_at = SEVERITY_RANK[alert.acknowledged_severity or previous]
+    if alert.state == AlertState.ACKNOWLEDGED and SEVERITY_RANK[severity] > acknowledged_at:
         alert.state = AlertState.OPEN
         # E-mailed at its new severity, even one reached (and mailed) before the acknowledgement.
         alert.notified_severity = None
     return changed
+
+
+def _eased(current: str, condition: Condition) -> str:
+    """The severity an alert at `current` takes: up at once; down only as far as the widened band allows."""
+    new = condition.severity
+    if SEVERITY_RANK[new] >= SEVERITY_RANK[current] or condition.sticky_severity is None:
+        return new
+    kept = min(SEVERITY_RANK[current], SEVERITY_RANK[condition.sticky_severity])
+    return max(
+        new, next(s for s, rank in SEVERITY_RANK.items() if rank == kept), key=SEVERITY_RANK.__getitem__
+    )

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -150,6 +151,8 @@ class Alert(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     notified_severity: Mapped[str | None] = mapped_column(String(8))  # the severity last e-mailed
+    acknowledged_severity: Mapped[str | None] = mapped_column(String(8))  # reopened only above it
+    at_stake: Mapped[float] = mapped_column(Float, index=True, default=0.0)  # money, see rules.py
     mail_id: Mapped[str | None] = mapped_column(String(32))  # the digest that told of it last
 
 
@@ -183,3 +186,14 @@ class SalesImport(Base):
     rows: Mapped[bytes] = mapped_column(LargeBinary)  # as the parser process encoded them
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class DemandBatch(Base):
+    """What one day's demand-forecast batch found: forecast units a day per product over the lead time.
+    The batches completed before a business day began settle that day's demand (analytics/demand.py)."""
+
+    __tablename__ = "demand_batches"
+
+    as_of: Mapped[date] = mapped_column(Date, primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    figures: Mapped[dict[str, float]] = mapped_column(JSON)  # product id (text) → units a day

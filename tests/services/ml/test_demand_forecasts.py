@@ -6,6 +6,7 @@ import asyncio
 import multiprocessing
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import numpy as np
 import orjson
@@ -15,36 +16,47 @@ from salesflow.config import Settings
 from salesflow.models.analytics import Period
 from salesflow.models.ml import Bucket, ForecastRequest, Scope
 from salesflow.resources import build_resources
-from tests.builders import TODAY, pinned_clock
+from tests.builders import TODAY, MovableClock, pinned_clock
 
 
-async def test_batch_forecasts_replace_the_rate_once_they_exist(
+async def test_a_days_demand_is_settled_before_it_begins(
     make_settings: Callable[..., Settings], store_file
 ) -> None:
-    resources = await build_resources(make_settings(demand_forecasts=True), clock=pinned_clock)
+    """One demand truth per day: the day's batch changes nothing on the day it lands (every read of the day
+    sees the trailing rate), and settles the next day's demand (below the floor: no demand)."""
+    clock = MovableClock()
+    resources = await build_resources(make_settings(demand_forecasts=True), clock=clock)
     try:
         today = TODAY
         before = await resources.stock_analytics.product_states(today)
         assert set(before["demand_source"]) == {"rate"}
-        cached = orjson.loads(await resources.stock_analytics.report_json(Period.DAILY, scope="admin"))
-        assert {p["demand_source"] for p in cached["critical_products"]} == {"rate"}
+        report = await resources.stock_analytics.report_json(Period.DAILY, scope="admin")
 
         forecasts = await resources.demand_forecasts.refresh()
         assert len(forecasts) == len(before) and all(v >= 0 for v in forecasts.values())
-        after = (await resources.stock_analytics.product_states(today)).set_index("product_id")
+        same_day = await resources.stock_analytics.product_states(today)
+        assert same_day.equals(before)
+        assert await resources.stock_analytics.report_json(Period.DAILY, scope="admin") == report
+
+        clock.now += timedelta(days=1)
+        tomorrow = today + timedelta(days=1)
+        after = (await resources.stock_analytics.product_states(tomorrow)).set_index("product_id")
         assert set(after["demand_source"]) == {"forecast"}
-        expected = np.array([forecasts[pid] for pid in after.index])
+        floor = resources.stock_analytics.rule.floor
+        expected = np.array([forecasts[pid] if forecasts[pid] >= floor else 0.0 for pid in after.index])
         np.testing.assert_allclose(after["daily_demand"].to_numpy(), expected)
         selling = after["daily_demand"] > 0
         np.testing.assert_allclose(
             after.loc[selling, "coverage_days"],
-            after.loc[selling, "current_stock"].clip(lower=0) / expected[selling],
+            np.minimum(after.loc[selling, "current_stock"].clip(lower=0) / expected[selling], 366),
         )
         assert (after.loc[~selling, "reorder_point"] == 0).all()
-        # The cached report follows the batch by its key: nothing had to clear the analytics cache.
+        assert after.loc[~selling, "coverage_days"].isna().all()
+        # The cached report follows the settled demand by its key: nothing had to clear the analytics cache.
         cached = orjson.loads(await resources.stock_analytics.report_json(Period.DAILY, scope="admin"))
         assert {p["demand_source"] for p in cached["critical_products"]} == {"forecast"}
 
+        clock.now -= timedelta(days=1)
         await resources.demand_forecasts.refresh()
         assert resources.demand_forecasts.refreshes == 1  # the day's batch is computed once
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -38,9 +38,13 @@ async def list_alerts(
     product: Annotated[int | None, Query(ge=0, le=2**31 - 1, description="a product id")] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    order: Annotated[
+        Literal["stake", "recent"],
+        Query(description="stake: the most money at stake first (default); recent: most recently seen first"),
+    ] = "stake",
 ) -> AlertPage:
-    """Alerts, most recently seen first, with the e-mail that told of each."""
-    filters = AlertFilters(state=state, kind=kind, severity=severity, product_id=product)
+    """Alerts, the most money at stake first, with the e-mail that told of each."""
+    filters = AlertFilters(state=state, kind=kind, severity=severity, product_id=product, order=order)
     alerts, total = await service.page(filters, offset=offset, limit=limit)
     return AlertPage(data=await shaped(alerts, service), total=total, offset=offset, limit=limit)
 
@@ -98,6 +102,7 @@ def alert_out(alert: Alert, mail: OutgoingMail | None) -> AlertOut:
         severity=alert.severity,
         state=AlertState(alert.state),
         message=alert.message,
+        at_stake=alert.at_stake,
         numbers=alert.numbers,
         first_seen=alert.first_seen,
         last_seen=alert.last_seen,

@@ -104,20 +104,18 @@ class AlertService:
         states = await self.stock.product_states(today)
         first_day = today - timedelta(days=self.history_days)
         lines = await self.lines.window(first_day, today - timedelta(days=1))
-        products = await self.lines.products()
-        out_of_stock = set(states.loc[states["status"] == "OUT_OF_STOCK", "product_id"].astype(int))
         stock = partial(
             rules.stock_conditions, states, rule=self.demand_rule, dead_stock_days=self.dead_stock_days
         )
         anomalies = partial(
             rules.anomaly_conditions,
             lines,
-            products,
+            states,
             today=today,
             first_day=first_day,
             rules=self.anomaly_rules,
             recent_days=self.anomaly_days,
-            out_of_stock=out_of_stock,
+            lead_days=self.demand_rule.lead_days,
         )
         return await anyio.to_thread.run_sync(stock) + await anyio.to_thread.run_sync(anomalies)
 

@@ -1,12 +1,22 @@
 """The alert rules (pure, CPU work): stock states and recent sales → the conditions that hold now.
 
 - Stock, one condition per product at most, the first that applies: `OUT_OF_STOCK` (stock ≤ 0),
-  `LOW_STOCK` (below its threshold), `URGENT_REORDER` (covers less than the lead time), `DEAD_STOCK`
-  (stock but no sale for `DEAD_STOCK_DAYS`). The first three are the legacy `/stock/alerts` rules.
-- `SALES_ANOMALY`: the shop's daily units, and each product's with enough history, judged day by day on
-  the days before (the detector's causal mode: a verdict does not change when later days arrive); the
-  subject's latest anomalous day among the last `ALERT_ANOMALY_DAYS` complete days. A product out of stock
-  gets no drop alert (its `OUT_OF_STOCK` alert says why it sells nothing).
+  `LOW_STOCK` (below its threshold, with an order to place), `URGENT_REORDER` (covers less than the lead
+  time), `DEAD_STOCK` (stock but no sale for `DEAD_STOCK_DAYS`). The first three are the `/stock/alerts`
+  rules. Products in stock that never sold are one `DEAD_STOCK` summary (their count and value), not an
+  alert each.
+- `SALES_ANOMALY`: the shop's daily units, and those of each product that matters (class A by revenue, or
+  at risk of running out), judged day by day on the days before (the detector's causal mode: a verdict does
+  not change when later days arrive); the subject's latest anomalous day among the last
+  `ALERT_ANOMALY_DAYS` complete days. A product's spike is news only above everything it sold on one day
+  in the year before (a wholesale shop's bulk orders recur); a product out of stock gets no drop alert (its
+  `OUT_OF_STOCK` alert says why it sells nothing).
+
+Every condition carries the money at stake (`at_stake`), by which alerts are ranked: sales at risk for the
+stock kinds (`sales_at_risk`: what is lost before an order placed now could arrive), the value tied up for
+dead stock, and the day's revenue gap for an anomaly. Severity has hysteresis: `sticky_severity` is the
+severity under bands widened by `HYSTERESIS`, which an open alert keeps until it is clear of them, and a
+product just past the lead time keeps an open `URGENT_REORDER` alert (`hold_only`).
 """
 
 from __future__ import annotations
@@ -20,12 +30,15 @@ import pandas as pd
 from salesflow.models.alerts import AlertKind
 from salesflow.models.ml import DEFAULT_ANOMALY_MODEL, Anomaly, Bucket
 from salesflow.services.analytics.demand import DemandRule
-from salesflow.services.analytics.stock import stock_alerts
+from salesflow.services.analytics.stock import alerting, stock_alert, stock_severity
 from salesflow.services.ml.anomalies import AnomalyRules, detect_anomalies, too_small_to_matter
 from salesflow.services.ml.series import Series
 from salesflow.state.alerts import Condition
 
 GLOBAL = "global"
+NEVER_SOLD = "catalogue:never-sold"
+HYSTERESIS = 1.25  # an alert eases a level only when 25% clear of the boundary it crossed
+YEAR_DAYS = 365
 
 
 def product_subject(product_id: int) -> str:
@@ -33,71 +46,108 @@ def product_subject(product_id: int) -> str:
 
 
 def stock_conditions(states: pd.DataFrame, *, rule: DemandRule, dead_stock_days: int) -> list[Condition]:
-    by_id: dict[int, dict[str, Any]] = {int(row["product_id"]): row for row in _records(states)}
-    conditions = []
-    for alert in stock_alerts(states, rule=rule):
-        row = by_id[alert.product_id]
-        numbers = {
-            "current_stock": alert.current_stock,
-            "threshold": alert.threshold,
-            "coverage_days": alert.coverage_days,
-            "daily_demand": _rounded(row["daily_demand"]),
-            "lead_days": rule.lead_days,
-            "suggested_order_qty": int(row["suggested_order_qty"]),
-        }
-        conditions.append(
-            Condition(
-                kind=alert.kind,
-                subject=product_subject(alert.product_id),
-                severity=alert.severity,
-                message=alert.message,
-                numbers=numbers,
-                product_id=alert.product_id,
-                product_sku=alert.sku,
-                product_name=alert.name,
-            )
-        )
-    for row in by_id.values():
-        if row["status"] != "DEAD_STOCK" or row["current_stock"] <= 0:
-            continue
-        last = row["last_sale_date"]
-        last_sale: date | None = None if pd.isna(last) else pd.Timestamp(last).date()
-        since = f"last sold on {last_sale}" if last_sale else "never sold"
-        conditions.append(
-            Condition(
-                kind=AlertKind.DEAD_STOCK,
-                subject=product_subject(int(row["product_id"])),
-                severity="low",
-                message=(
-                    f"{row['name']} ({row['sku']}): {int(row['current_stock'])} in stock, worth"
-                    f" {row['stock_value']:,.2f}, without a sale for {dead_stock_days} days or more"
-                    f" ({since})."
-                ),
-                numbers={
-                    "current_stock": int(row["current_stock"]),
-                    "stock_value": round(float(row["stock_value"]), 2),
-                    "dead_stock_days": dead_stock_days,
-                    "last_sale_date": last_sale.isoformat() if last_sale else None,
-                },
-                product_id=int(row["product_id"]),
-                product_sku=str(row["sku"]),
-                product_name=str(row["name"]),
-            )
-        )
+    flagged = alerting(states, rule)
+    conditions = [_stock_condition(row, rule) for row in _records(flagged)]
+    near = alerting(states, rule, margin=HYSTERESIS)
+    conditions += [
+        _stock_condition(row, rule, hold_only=True)
+        for row in _records(near[~near["product_id"].isin(flagged["product_id"])])
+    ]
+    dead = states[(states["status"] == "DEAD_STOCK") & (states["current_stock"] > 0)]
+    never = dead["last_sale_date"].isna()
+    conditions += [_dead_stock_condition(row, dead_stock_days) for row in _records(dead[~never])]
+    if never.any():
+        conditions.append(_never_sold_condition(dead[never]))
     return conditions
+
+
+def _stock_condition(row: dict[str, Any], rule: DemandRule, *, hold_only: bool = False) -> Condition:
+    alert = stock_alert(row, rule)
+    numbers = {
+        "current_stock": alert.current_stock,
+        "threshold": alert.threshold,
+        "coverage_days": alert.coverage_days,
+        "daily_demand": _rounded(row["daily_demand"]),
+        "demand_source": str(row["demand_source"]),
+        "lead_days": rule.lead_days,
+        "suggested_order_qty": int(row["suggested_order_qty"]),
+        "unit_price": _rounded(row["unit_price"]),
+        "sales_at_risk": alert.at_stake,
+    }
+    if alert.kind == "OUT_OF_STOCK":
+        numbers["lost_sales_per_day"] = _rounded(row["daily_demand"] * row["unit_price"])
+    return Condition(
+        kind=alert.kind,
+        subject=product_subject(alert.product_id),
+        severity=alert.severity,
+        message=alert.message,
+        numbers=numbers,
+        product_id=alert.product_id,
+        product_sku=alert.sku,
+        product_name=alert.name,
+        at_stake=alert.at_stake,
+        sticky_severity=stock_severity(row, rule, margin=HYSTERESIS),
+        hold_only=hold_only,
+    )
+
+
+def _dead_stock_condition(row: dict[str, Any], dead_stock_days: int) -> Condition:
+    last_sale = pd.Timestamp(row["last_sale_date"]).date()
+    value = round(float(row["stock_value"]), 2)
+    return Condition(
+        kind=AlertKind.DEAD_STOCK,
+        subject=product_subject(int(row["product_id"])),
+        severity="low",
+        message=(
+            f"{row['name']} ({row['sku']}): {int(row['current_stock']):,} in stock, worth {value:,.2f},"
+            f" without a sale for {dead_stock_days} days or more (last sold on {last_sale})."
+        ),
+        numbers={
+            "current_stock": int(row["current_stock"]),
+            "stock_value": value,
+            "dead_stock_days": dead_stock_days,
+            "last_sale_date": last_sale.isoformat(),
+        },
+        product_id=int(row["product_id"]),
+        product_sku=str(row["sku"]),
+        product_name=str(row["name"]),
+        at_stake=value,
+    )
+
+
+def _never_sold_condition(never: pd.DataFrame) -> Condition:
+    """One line for the catalogue's products in stock that never sold (new ones, or never launched)."""
+    value = round(float(never["stock_value"].sum()), 2)
+    count = len(never)
+    return Condition(
+        kind=AlertKind.DEAD_STOCK,
+        subject=NEVER_SOLD,
+        severity="low",
+        message=(
+            f"{count:,} products in stock have never sold, worth {value:,.2f} in all"
+            " (new products, or ones to take off the shelf)."
+        ),
+        numbers={
+            "products": count,
+            "stock_value": value,
+            "units": int(never["current_stock"].sum()),
+        },
+        at_stake=value,
+    )
 
 
 def anomaly_conditions(
     lines: pd.DataFrame,
-    products: pd.DataFrame,
+    states: pd.DataFrame,
     *,
     today: date,
     first_day: date,
     rules: AnomalyRules,
     recent_days: int,
-    out_of_stock: set[int],
+    lead_days: int,
 ) -> list[Condition]:
-    """Sales anomalies of the last `recent_days` complete days: the shop's, then each product's."""
+    """Sales anomalies of the last `recent_days` complete days: the shop's, then each product's that
+    matters (class A, or at risk of running out) and whose anomaly is news for it."""
     days = pd.date_range(first_day, today - timedelta(days=1), freq="D")
     if len(days) == 0:
         return []
@@ -110,24 +160,39 @@ def anomaly_conditions(
     starts = [d.date() for d in days]
     recent_from = today - timedelta(days=recent_days)
     conditions = []
+    units = float(lines["quantity"].sum())
+    shop_price = float(lines["subtotal"].sum()) / units if units > 0 else 0.0
     shop = _latest_anomaly(per_day.sum(axis=1).to_numpy(dtype=np.float64), starts, today, rules, recent_from)
     if shop is not None:
-        conditions.append(_anomaly_condition(shop, GLOBAL, "The whole shop", None))
-    names = products.set_index("product_id")[["sku", "name"]]
-    for product_id in per_day.columns:
-        if product_id not in names.index:
+        conditions.append(_anomaly_condition(shop, GLOBAL, "The whole shop", None, shop_price))
+    at_risk = states["status"].isin(["OUT_OF_STOCK", "LOW_STOCK"]) | (
+        states["coverage_days"].notna() & (states["coverage_days"] < lead_days)
+    )
+    matters = states[(states["abc_class"] == "A") | at_risk].set_index("product_id")
+    for product_id in per_day.columns.intersection(matters.index):
+        row: dict[str, Any] = {str(k): v for k, v in matters.loc[product_id].items()}
+        values = per_day[product_id].to_numpy(dtype=np.float64)
+        found = _latest_anomaly(values, starts, today, rules, recent_from)
+        if found is None or not _news(found[0], values, starts, row):
             continue
-        found = _latest_anomaly(
-            per_day[product_id].to_numpy(dtype=np.float64), starts, today, rules, recent_from
-        )
-        if found is None or (found[0].type != "HIGH_SPIKE" and int(product_id) in out_of_stock):
-            continue
-        sku, name = names.loc[product_id]
-        product = (int(product_id), str(sku), str(name))
+        product = (int(product_id), str(row["sku"]), str(row["name"]))
+        label = f"{row['name']} ({row['sku']})"
         conditions.append(
-            _anomaly_condition(found, product_subject(int(product_id)), f"{name} ({sku})", product)
+            _anomaly_condition(
+                found, product_subject(int(product_id)), label, product, float(row["unit_price"])
+            )
         )
     return conditions
+
+
+def _news(anomaly: Anomaly, values: np.ndarray, starts: list[date], row: dict[str, Any]) -> bool:
+    """Whether a product's anomaly is worth telling: a drop only while it has stock to sell; a spike only
+    above every day of the year before it (a bulk order like the ones it had is not news)."""
+    if anomaly.type != "HIGH_SPIKE":
+        return bool(row["status"] != "OUT_OF_STOCK")
+    position = starts.index(anomaly.date)
+    before = values[max(0, position - YEAR_DAYS) : position]
+    return not len(before) or anomaly.value > float(before.max())
 
 
 def _latest_anomaly(
@@ -148,10 +213,16 @@ def _latest_anomaly(
 
 
 def _anomaly_condition(
-    found: tuple[Anomaly, float], subject: str, label: str, product: tuple[int, str, str] | None
+    found: tuple[Anomaly, float],
+    subject: str,
+    label: str,
+    product: tuple[int, str, str] | None,
+    unit_price: float,
 ) -> Condition:
     anomaly, threshold = found
-    change = (anomaly.value - anomaly.expected) / anomaly.expected if anomaly.expected else None
+    # A change in percent of almost nothing expected is a meaningless huge number: none then.
+    change = (anomaly.value - anomaly.expected) / anomaly.expected if anomaly.expected >= 0.5 else None
+    at_stake = round(abs(anomaly.value - anomaly.expected) * unit_price, 2)
     numbers: dict[str, Any] = {
         "day": anomaly.date.isoformat(),
         "type": anomaly.type,
@@ -160,6 +231,7 @@ def _anomaly_condition(
         "change_pct": round(change * 100, 1) if change is not None else None,
         "score": anomaly.score,
         "threshold": threshold,
+        "revenue_gap": at_stake,
     }
     product_id, sku, name = product if product else (None, None, None)
     return Condition(
@@ -171,6 +243,7 @@ def _anomaly_condition(
         product_id=product_id,
         product_sku=sku,
         product_name=name,
+        at_stake=at_stake,
     )
 
 

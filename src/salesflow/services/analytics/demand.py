@@ -34,6 +34,20 @@ class DemandRule:
     review_days: int = 14
     service_level: float = 0.95
 
+    @property
+    def floor(self) -> float:
+        """Units a day below which a product has no recent demand: half a unit over the window (a rate or
+        forecast this small says "does not sell", and dividing stock by it would be absurd)."""
+        return 0.5 / self.window_days
+
+
+@dataclass(frozen=True)
+class SettledDemand:
+    """A business day's forecast demand: units a day per product id, from the batch made on `basis`."""
+
+    basis: date
+    figures: dict[int, float]
+
 
 class ProductLines:
     """Sale lines as arrays keyed by product position, sliced by business day without copying."""
@@ -124,6 +138,15 @@ def suggested_order(
     target = np.ceil(reorder_point + daily_demand * rule.review_days - 1e-9)
     due = (stock <= reorder_point) & (daily_demand > 0)
     return np.where(due, np.maximum(target - np.maximum(stock, 0), 0), 0).astype(np.int64)
+
+
+def sales_at_risk(
+    stock: IntArray, daily_demand: FloatArray, price: FloatArray, rule: DemandRule
+) -> FloatArray:
+    """Money lost before stock ordered at the next review could arrive, if nothing is ordered now:
+    `max(μ·(lead + review) − stock, 0) × price` (for a product out of stock, all of that demand)."""
+    short = np.maximum(daily_demand * (rule.lead_days + rule.review_days) - np.maximum(stock, 0), 0.0)
+    return short * price
 
 
 def abc_classes(revenue: FloatArray) -> npt.NDArray[np.str_]:

@@ -39,14 +39,15 @@ from salesflow.services.analytics.windows import period_label
 Severity = Literal["low", "medium", "high"]
 PIPELINE = "analytics"
 YEAR_DAYS = 365
+OVER_A_YEAR = 366.0  # coverage is capped here: read it as "over a year"
 
 
 class DemandForecastSource(Protocol):
-    """Forecast units a day per product, from a batch computed once a day (the ML pipeline provides it;
+    """Forecast units a day per product, settled once per business day (the ML pipeline provides it;
     analytics owns this port, so it imports nothing from ML)."""
 
-    async def daily_demand(self, as_of: date) -> dict[int, float] | None:
-        """The day's forecasts by product id, or None until the day's batch has run."""
+    async def daily_demand(self, as_of: date) -> demand.SettledDemand | None:
+        """The day's settled forecasts, or None: the trailing rate is the day's demand."""
         ...
 
 
@@ -118,10 +119,10 @@ class StockAnalyticsService:
         """Every product's stock state on `as_of` (see `product_states`)."""
         return await self._states(as_of, await self._forecast(as_of))
 
-    async def _forecast(self, as_of: date) -> dict[int, float] | None:
+    async def _forecast(self, as_of: date) -> demand.SettledDemand | None:
         return await self.forecasts.daily_demand(as_of) if self.forecasts is not None else None
 
-    async def _states(self, as_of: date, forecast: dict[int, float] | None) -> pd.DataFrame:
+    async def _states(self, as_of: date, forecast: demand.SettledDemand | None) -> pd.DataFrame:
         """The states with the day's forecast demand where the batch has run (else the trailing rate)."""
         lookback = max(YEAR_DAYS, self.dead_stock_days + 1, self.rule.window_days + 1)
         lines = await self.lines.window(as_of - timedelta(days=lookback), as_of)
@@ -129,13 +130,18 @@ class StockAnalyticsService:
         rule, dead_days = self.rule, self.dead_stock_days
         return await anyio.to_thread.run_sync(
             lambda: product_states(
-                products, lines, as_of=as_of, rule=rule, dead_stock_days=dead_days, forecast_daily=forecast
+                products,
+                lines,
+                as_of=as_of,
+                rule=rule,
+                dead_stock_days=dead_days,
+                forecast_daily=forecast.figures if forecast else None,
             )
         )
 
 
-def _demand(forecast: dict[int, float] | None) -> str:
-    return "rate" if forecast is None else "forecast"
+def _demand(forecast: demand.SettledDemand | None) -> str:
+    return "rate" if forecast is None else f"forecast-{forecast.basis.isoformat()}"
 
 
 def product_states(
@@ -167,6 +173,9 @@ def product_states(
         variance = table["demand_std"].to_numpy() ** 2
         reorder_point = demand.reorder_points(rate, variance, rule)
         source[has_forecast] = "forecast"
+    # Below the floor a product has no recent demand: no coverage, no reorder, no astronomical figure.
+    rate = np.where(rate >= rule.floor, rate, 0.0)
+    reorder_point = np.where(rate > 0, reorder_point, 0)
     last_sale = by_product.last_day()
     year = by_product.between(as_of - timedelta(days=YEAR_DAYS - 1), as_of)
     no_recent_sale = np.isnat(last_sale) | (
@@ -178,7 +187,7 @@ def product_states(
         default="OK",
     )
     with np.errstate(divide="ignore", invalid="ignore"):
-        coverage = np.where(rate > 0, np.maximum(stock, 0) / rate, np.nan)
+        coverage = np.where(rate > 0, np.minimum(np.maximum(stock, 0) / rate, OVER_A_YEAR), np.nan)
     return pd.DataFrame(
         {
             "product_id": ids,
@@ -195,6 +204,7 @@ def product_states(
             "demand_source": source,
             "reorder_point": reorder_point,
             "suggested_order_qty": demand.suggested_order(stock, rate, reorder_point, rule),
+            "sales_at_risk": demand.sales_at_risk(stock, rate, price, rule),
             "abc_class": demand.abc_classes(by_product.total(by_product.subtotal, year)),
             "units_last_year": by_product.total(by_product.quantity, year),
             "history_days": _history_days(lines, as_of),
@@ -227,12 +237,48 @@ def stock_kpis(states: pd.DataFrame, *, lead_days: int) -> StockKpis:
 
 
 def stock_alerts(states: pd.DataFrame, *, rule: demand.DemandRule) -> list[StockAlert]:
-    """One alert per product that is out of stock, below its threshold, or covers less than the lead time."""
-    urgent = states["coverage_days"].notna() & (states["coverage_days"] < rule.lead_days)
-    flagged = states[states["status"].isin(["OUT_OF_STOCK", "LOW_STOCK"]) | urgent]
-    alerts = [_alert(_keyed(row), rule) for row in flagged.to_dict("records")]
+    """One alert per product that is out of stock, below its threshold with something to order, or covers
+    less than the lead time; the most money at stake first."""
+    alerts = [stock_alert(_keyed(row), rule) for row in alerting(states, rule).to_dict("records")]
     order = {"high": 0, "medium": 1, "low": 2}
-    return sorted(alerts, key=lambda a: (order[a.severity], a.coverage_days or 0.0, a.product_id))
+    return sorted(alerts, key=lambda a: (-a.at_stake, order[a.severity], a.product_id))
+
+
+def alerting(states: pd.DataFrame, rule: demand.DemandRule, *, margin: float = 1.0) -> pd.DataFrame:
+    """The states that make a stock alert: out of stock; low stock with an order to place (a low stock
+    nobody buys is no alert); coverage under the lead time (× `margin`: what keeps an open alert open)."""
+    status, coverage = states["status"], states["coverage_days"]
+    urgent = coverage.notna() & (coverage < rule.lead_days * margin)
+    low = (status == "LOW_STOCK") & (states["suggested_order_qty"] > 0)
+    return states[(status == "OUT_OF_STOCK") | low | urgent]
+
+
+def stock_severity(row: dict[str, Any], rule: demand.DemandRule, *, margin: float = 1.0) -> Severity:
+    """A stock alert's severity; `margin` > 1 widens the worse bands (hysteresis: an alert drops a level
+    only when it is clear of the boundary by that factor)."""
+    status = row["status"]
+    if status == "OUT_OF_STOCK":
+        return "high" if row["daily_demand"] > 0 else "low"
+    if status == "LOW_STOCK" and row["suggested_order_qty"] > 0:
+        threshold = row["min_stock"]
+        ratio = row["current_stock"] / threshold if threshold else 0.0
+        return "high" if ratio <= 0.25 * margin else "medium" if ratio <= 0.5 * margin else "low"
+    coverage, lead_days = row["coverage_days"], rule.lead_days
+    return (
+        "high"
+        if coverage < lead_days / 3 * margin
+        else "medium"
+        if coverage < 2 * lead_days / 3 * margin
+        else "low"
+    )
+
+
+def stock_alert_kind(row: dict[str, Any]) -> AlertKind:
+    if row["status"] == "OUT_OF_STOCK":
+        return "OUT_OF_STOCK"
+    return (
+        "LOW_STOCK" if row["status"] == "LOW_STOCK" and row["suggested_order_qty"] > 0 else "URGENT_REORDER"
+    )
 
 
 def _stock_report(
@@ -267,14 +313,14 @@ def _clean(row: dict[str, object]) -> dict[str, object]:
             cleaned[name] = None
         elif name == "last_sale_date":
             cleaned[name] = pd.Timestamp(value).date()  # type: ignore[arg-type]  # datetime64 here
-        elif name in ("coverage_days", "daily_demand") or name in ("stock_value", "unit_price"):
+        elif name in ("coverage_days", "daily_demand", "stock_value", "unit_price", "sales_at_risk"):
             cleaned[name] = round(float(value), 2)  # type: ignore[arg-type]  # a number here
         else:
             cleaned[name] = value
     return cleaned
 
 
-def _alert(r: dict[str, Any], rule: demand.DemandRule) -> StockAlert:
+def stock_alert(r: dict[str, Any], rule: demand.DemandRule) -> StockAlert:
     label = f"{r['name']} ({r['sku']})"
     stock, threshold, rate, coverage = (
         r["current_stock"],
@@ -282,37 +328,52 @@ def _alert(r: dict[str, Any], rule: demand.DemandRule) -> StockAlert:
         r["daily_demand"],
         r["coverage_days"],
     )
-    lead_days, window = rule.lead_days, rule.window_days
-    sold = round(rate * window)
-    selling = f"{sold} sold over the last {window} days" if sold else f"none sold in the last {window} days"
-    kind: AlertKind
-    severity: Severity
-    if r["status"] == "OUT_OF_STOCK":
-        kind, severity = "OUT_OF_STOCK", "high"
-        message = f"{label} is out of stock; {selling}."
-    elif r["status"] == "LOW_STOCK":
-        kind = "LOW_STOCK"
-        ratio = stock / threshold if threshold else 0.0
-        severity = "high" if ratio <= 0.25 else "medium" if ratio <= 0.5 else "low"
-        message = f"Only {stock} left of {label}, below its threshold of {threshold}; {selling}."
-    else:
-        kind = "URGENT_REORDER"
-        severity = "high" if coverage < lead_days / 3 else "medium" if coverage < 2 * lead_days / 3 else "low"
+    order = int(r["suggested_order_qty"])
+    lead_days = rule.lead_days
+    kind = stock_alert_kind(r)
+    if kind == "OUT_OF_STOCK":
         message = (
-            f"{label}: {stock} in stock cover {coverage:.1f} days at {rate:.1f} units/day, "
-            f"less than the {lead_days}-day lead time; order {r['suggested_order_qty']} now."
+            f"{label} is out of stock, losing about {_units(rate)} units a day; order {order:,} now."
+            if rate > 0
+            else f"{label} is out of stock; it has no recent demand (order only if you still sell it)."
+        )
+    elif kind == "LOW_STOCK":
+        message = (
+            f"Only {stock:,} left of {label}, below its threshold of {threshold:,}, at {_units(rate)} units a"
+            f" day; order {order:,}."
+        )
+    else:
+        message = (
+            f"{label}: {stock:,} in stock cover {describe_coverage(coverage)} at {_units(rate)} units a day,"
+            f" less than the {lead_days}-day lead time; order {order:,} now."
         )
     return StockAlert(
         product_id=int(r["product_id"]),
         message=message,
-        severity=severity,
+        severity=stock_severity(r, rule),
         sku=str(r["sku"]),
         name=str(r["name"]),
         kind=kind,
         current_stock=int(stock),
         threshold=int(threshold),
         coverage_days=None if coverage is None or np.isnan(coverage) else round(float(coverage), 2),
+        at_stake=round(float(r["sales_at_risk"]), 2),
     )
+
+
+def describe_coverage(days: float | None) -> str:
+    """Coverage for people: "no recent demand", "over a year", or days to one decimal that never round up
+    to the boundary they are compared with (6.98 is "6.9 days", never "7.0")."""
+    if days is None or np.isnan(days):
+        return "no recent demand"
+    if days >= OVER_A_YEAR:
+        return "over a year"
+    return f"{np.floor(days * 10) / 10:.1f} days"
+
+
+def _units(rate: float) -> str:
+    """Units a day for people: two significant decimals below 10, whole units above."""
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}" if rate < 1 else f"{rate:.1f}"
 
 
 def _history_days(lines: pd.DataFrame, as_of: date) -> int:

@@ -386,18 +386,16 @@ def _anomaly(
     if value == 0 and expected > 0:
         kind = "ZERO_DROP"
         text = (
-            f"No sales on {when}, although about {expected:.0f} were expected:"
+            f"No sales on {when}, although about {expected:,.0f} were expected:"
             " a closure, a stock-out or missing data?"
         )
     elif score > 0:
         kind = "HIGH_SPIKE"
-        ratio = value / expected if expected > 0 else float("inf")
-        times = f"{ratio:.1f}× the" if np.isfinite(ratio) else "far above the"
-        text = f"{value:.0f} sold on {when}, {times} {expected:.0f} expected for such a period."
+        text = f"{value:,.0f} sold on {when}, {_above(value, expected)}."
     else:
         kind = "DROP"
         below = (1 - value / expected) * 100
-        text = f"Only {value:.0f} sold on {when}, {below:.0f}% below the {expected:.0f} expected."
+        text = f"Only {value:,.0f} sold on {when}, {below:.0f}% below the {expected:,.0f} expected."
     if quiet is not None:
         text += (
             f" Note: {'the day was' if series.bucket == Bucket.DAILY else 'the period is'} {quiet.reason}."
@@ -412,6 +410,16 @@ def _anomaly(
         type=kind,
         explanation=text,
     )
+
+
+def _above(value: float, expected: float) -> str:
+    """How far above its expected value a spike is, in words that stay sensible when little was expected."""
+    if expected < 0.5:  # "× the 0 expected" says nothing
+        return "when almost none sell in such a period"
+    ratio = value / expected
+    if ratio >= 100:
+        return f"over 100× the {expected:,.0f} expected for such a period"
+    return f"{ratio:.1f}× the {expected:,.0f} expected for such a period"
 
 
 class AnomalyService:

@@ -1,11 +1,15 @@
-"""The day's batch of product forecasts: for stock analytics' reorder points and for `POST /ml/forecast`.
+"""The day's batch of product forecasts: for stock analytics' demand and for `POST /ml/forecast`.
 
 Stages: products and their daily series → `forecast_many` in worker processes (off the event loop and out of
 the API's threads) → each product's `DailyForecast` kept where forecast requests look for it, and the mean
-daily demand over the lead time per product → cached for the day. With Redis the cache's single-flight lock
-makes one process compute it for all. Until the day's forecasts exist, stock analytics uses the
-trailing-rate estimate (analytics/demand.py); its results are cached under the demand in use, so the next
-read after the batch lands uses the forecasts (this module clears no other cache).
+daily demand over the lead time per product → kept in the state database (`DemandBatches`). With Redis the
+cache's single-flight lock makes one process compute it for all.
+
+One demand truth per day: a business day's demand is settled by the newest batch completed *before the day
+began* (at most a week old), never by one that lands during the day, so every read of the day — stock
+analytics, reorder suggestions, alerts, reports — sees the same figure, whichever process answers and
+whenever the day's own batch finishes. Without such a batch the day uses the trailing rate
+(analytics/demand.py), all day.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import logging
 import multiprocessing
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 import anyio
 import numpy as np
@@ -24,8 +28,10 @@ import orjson
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
 from salesflow.models.ml import DEFAULT_LEVELS, Bucket, ForecastRequest, ProductInfo
+from salesflow.services.analytics.demand import SettledDemand
 from salesflow.services.ml.forecasting import FORECAST_DAYS, ForecastService, forecast_many
 from salesflow.services.ml.series import build_series
+from salesflow.state.demand_batches import KEPT_DAYS, DemandBatches
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +51,7 @@ class DemandForecasts:
         lines: SaleLineCache,
         cache: Cache,
         forecasts: ForecastService,
+        batches: DemandBatches,
         *,
         lead_days: int,
         workers: int = 1,
@@ -55,6 +62,7 @@ class DemandForecasts:
         self.lines = lines
         self.cache = cache
         self.forecasts = forecasts
+        self.batches = batches
         self.lead_days = lead_days
         # The history and length of a request's forecast, so that requests can be answered from the batch.
         self.history_days = forecasts.loader.history_days
@@ -65,6 +73,7 @@ class DemandForecasts:
         self.chunk_products = chunk_products
         self.chunk_wait_seconds = chunk_wait_seconds
         self.refreshes = 0
+        self._settled: dict[date, SettledDemand | None] = {}  # a day's demand never changes: kept per day
         self._chunk_pool: ProcessPoolExecutor | None = (
             None  # a job worker keeps its pool (and compiled models)
         )
@@ -77,15 +86,21 @@ class DemandForecasts:
     def key(self, as_of: date) -> str:
         return cache_key("ml", "shared", kind="demand", as_of=as_of, lead=self.lead_days)
 
-    async def daily_demand(self, as_of: date) -> dict[int, float] | None:
-        """Forecast units a day per product id over the lead time, if today's batch has run."""
-        raw = await self.cache.get_raw(self.key(as_of))
-        if raw is None:
-            return None
-        return {int(k): float(v) for k, v in orjson.loads(raw).items()}
+    async def daily_demand(self, as_of: date) -> SettledDemand | None:
+        """The demand settled for business day `as_of`: the newest batch completed before the day began
+        (at most a week old), or None (the trailing rate is used all day)."""
+        if as_of in self._settled:
+            return self._settled[as_of]
+        day_start = datetime.combine(as_of, time(), tzinfo=self.lines.business_tz)
+        found = await self.batches.newest_before(day_start, oldest=as_of - timedelta(days=KEPT_DAYS - 1))
+        settled = SettledDemand(basis=found[0], figures=found[1]) if found else None
+        if len(self._settled) > 8:
+            self._settled.clear()
+        self._settled[as_of] = settled
+        return settled
 
     async def refresh(self) -> dict[int, float]:
-        """Compute today's forecasts (once across processes)."""
+        """Compute today's forecasts (once across processes) and keep them for the days that follow."""
         as_of = self.lines.today()
         computed = False
 
@@ -95,20 +110,22 @@ class DemandForecasts:
             return {str(k): v for k, v in (await self._forecast(as_of)).items()}
 
         result = await self.cache.get_or_compute(self.key(as_of), _TTL_SECONDS, compute)
+        figures = {int(k): float(v) for k, v in result.items()}
         if computed:
+            await self.batches.save(as_of, figures)
             self.refreshes += 1
             logger.info("demand forecasts refreshed", extra={"products": len(result), "as_of": str(as_of)})
-        return {int(k): float(v) for k, v in result.items()}
+        return figures
 
     async def run(self) -> None:
-        """Keep today's forecasts available: compute when missing, check again every few minutes."""
+        """Keep today's batch made: compute it when missing, check again every few minutes."""
         while True:
             try:
-                if await self.daily_demand(self.lines.today()) is None:
+                if not await self.batches.has(self.lines.today()):
                     await self.refresh()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the rate estimate stays in use; try again at the next check
+            except Exception:  # the day's demand is settled already; try again at the next check
                 logger.warning("demand forecast refresh failed", exc_info=True)
             await asyncio.sleep(CHECK_EVERY_SECONDS)
 

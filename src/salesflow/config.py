@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from salesflow.formatting import Formats, currency_of, known_currency
 from salesflow.models.alerts import AlertKind, Severity
 
 DEFAULT_CORS_ORIGINS = (
@@ -204,10 +205,12 @@ class Settings(StoreSettings):
     anomaly_min_history_days: int = Field(default=56, ge=21)  # a product's own series is judged from then on
     shop_country: str | None = None  # ISO code for public holidays (`holidays` package), e.g. GB, FR, US
     shop_subdivision: str | None = None  # a region of the country, e.g. SCT, BY, CA
+    shop_currency: str | None = None  # ISO 4217 code for money in e-mails and reports; default: the country's
     shop_closed_dates: Annotated[list[str], NoDecode] = Field(default_factory=list)  # days or `a..b` ranges
     shop_closed_weekdays: Annotated[list[str], NoDecode] = Field(default_factory=list)  # e.g. `sun`
     alert_check_cron: str = "*/15 * * * *"  # in BUSINESS_TZ; and once at start-up
     alert_anomaly_days: int = Field(default=7, ge=1, le=60)  # sales anomalies of the last N complete days
+    alert_digest_hour: int | None = Field(default=None, ge=0, le=23)  # one morning digest (+ high at once)
     alert_email_min_severity: Annotated[dict[AlertKind, Severity], NoDecode] = Field(default_factory=dict)
 
     @field_validator(
@@ -244,6 +247,11 @@ class Settings(StoreSettings):
                 f"no public holidays known for country {value!r} (an ISO code such as GB, FR, US)"
             )
         return code
+
+    @field_validator("shop_currency")
+    @classmethod
+    def _known_currency(cls, value: str | None) -> str | None:
+        return known_currency(value) if value and value.strip() else None
 
     @field_validator("shop_closed_dates")
     @classmethod
@@ -305,6 +313,11 @@ class Settings(StoreSettings):
     def shows_docs(self) -> bool:
         """The OpenAPI pages (`/docs`, `/redoc`, `/openapi.json`): DOCS_ENABLED, else DEV mode only."""
         return self.dev_mode if self.docs_enabled is None else self.docs_enabled
+
+    @property
+    def formats(self) -> Formats:
+        """How numbers are written for people: money in `SHOP_CURRENCY`, else in `SHOP_COUNTRY`'s."""
+        return Formats(currency=self.shop_currency or currency_of(self.shop_country))
 
     @property
     def closed_dates(self) -> list[date]:

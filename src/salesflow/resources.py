@@ -292,6 +292,8 @@ def _with_pipelines(
         notify_from=settings.alert_email_min_severity,
         zone=ZoneInfo(settings.business_tz),
         clock=clock,
+        formats=settings.formats,
+        digest_hour=settings.alert_digest_hour,
     )
     schedules = ScheduleService(
         Schedules(state, clock=clock),

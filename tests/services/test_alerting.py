@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, time, timedelta
 from email.message import Message
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import anyio
@@ -18,6 +19,7 @@ from sqlalchemy import select
 from salesflow.api.routes.alerts import shaped
 from salesflow.config import Settings
 from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.formatting import Formats
 from salesflow.models.alerts import AlertKind, AlertState
 from salesflow.resources import Resources, build_resources
 from salesflow.services.alerting.pipeline import SCHEDULED
@@ -106,14 +108,23 @@ async def test_an_evaluation_opens_each_alert_once_and_mails_one_digest(
     _, received = smtp
     [mail] = received
     assert mail["To"] == BOSS
-    assert mail["Subject"].startswith(f"SalesFlow alerts: {len(first.opened)} new (")
+    # The shop's first evaluation: a baseline summary.
+    assert mail["Subject"].startswith(f"SalesFlow: your shop at a glance, {len(first.opened)} alerts (")
+    assert parsedate_to_datetime(mail["Date"]) == first.opened[0].first_seen  # queued then (pinned clock)
+    assert f".{first.digest_mail_id}@salesflow.local>" in mail["Message-ID"]
     text = next(p for p in mail.walk() if p.get_content_type() == "text/plain").get_payload(decode=True)
     html = next(p for p in mail.walk() if p.get_content_type() == "text/html").get_payload(decode=True)
     assert isinstance(text, bytes) and isinstance(html, bytes)
     out_of_stock = next(a for a in first.opened if a.kind == AlertKind.OUT_OF_STOCK)
     assert out_of_stock.message in text.decode()
     assert out_of_stock.message.replace("&", "&amp;") in html.decode()
-    assert html.decode().count("<tr>") == len(first.opened) + 1  # a row per alert, and the header
+    # A table a kind (its header, then a row per alert: fewer than 10 of each here).
+    assert html.decode().count("<tr>") == len(first.opened) + len(kinds)
+    assert (
+        text.decode().index("SUMMARY")
+        < text.decode().index("TO DO TODAY")
+        < text.decode().index(out_of_stock.message)
+    )
 
 
 async def test_escalation_resolution_and_recurrence(
@@ -233,7 +244,9 @@ async def test_without_smtp_host_the_digest_is_an_eml_file(
     finally:
         await resources.aclose()
     [eml] = list(settings.outbox_dir.iterdir())
-    assert eml.name == f"{checked.digest_mail_id}.eml" and b"SalesFlow alerts:" in eml.read_bytes()
+    assert (
+        eml.name == f"{checked.digest_mail_id}.eml" and b"Subject: SalesFlow: your shop" in eml.read_bytes()
+    )
 
 
 async def test_nothing_is_mailed_without_recipients(
@@ -352,7 +365,8 @@ async def test_a_kind_below_its_minimum_severity_is_not_mailed(
     finally:
         await resources.aclose()
     [mail] = smtp[1]
-    assert "Dead stock" not in str(mail) and f"{len(mailed)} new" in mail["Subject"]
+    assert "Dead stock" not in str(mail), str(mail)
+    assert f"{len(mailed)} alerts" in mail["Subject"]
 
 
 async def test_the_cron_firing_enqueues_one_check_per_slot_whoever_fires(
@@ -394,9 +408,11 @@ def test_the_digest_escapes_what_users_named() -> None:
         message='<script>alert(1)</script> "Sale" & co (X-1) is out of stock.',
         numbers={"current_stock": 0},
         notified_severity=None,
+        at_stake=12.5,
     )
-    mail = build_digest([hostile], recipients=[BOSS], now=now, zone=UTC)
+    mail = build_digest([hostile], recipients=[BOSS], now=now, zone=UTC, formats=Formats("GBP"))
     assert mail is not None and mail.html is not None
     assert "<script>" not in mail.html and "&lt;script&gt;alert(1)&lt;/script&gt;" in mail.html
     assert hostile.message in mail.body and mail.subject == "SalesFlow alerts: 1 new (1 high)"
-    assert build_digest([hostile], recipients=[], now=now, zone=UTC) is None
+    assert "£12.50" in mail.body
+    assert build_digest([hostile], recipients=[], now=now, zone=UTC, formats=Formats()) is None

@@ -49,6 +49,7 @@ class Notifications:
                 attachment_path=Path(row.attachment_path) if row.attachment_path else None,
                 attachment_name=row.attachment_name,
                 html=row.html,
+                written_at=row.created_at,
             )
             try:
                 await self.notifier.send(mail, message_id=row.id)

@@ -55,6 +55,19 @@ class Changes:
 
 
 @dataclass(frozen=True)
+class Digest:
+    """The e-mail an evaluation queues, and the alerts it tells of (recorded as mailed with it)."""
+
+    alerts: Sequence[Alert]
+    mail: Mail
+    dedupe_key: str
+
+
+# (open alerts never mailed at their severity, every unresolved alert) → the digest to queue, if any
+DigestPlanner = Callable[[Sequence[Alert], Sequence[Alert]], Digest | None]
+
+
+@dataclass(frozen=True)
 class AlertFilters:
     state: str | None = None
     kind: str | None = None
@@ -75,12 +88,12 @@ class Alerts:
         conditions: Sequence[Condition],
         *,
         kinds: Collection[str],
-        digest: Callable[[Sequence[Alert]], Mail | None],
+        digest: DigestPlanner,
         notify_from: Mapping[Any, str],
     ) -> Changes:
-        """Open, update and resolve alerts of `kinds` so that they match `conditions`, then queue one digest
-        (`digest` builds it; None: nothing to send) of the open alerts whose severity was never e-mailed,
-        for kinds at or above their `notify_from` severity."""
+        """Open, update and resolve alerts of `kinds` so that they match `conditions`, then queue the digest
+        `digest` plans (None: nothing to send) from the open alerts whose severity was never e-mailed, for
+        kinds at or above their `notify_from` severity."""
         now = self.clock()
         changes = Changes()
         async with self._lock, self.db.session() as session, session.begin():
@@ -110,25 +123,29 @@ class Alerts:
         return changes
 
     async def _queue_digest(
-        self,
-        session: AsyncSession,
-        digest: Callable[[Sequence[Alert]], Mail | None],
-        notify_from: Mapping[Any, str],
+        self, session: AsyncSession, digest: DigestPlanner, notify_from: Mapping[Any, str]
     ) -> str | None:
+        unresolved = list(
+            await session.scalars(
+                select(Alert).where(Alert.state != AlertState.RESOLVED).order_by(Alert.first_seen, Alert.id)
+            )
+        )
         unnotified = [
             alert
-            for alert in await session.scalars(
-                select(Alert).where(Alert.state == AlertState.OPEN).order_by(Alert.first_seen, Alert.id)
-            )
-            if SEVERITY_RANK[alert.severity] > SEVERITY_RANK.get(alert.notified_severity or "", 0)
+            for alert in unresolved
+            if alert.state == AlertState.OPEN
+            and SEVERITY_RANK[alert.severity] > SEVERITY_RANK.get(alert.notified_severity or "", 0)
             and SEVERITY_RANK[alert.severity] >= SEVERITY_RANK[notify_from.get(alert.kind, "low")]
         ]
-        mail = digest(unnotified) if unnotified else None
-        if mail is None:
+        plan = digest(unnotified, unresolved)
+        if plan is None:
             return None
-        row = self.outbox.row(mail, dedupe_key=f"alerts:{uuid.uuid4().hex}")
+        taken = select(OutgoingMail.id).where(OutgoingMail.dedupe_key == plan.dedupe_key)
+        if await session.scalar(taken) is not None:  # another process queued this digest: told once
+            return None
+        row = self.outbox.row(plan.mail, dedupe_key=plan.dedupe_key)
         session.add(row)
-        for alert in unnotified:
+        for alert in plan.alerts:
             alert.notified_severity, alert.mail_id = alert.severity, row.id
         return row.id
 

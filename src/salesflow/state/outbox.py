@@ -49,6 +49,12 @@ class Outbox:
             return False
         return True
 
+    async def has(self, dedupe_key: str) -> bool:
+        """Whether a message of this cause was ever queued."""
+        async with self.db.session() as session:
+            found = await session.scalar(select(OutgoingMail.id).where(OutgoingMail.dedupe_key == dedupe_key))
+            return found is not None
+
     async def claim_due(self, *, lease_seconds: float, limit: int = 20) -> Sequence[OutgoingMail]:
         """Messages due now, each taken by this sender alone (one that died frees them after the lease)."""
         now = self.clock()

@@ -7,8 +7,9 @@ import mimetypes
 import os
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +26,7 @@ class Mail:
     attachment_path: Path | None = None
     attachment_name: str | None = None
     html: str | None = None  # an alternative to the plain-text body
+    written_at: datetime | None = None  # its `Date:` (when it was queued); None: when it is built
 
 
 class Notifier(Protocol):
@@ -38,6 +40,8 @@ def build_message(mail: Mail, *, sender: str, message_id: str) -> EmailMessage:
     message["From"] = sender
     message["To"] = ", ".join(mail.recipients)
     message["Subject"] = mail.subject
+    # Both headers are expected of every message (spam filters penalise their absence).
+    message["Date"] = format_datetime(mail.written_at or datetime.now(UTC))
     message["Message-ID"] = make_msgid(idstring=message_id, domain="salesflow.local")
     message.set_content(mail.body)
     if mail.html is not None:

@@ -8,6 +8,7 @@ outbox's delivery loop sends it: no e-mail is ever sent inside a request.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -15,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 import anyio
 
-from salesflow.clients.mail.notifier import Mail
 from salesflow.data.sale_lines import SaleLineCache
 from salesflow.errors import NotFound
+from salesflow.formatting import Formats
 from salesflow.metrics import ALERT_EVALUATIONS
 from salesflow.models.alerts import AlertKind
 from salesflow.services.alerting import rules
@@ -25,7 +26,7 @@ from salesflow.services.alerting.digest import build_digest
 from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.stock import StockAnalyticsService
 from salesflow.services.ml.anomalies import AnomalyRules
-from salesflow.state.alerts import AlertFilters, Alerts, Changes, Condition
+from salesflow.state.alerts import AlertFilters, Alerts, Changes, Condition, Digest, DigestPlanner
 from salesflow.state.tables import Alert
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class AlertService:
         notify_from: Mapping[AlertKind, str],
         zone: ZoneInfo,
         clock: Callable[[], datetime],
+        formats: Formats,
+        digest_hour: int | None = None,
     ) -> None:
         self.alerts = alerts
         self.stock = stock
@@ -62,17 +65,21 @@ class AlertService:
         self.notify_from = notify_from
         self.zone = zone
         self.clock = clock
+        self.formats = formats
+        self.digest_hour = digest_hour
 
     async def check(self, *, trigger: str = ON_DEMAND, slot: datetime | None = None) -> Changes | None:
         """One evaluation; None when a scheduled `slot` was already evaluated (by another process)."""
+        first = await self.alerts.last_check() is None
         check_id = await self.alerts.start_check(trigger=trigger, slot=slot)
         if check_id is None:
             return None
         ALERT_EVALUATIONS.labels(trigger).inc()
         try:
             conditions = await self.conditions()
+            planner = await self._planner(first=first)
             changes = await self.alerts.reconcile(
-                conditions, kinds=list(AlertKind), digest=self._digest, notify_from=self.notify_from
+                conditions, kinds=list(AlertKind), digest=planner, notify_from=self.notify_from
             )
         except Exception as exc:
             await self.alerts.finish_check(check_id, None, error=f"{type(exc).__name__}: {exc}"[:500])
@@ -119,8 +126,33 @@ class AlertService:
         )
         return await anyio.to_thread.run_sync(stock) + await anyio.to_thread.run_sync(anomalies)
 
-    def _digest(self, alerts: Sequence[Alert]) -> Mail | None:
-        return build_digest(alerts, recipients=self.recipients, now=self.clock(), zone=self.zone)
+    async def _planner(self, *, first: bool) -> DigestPlanner:
+        """What this evaluation mails (`ALERT_DIGEST_HOUR`): without a digest hour, whatever opened or
+        worsened; with one, everything not yet mailed in the first evaluation at or after that hour each
+        day (the morning digest), and high severity alone at any other time."""
+        local = self.clock().astimezone(self.zone)
+        morning_key = f"alerts:daily:{local.date().isoformat()}"
+        due = self.digest_hour is None or (
+            local.hour >= self.digest_hour and not await self.alerts.outbox.has(morning_key)
+        )
+
+        def plan(unnotified: Sequence[Alert], unresolved: Sequence[Alert]) -> Digest | None:
+            chosen = [a for a in unnotified if due or a.severity == "high"]
+            mail = build_digest(
+                chosen,
+                recipients=self.recipients,
+                now=self.clock(),
+                zone=self.zone,
+                formats=self.formats,
+                first=first,
+                still_open=len(unresolved) - len(chosen),
+            )
+            if mail is None:
+                return None
+            key = morning_key if due and self.digest_hour is not None else f"alerts:{uuid.uuid4().hex}"
+            return Digest(alerts=chosen, mail=mail, dedupe_key=key)
+
+        return plan
 
     async def page(self, filters: AlertFilters, *, offset: int, limit: int) -> tuple[Sequence[Alert], int]:
         return await self.alerts.page(filters, offset=offset, limit=limit)

@@ -9,6 +9,7 @@ from datetime import time as clock_time
 from pathlib import Path
 
 import jwt
+import numpy as np
 import pandas as pd
 
 from salesflow.data.sources.base import SaleInput, SaleItemInput
@@ -36,6 +37,65 @@ def make_token(
 
 # The real public data sets (../shared/data, beside the project; CI lays a copy there too).
 SHARED = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
+
+RETAIL = SHARED / "data/retail/uci_online_retail.parquet"  # UCI Online Retail: a UK gift shop's lines
+RETAIL_LAST_DAY = date(2011, 12, 9)
+
+
+def read_retail_lines() -> pd.DataFrame:
+    """The real shop's sale lines, cancellations, adjustments and returns left out."""
+    raw = pd.read_parquet(RETAIL)
+    kept = raw[~raw["InvoiceNo"].str.startswith(("C", "A")) & (raw["Quantity"] > 0) & (raw["UnitPrice"] >= 0)]
+    return kept.reset_index(drop=True)
+
+
+def load_retail_store(path: Path, raw: pd.DataFrame, *, stock: int = 25) -> pd.DataFrame:
+    """The real lines in an embedded store, in the Java schema (StockCode → sku, InvoiceNo → sale,
+    InvoiceDate → sale date), every product with `stock` units; the lines with their ids, as loaded."""
+    codes = pd.Index(sorted(raw["StockCode"].unique()))
+    raw = raw.assign(
+        product_id=codes.get_indexer(raw["StockCode"]) + 1, sale_id=pd.factorize(raw["InvoiceNo"])[0] + 1
+    )
+    raw["subtotal"] = (raw["Quantity"] * raw["UnitPrice"]).round(2)
+    last = raw.sort_values("InvoiceDate").groupby("product_id").last()
+    products = pd.DataFrame(
+        {
+            "product_id": last.index,
+            "name": last["Description"].replace("nan", "(no description)").to_numpy(),
+            "sku": last["StockCode"].to_numpy(),
+            "price": last["UnitPrice"].round(2).to_numpy(),
+            "stock_quantity": stock,
+            "description": None,
+            "image_url": None,
+            "low_stock_threshold": 10,
+            "category": None,
+        }
+    )
+    products["name"] = products["name"] + " #" + products["sku"]  # descriptions are not unique
+    sales = (
+        raw.groupby("sale_id")
+        .agg(sale_date=("InvoiceDate", "first"), total_amount=("subtotal", "sum"))
+        .reset_index()
+    )
+    items = pd.DataFrame(
+        {
+            "id": np.arange(1, len(raw) + 1),
+            "sale_id": raw["sale_id"],
+            "product_id": raw["product_id"],
+            "product_name": raw["Description"],
+            "sku": raw["StockCode"],
+            "quantity": raw["Quantity"],
+            "unit_price": raw["UnitPrice"],
+            "subtotal": raw["subtotal"],
+        }
+    )
+    store = EmbeddedStore(path)
+    try:
+        store.load(products, sales.rename(columns={"sale_id": "id"}), items)
+    finally:
+        store.close()
+    return raw
+
 
 # The suite's "today": every test that builds data or starts the app runs on this day, whatever the date
 # CI runs on (SALESFLOW_TEST_TODAY moves it, to run the whole suite on another day).

@@ -210,6 +210,8 @@ class Settings(StoreSettings):
     shop_closed_weekdays: Annotated[list[str], NoDecode] = Field(default_factory=list)  # e.g. `sun`
     alert_check_cron: str = "*/15 * * * *"  # in BUSINESS_TZ; and once at start-up
     alert_anomaly_days: int = Field(default=7, ge=1, le=60)  # sales anomalies of the last N complete days
+    # a product's sales anomaly is an alert when its revenue gap is this % of an average day's revenue
+    alert_anomaly_min_share: float = Field(default=1.0, ge=0, le=100)
     alert_digest_hour: int | None = Field(default=None, ge=0, le=23)  # one morning digest (+ high at once)
     alert_email_min_severity: Annotated[dict[AlertKind, Severity], NoDecode] = Field(default_factory=dict)
 

@@ -287,6 +287,7 @@ def _with_pipelines(
         demand_rule=rule,
         dead_stock_days=settings.dead_stock_days,
         anomaly_days=settings.alert_anomaly_days,
+        anomaly_min_share=settings.alert_anomaly_min_share,
         history_days=history,
         recipients=settings.alert_recipients,
         notify_from=settings.alert_email_min_severity,

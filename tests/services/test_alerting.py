@@ -342,7 +342,7 @@ def test_clean_sales_give_no_anomaly_alert() -> None:
         }
     )
     conditions = anomaly_conditions(
-        lines, states, today=TODAY, first_day=first, rules=AnomalyRules(), recent_days=7, lead_days=7
+        lines, states, today=TODAY, first_day=first, rules=AnomalyRules(), recent_days=7, min_share=0.0
     )
     assert conditions == []
 

@@ -15,10 +15,7 @@ from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.resources import Resources, build_resources
 from salesflow.services.analytics.windows import period_window
-from tests.builders import SHARED, TODAY
-
-RETAIL = SHARED / "data/retail/uci_online_retail.parquet"
-RETAIL_LAST_DAY = date(2011, 12, 9)
+from tests.builders import RETAIL, RETAIL_LAST_DAY, TODAY, load_retail_store, read_retail_lines
 
 
 def clock_at(day: date) -> Callable[[], datetime]:
@@ -96,57 +93,15 @@ async def test_demo_stock_matches_sql(demo: tuple[Resources, Path]) -> None:
 def retail_lines() -> pd.DataFrame:
     if not RETAIL.exists():
         pytest.skip(f"real data not found at {RETAIL} (set SHARED_DIR)")
-    raw = pd.read_parquet(RETAIL)
-    kept = raw[~raw["InvoiceNo"].str.startswith(("C", "A")) & (raw["Quantity"] > 0) & (raw["UnitPrice"] >= 0)]
-    return kept.reset_index(drop=True)
+    return read_retail_lines()
 
 
 @pytest.fixture(scope="module")
 def retail_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     """The real lines in the Java schema: StockCode → sku, InvoiceNo → sale, InvoiceDate → sale date."""
     raw = retail_lines()
-    codes = pd.Index(sorted(raw["StockCode"].unique()))
-    raw = raw.assign(
-        product_id=codes.get_indexer(raw["StockCode"]) + 1, sale_id=pd.factorize(raw["InvoiceNo"])[0] + 1
-    )
-    raw["subtotal"] = (raw["Quantity"] * raw["UnitPrice"]).round(2)
-    last = raw.sort_values("InvoiceDate").groupby("product_id").last()
-    products = pd.DataFrame(
-        {
-            "product_id": last.index,
-            "name": last["Description"].replace("nan", "(no description)").to_numpy(),
-            "sku": last["StockCode"].to_numpy(),
-            "price": last["UnitPrice"].round(2).to_numpy(),
-            "stock_quantity": 25,
-            "description": None,
-            "image_url": None,
-            "low_stock_threshold": 10,
-            "category": None,
-        }
-    )
-    products["name"] = products["name"] + " #" + products["sku"]  # descriptions are not unique
-    sales = (
-        raw.groupby("sale_id")
-        .agg(sale_date=("InvoiceDate", "first"), total_amount=("subtotal", "sum"))
-        .reset_index()
-    )
-    items = pd.DataFrame(
-        {
-            "id": np.arange(1, len(raw) + 1),
-            "sale_id": raw["sale_id"],
-            "product_id": raw["product_id"],
-            "product_name": raw["Description"],
-            "sku": raw["StockCode"],
-            "quantity": raw["Quantity"],
-            "unit_price": raw["UnitPrice"],
-            "subtotal": raw["subtotal"],
-        }
-    )
     path = tmp_path_factory.mktemp("retail") / "salesflow.duckdb"
-    store = EmbeddedStore(path)
-    store.load(products, sales.rename(columns={"sale_id": "id"}), items)
-    store.close()
-    return path, raw
+    return path, load_retail_store(path, raw)
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
 
 import anyio
+import pandas as pd
 
 from salesflow.data.sale_lines import SaleLineCache
 from salesflow.errors import NotFound
@@ -45,6 +46,7 @@ class AlertService:
         demand_rule: DemandRule,
         dead_stock_days: int,
         anomaly_days: int,
+        anomaly_min_share: float,
         history_days: int,
         recipients: list[str],
         notify_from: Mapping[AlertKind, str],
@@ -60,6 +62,8 @@ class AlertService:
         self.demand_rule = demand_rule
         self.dead_stock_days = dead_stock_days
         self.anomaly_days = anomaly_days
+        self.anomaly_min_share = anomaly_min_share
+        self._judged: tuple[tuple[object, ...], list[Condition]] | None = None
         self.history_days = history_days
         self.recipients = recipients
         self.notify_from = notify_from
@@ -114,7 +118,25 @@ class AlertService:
         stock = partial(
             rules.stock_conditions, states, rule=self.demand_rule, dead_stock_days=self.dead_stock_days
         )
-        anomalies = partial(
+        found = await self._anomalies(lines, states, today=today, first_day=first_day)
+        return await anyio.to_thread.run_sync(stock) + rules.explained_drops_left_out(found, states)
+
+    async def _anomalies(
+        self, lines: pd.DataFrame, states: pd.DataFrame, *, today: date, first_day: date
+    ) -> list[Condition]:
+        """The sales anomalies of the past days: judged once while the lines and the catalogue are the same
+        (the day's later checks reuse it: an evaluation every 15 minutes costs the stock rules alone)."""
+        catalogue = states[["product_id", "sku", "name", "unit_price"]]
+        key = (
+            today,
+            len(lines),
+            float(lines["quantity"].sum()),
+            float(lines["subtotal"].sum()),
+            int(pd.util.hash_pandas_object(catalogue, index=False).sum()),
+        )
+        if self._judged is not None and self._judged[0] == key:
+            return self._judged[1]
+        judge = partial(
             rules.anomaly_conditions,
             lines,
             states,
@@ -122,9 +144,11 @@ class AlertService:
             first_day=first_day,
             rules=self.anomaly_rules,
             recent_days=self.anomaly_days,
-            lead_days=self.demand_rule.lead_days,
+            min_share=self.anomaly_min_share,
         )
-        return await anyio.to_thread.run_sync(stock) + await anyio.to_thread.run_sync(anomalies)
+        found = await anyio.to_thread.run_sync(judge)
+        self._judged = (key, found)
+        return found
 
     async def _planner(self, *, first: bool) -> DigestPlanner:
         """What this evaluation mails (`ALERT_DIGEST_HOUR`): without a digest hour, whatever opened or

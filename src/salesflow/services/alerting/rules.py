@@ -5,12 +5,13 @@
   time), `DEAD_STOCK` (stock but no sale for `DEAD_STOCK_DAYS`). The first three are the `/stock/alerts`
   rules. Products in stock that never sold are one `DEAD_STOCK` summary (their count and value), not an
   alert each.
-- `SALES_ANOMALY`: the shop's daily units, and those of each product that matters (class A by revenue, or
-  at risk of running out), judged day by day on the days before (the detector's causal mode: a verdict does
-  not change when later days arrive); the subject's latest anomalous day among the last
-  `ALERT_ANOMALY_DAYS` complete days. A product's spike is news only above everything it sold on one day
-  in the year before (a wholesale shop's bulk orders recur); a product out of stock gets no drop alert (its
-  `OUT_OF_STOCK` alert says why it sells nothing).
+- `SALES_ANOMALY`: the shop's daily units, and those of each product whose anomaly matters to the shop (a
+  revenue gap of `ALERT_ANOMALY_MIN_SHARE` % of an average day's revenue), judged day by day on the days
+  before (the detector's causal mode: a verdict does not change when later days arrive); the subject's
+  latest anomalous day among the last `ALERT_ANOMALY_DAYS` complete days. A product's spike is news only
+  above everything it sold on one day in the year before (a wholesale shop's bulk orders recur); a product
+  out of stock gets no drop alert (its `OUT_OF_STOCK` alert says why it sells nothing). The judgement of
+  past days is the same all day: the service keeps it (`AlertService`); only the stock rules run each check.
 
 Every condition carries the money at stake (`at_stake`), by which alerts are ranked: sales at risk for the
 stock kinds (`sales_at_risk`: what is lost before an order placed now could arrive), the value tied up for
@@ -144,10 +145,11 @@ def anomaly_conditions(
     first_day: date,
     rules: AnomalyRules,
     recent_days: int,
-    lead_days: int,
+    min_share: float,
 ) -> list[Condition]:
-    """Sales anomalies of the last `recent_days` complete days: the shop's, then each product's that
-    matters (class A, or at risk of running out) and whose anomaly is news for it."""
+    """Sales anomalies of the last `recent_days` complete days: the shop's, then each product's whose
+    anomaly is news for it and matters to the shop (a revenue gap of `min_share` % of an average day's
+    revenue or more)."""
     days = pd.date_range(first_day, today - timedelta(days=1), freq="D")
     if len(days) == 0:
         return []
@@ -165,38 +167,52 @@ def anomaly_conditions(
     shop = _latest_anomaly(per_day.sum(axis=1).to_numpy(dtype=np.float64), starts, today, rules, recent_from)
     if shop is not None:
         conditions.append(_anomaly_condition(shop, GLOBAL, "The whole shop", None, shop_price))
-    at_risk = states["status"].isin(["OUT_OF_STOCK", "LOW_STOCK"]) | (
-        states["coverage_days"].notna() & (states["coverage_days"] < lead_days)
-    )
-    matters = states[(states["abc_class"] == "A") | at_risk].set_index("product_id")
-    for product_id in per_day.columns.intersection(matters.index):
-        row: dict[str, Any] = {str(k): v for k, v in matters.loc[product_id].items()}
+    # A product's anomaly matters to the shop when its revenue gap is a share of an average day's revenue.
+    days_selling = max(int((per_day.sum(axis=1) > 0).sum()), 1)
+    money_floor = float(lines["subtotal"].sum()) / days_selling * min_share / 100
+    catalogue = states.set_index("product_id")
+    for product_id in per_day.columns.intersection(catalogue.index):
+        row: dict[str, Any] = {str(k): v for k, v in catalogue.loc[product_id].items()}
+        price = float(row["unit_price"])
+        if price <= 0:
+            continue
         values = per_day[product_id].to_numpy(dtype=np.float64)
-        found = _latest_anomaly(values, starts, today, rules, recent_from)
-        if found is None or not _news(found[0], values, starts, row):
+        found = _latest_anomaly(values, starts, today, rules, recent_from, min_gap=money_floor / price)
+        if found is None or not _news(found[0], values, starts):
+            continue
+        if abs(found[0].value - found[0].expected) * price < money_floor:
             continue
         product = (int(product_id), str(row["sku"]), str(row["name"]))
         label = f"{row['name']} ({row['sku']})"
-        conditions.append(
-            _anomaly_condition(
-                found, product_subject(int(product_id)), label, product, float(row["unit_price"])
-            )
-        )
+        conditions.append(_anomaly_condition(found, product_subject(int(product_id)), label, product, price))
     return conditions
 
 
-def _news(anomaly: Anomaly, values: np.ndarray, starts: list[date], row: dict[str, Any]) -> bool:
-    """Whether a product's anomaly is worth telling: a drop only while it has stock to sell; a spike only
-    above every day of the year before it (a bulk order like the ones it had is not news)."""
+def _news(anomaly: Anomaly, values: np.ndarray, starts: list[date]) -> bool:
+    """Whether a product's spike is news: only above every day of the year before it (a bulk order like the
+    ones it had is not)."""
     if anomaly.type != "HIGH_SPIKE":
-        return bool(row["status"] != "OUT_OF_STOCK")
+        return True
     position = starts.index(anomaly.date)
     before = values[max(0, position - YEAR_DAYS) : position]
     return not len(before) or anomaly.value > float(before.max())
 
 
+def explained_drops_left_out(conditions: list[Condition], states: pd.DataFrame) -> list[Condition]:
+    """Without the drops of products out of stock now: their `OUT_OF_STOCK` alert says why they sell
+    nothing."""
+    out = set(states.loc[states["status"] == "OUT_OF_STOCK", "product_id"].astype(int))
+    return [c for c in conditions if not (c.product_id in out and c.numbers.get("type") != "HIGH_SPIKE")]
+
+
 def _latest_anomaly(
-    values: np.ndarray, starts: list[date], today: date, rules: AnomalyRules, recent_from: date
+    values: np.ndarray,
+    starts: list[date],
+    today: date,
+    rules: AnomalyRules,
+    recent_from: date,
+    *,
+    min_gap: float = 0.0,
 ) -> tuple[Anomaly, float] | None:
     """The latest anomaly since `recent_from` of a series judged from its first sale (days before it are
     "not selling yet", not "selling zero"), once it has `min_history_days` of history."""
@@ -204,7 +220,8 @@ def _latest_anomaly(
     if not len(selling) or len(values) - selling[0] < rules.min_history_days:
         return None
     first = int(selling[0])
-    if too_small_to_matter(values[first:], min_gap=rules.min_units, judged=(today - recent_from).days):
+    gap = max(rules.min_units, min_gap)
+    if too_small_to_matter(values[first:], min_gap=gap, judged=(today - recent_from).days):
         return None  # most products of a shop: the detector would find nothing worth a person's time
     series = Series(values=values[first:], starts=starts[first:], bucket=Bucket.DAILY, first_future=today)
     detection = detect_anomalies(series, DEFAULT_ANOMALY_MODEL, rules=rules, causal=True)

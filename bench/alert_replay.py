@@ -87,7 +87,8 @@ class Replay:
         cursor = self.resources.store.cursor()
         cursor.execute("CREATE OR REPLACE TEMP TABLE replay_stock (id INTEGER, stock INTEGER)")
         cursor.executemany(
-            "INSERT INTO replay_stock VALUES (?, ?)", [(int(i), int(s)) for i, s in stock.items()]
+            "INSERT INTO replay_stock VALUES (?, ?)",
+            list(zip(stock.index.tolist(), stock.astype(int).tolist(), strict=True)),
         )
         cursor.execute(
             "UPDATE products SET stock_quantity = replay_stock.stock FROM replay_stock"
@@ -191,8 +192,9 @@ async def replay(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
                     sold = run.sold.get(moment)
                     if sold is not None:
                         stock = stock.sub(sold.reindex(stock.index, fill_value=0)).clip(lower=0)
-                for product_id, quantity in run.arrivals.pop(moment + timedelta(days=1), Counter()).items():
-                    stock.loc[product_id] += quantity
+                arrived = run.arrivals.pop(moment + timedelta(days=1), Counter())
+                if arrived:
+                    stock = stock.add(pd.Series(arrived, dtype="int64"), fill_value=0).astype("int64")
             previous = day
             run.set_stock(stock)
             opened: Counter[str] = Counter()

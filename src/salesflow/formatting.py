@@ -6,7 +6,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from babel.numbers import format_currency, format_decimal, get_territory_currencies, is_currency
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    get_currency_symbol,
+    get_territory_currencies,
+    is_currency,
+)
 
 LOCALE = "en"
 
@@ -39,6 +45,14 @@ class Formats:
         if self.currency is None:
             return format_decimal(round(value, 2), format="#,##0.00", locale=LOCALE)
         return format_currency(value, self.currency, locale=LOCALE)
+
+    @property
+    def spreadsheet_money(self) -> str:
+        """The number format of money cells in Excel files (the currency's symbol, when known)."""
+        if self.currency is None:
+            return "#,##0.00"
+        symbol = get_currency_symbol(self.currency, locale=LOCALE).replace('"', "")
+        return f'"{symbol}"#,##0.00'
 
     @staticmethod
     def units(value: float) -> str:

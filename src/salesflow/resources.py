@@ -268,7 +268,7 @@ def _with_pipelines(
     anomalies = AnomalyService(lines, cache, ttl_seconds=ml_ttl, history_days=history, rules=anomaly_rules)
     reports = ReportService(
         ReportJobs(state, clock=clock),
-        ReportGatherer(sales_analytics, stock_analytics, forecasts, anomalies),
+        ReportGatherer(sales_analytics, stock_analytics, forecasts, anomalies, formats=settings.formats),
         ArtifactStore(settings.export_dir),
         enqueue=jobs.enqueue_report,
         business_tz=ZoneInfo(settings.business_tz),
@@ -302,7 +302,6 @@ def _with_pipelines(
         notifications,
         default_timezone=settings.business_tz,
         clock=clock,
-        storage=str(settings.export_dir / "reports"),
     )
     reports.on_completed = schedules.deliver
     return Resources(

@@ -200,4 +200,4 @@ class LegacyScheduleAnswer(BaseModel):
     job_id: str
     hour: int
     minute: int
-    storage: str
+    storage: str = Field(default="server", description="where files are kept (never a server path)")

@@ -19,6 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from salesflow.clients.mail.notifier import Mail
 from salesflow.errors import NotFound
+from salesflow.models.analytics import Period
 from salesflow.models.auth import User
 from salesflow.models.reports import Frequency, JobStatus, ReportFormat, ScheduleFields, ScheduleRequest
 from salesflow.services.notifications import Notifications
@@ -89,18 +90,26 @@ class ScheduleService:
         *,
         default_timezone: str,
         clock: Callable[[], datetime],
-        storage: str,
     ) -> None:
         self.schedules = schedules
         self.reports = reports
         self.notifications = notifications
         self.default_timezone = default_timezone
         self.clock = clock
-        self.storage = storage
         self.on_change: Callable[[], None] = lambda: None  # the scheduler of this process resyncs at once
 
-    async def create(self, request: ScheduleRequest, *, user: User) -> ReportSchedule:
-        schedule = await self.schedules.create(
+    async def create(self, request: ScheduleRequest, *, user: User, reuse: bool = False) -> ReportSchedule:
+        """A new schedule; with `reuse`, the caller's identical schedule when there is one (asking twice
+        for the same daily report makes one schedule, not two e-mails a day)."""
+        fields = self._fields(request, user=user)
+        if reuse and (same := await self.schedules.find(**fields)) is not None:
+            return same
+        schedule = await self.schedules.create(**fields)
+        self.on_change()
+        return schedule
+
+    def _fields(self, request: ScheduleRequest, *, user: User) -> dict[str, Any]:
+        return dict(
             owner=user.subject,
             owner_name=user.username,
             report_type=request.report_type,
@@ -115,8 +124,6 @@ class ScheduleService:
             recipients=[str(r) for r in request.recipients or []],
             enabled=True if request.enabled is None else request.enabled,
         )
-        self.on_change()
-        return schedule
 
     async def update(self, schedule_id: str, changes: ScheduleFields) -> ReportSchedule:
         current = await self.get(schedule_id)
@@ -158,6 +165,9 @@ class ScheduleService:
         schedule = await self.schedules.get(schedule_id)
         if schedule is None or not schedule.enabled:
             return None
+        # A scheduled daily report is of the last complete day (today has only begun when it runs).
+        last_day = fire_time.astimezone(ZoneInfo(schedule.timezone)).date() - timedelta(days=1)
+        day = last_day if schedule.period == Period.DAILY else None
         job = await self.reports.jobs.create_scheduled(
             NewJob(
                 owner=schedule.owner,
@@ -166,6 +176,8 @@ class ScheduleService:
                 report_type=schedule.report_type,
                 format=schedule.format,
                 period=schedule.period,
+                start_date=day,
+                end_date=day,
             ),
             schedule_id=schedule.id,
             fire_time=fire_time,
@@ -197,13 +209,16 @@ class ScheduleService:
             return
         report_format = ReportFormat(job.format)
         when = (job.fire_time or job.created_at).astimezone(ZoneInfo(schedule.timezone))
+        label = await self.reports.window_label(job)
+        highlights = "\n".join(f"  {line}" for line in await self.reports.highlights(job))
         await self.notifications.queue(
             Mail(
                 recipients=list(schedule.recipients),
-                subject=f"SalesFlow {job.report_type} report, {when:%Y-%m-%d %H:%M}",
+                subject=f"SalesFlow {job.report_type} report: {label}",
                 body=(
-                    f"Your scheduled {job.report_type} report ({job.period}) is attached.\n"
-                    f"Schedule {schedule.id}, run of {when:%Y-%m-%d %H:%M %Z}.\n"
+                    f"Your scheduled {job.report_type} report for {label} is attached.\n\n"
+                    + (f"{highlights}\n\n" if highlights else "")
+                    + f"Schedule {schedule.id}, run of {when:%Y-%m-%d %H:%M %Z}.\n"
                 ),
                 attachment_path=self.reports.store.path(job.id, report_format),
                 attachment_name=job.file_name,

@@ -25,6 +25,18 @@ class Schedules:
             session.add(row)
         return row
 
+    async def find(self, **fields: Any) -> ReportSchedule | None:
+        """The oldest schedule with exactly these values (JSON fields compared as given)."""
+        query = select(ReportSchedule).order_by(ReportSchedule.created_at, ReportSchedule.id)
+        for name, value in fields.items():
+            if not isinstance(value, list | dict):
+                query = query.where(getattr(ReportSchedule, name) == value)
+        async with self.db.session() as session:
+            for row in await session.scalars(query):
+                if all(getattr(row, name) == value for name, value in fields.items()):
+                    return row
+        return None
+
     async def get(self, schedule_id: str) -> ReportSchedule | None:
         async with self.db.session() as session:
             row = await session.get(ReportSchedule, schedule_id)

@@ -105,10 +105,8 @@ async def schedule_daily_report(
     request = ScheduleRequest(
         report_type=body.report_type, format=body.format, hour=body.hour, minute=body.minute
     )
-    schedule = await service.create(request, user=user)
-    return LegacyScheduleAnswer(
-        job_id=schedule.id, hour=schedule.hour, minute=schedule.minute, storage=service.storage
-    )
+    schedule = await service.create(request, user=user, reuse=True)
+    return LegacyScheduleAnswer(job_id=schedule.id, hour=schedule.hour, minute=schedule.minute)
 
 
 @router.get("/scheduled/latest", responses=documented(404), response_class=FileResponse)

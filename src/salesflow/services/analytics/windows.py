@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from babel.dates import format_date
+
 from salesflow.errors import InvalidInput
 from salesflow.models.analytics import Period, SalesQuery
 
@@ -78,5 +80,11 @@ def _explicit_window(first: date, last: date, *, max_days: int, language: str) -
             field="end_date",
             value=str(last),
         )
-    label = _CUSTOM_LABEL[language].format(first=first.isoformat(), last=last.isoformat())
-    return Window(first=first, last=last, label=label)
+    return Window(first=first, last=last, label=dates_label(first, last, language))
+
+
+def dates_label(first: date, last: date, language: str = "en") -> str:
+    """A custom window by its dates: "Thursday 2026-12-03" for one day, else "2026-11-01 to 2026-11-30"."""
+    if first == last:
+        return f"{format_date(first, 'EEEE', locale=language).capitalize()} {first.isoformat()}"
+    return _CUSTOM_LABEL[language].format(first=first.isoformat(), last=last.isoformat())

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import orjson
 
+from salesflow.errors import InvalidInput
+from salesflow.formatting import Formats
 from salesflow.models.analytics import SalesAnalytics, SalesQuery, StockAnalytics
 from salesflow.models.ml import (
     AnomalyRequest,
@@ -25,6 +27,7 @@ from salesflow.services.ml.anomalies import AnomalyService
 from salesflow.services.ml.forecasting import ForecastService
 
 FORECAST_DAYS = 30
+HISTORY_GRACE_DAYS = 7  # a year-before window whose first sale comes later than this is partial history
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -32,11 +35,14 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 class ReportContent:
     report_type: ReportType
     title: str
-    period_label: str
+    period_label: str  # what the window is ("Last 7 days", "Thursday 2026-12-03", "as of 2026-12-04")
     generated_at: datetime  # in BUSINESS_TZ
+    formats: Formats = field(default_factory=Formats)
     sales: SalesAnalytics | None = None
+    last_year: SalesAnalytics | None = None  # the same days a year (52 weeks) before, when history has them
     stock: StockAnalytics | None = None
     forecast: ForecastResponse | None = None
+    revenue_forecast: ForecastResponse | None = None
     anomalies: AnomalyResponse | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -62,20 +68,40 @@ class ReportGatherer:
         stock: StockAnalyticsService,
         forecasts: ForecastService,
         anomalies: AnomalyService,
+        *,
+        formats: Formats,
     ) -> None:
         self.sales = sales
         self.stock = stock
         self.forecasts = forecasts
         self.anomalies = anomalies
+        self.formats = formats
+
+    async def sales_of(self, query: SalesQuery, *, scope: str) -> SalesAnalytics:
+        return SalesAnalytics.model_validate(orjson.loads(await self.sales.report_json(query, scope=scope)))
+
+    async def _last_year(self, sales: SalesAnalytics, *, scope: str) -> SalesAnalytics | None:
+        """The same weekdays 52 weeks before; None when that year has no sales (no history to compare)."""
+        query = SalesQuery(
+            start_date=sales.start_date - timedelta(weeks=52), end_date=sales.end_date - timedelta(weeks=52)
+        )
+        try:
+            found = await self.sales_of(query, scope=scope)
+        except InvalidInput:  # beyond what the service keeps
+            return None
+        # History that begins inside that window (a shop's first weeks) is no year to compare with.
+        selling = [d.date for d in found.daily if d.total_transactions]
+        if not selling or (selling[0] - found.start_date).days >= HISTORY_GRACE_DAYS:
+            return None
+        return found
 
     async def gather(
         self, report_type: ReportType, query: SalesQuery, *, scope: str, generated_at: datetime
     ) -> ReportContent:
-        sales = stock = forecast = anomalies = None
+        sales = last_year = stock = forecast = revenue_forecast = anomalies = None
         if report_type in (ReportType.SALES, ReportType.COMBINED):
-            sales = SalesAnalytics.model_validate(
-                orjson.loads(await self.sales.report_json(query, scope=scope))
-            )
+            sales = await self.sales_of(query, scope=scope)
+            last_year = await self._last_year(sales, scope=scope)
         if report_type in (ReportType.STOCK, ReportType.COMBINED):
             stock = StockAnalytics.model_validate(
                 orjson.loads(await self.stock.report_json(query.period, scope=scope))
@@ -84,6 +110,10 @@ class ReportGatherer:
             request = ForecastRequest(scope=Scope.GLOBAL, forecast_days=FORECAST_DAYS, period=Bucket.DAILY)
             forecast = ForecastResponse.model_validate(
                 orjson.loads(await self.forecasts.forecast_json(request, scope=scope))
+            )
+            in_money = request.model_copy(update={"metric": "revenue"})
+            revenue_forecast = ForecastResponse.model_validate(
+                orjson.loads(await self.forecasts.forecast_json(in_money, scope=scope))
             )
             found = AnomalyResponse.model_validate(
                 orjson.loads(
@@ -94,7 +124,7 @@ class ReportGatherer:
                 inside = [a for a in found.anomalies if sales.start_date <= a.date <= sales.end_date]
                 found = found.model_copy(update={"anomalies": inside, "count": len(inside)})
             anomalies = found
-        label = sales.period_label if sales else stock.period_label if stock else ""
+        label = sales.period_label if sales else f"as of {stock.as_of.isoformat()}" if stock else ""
         titles = {
             ReportType.SALES: "Sales report",
             ReportType.STOCK: "Stock report",
@@ -105,8 +135,73 @@ class ReportGatherer:
             title=titles[report_type],
             period_label=label,
             generated_at=generated_at,
+            formats=self.formats,
             sales=sales,
+            last_year=last_year,
             stock=stock,
             forecast=forecast,
+            revenue_forecast=revenue_forecast,
             anomalies=anomalies,
         )
+
+
+def highlights(content: ReportContent) -> list[str]:
+    """The few lines a manager reads first (the PDF's summary, a scheduled e-mail's body)."""
+    money, units = content.formats.money, content.formats.units
+    lines: list[str] = []
+    if content.sales is not None:
+        k = content.sales.kpis
+        if not k.total_transactions:
+            lines.append(f"No sales in {content.period_label.lower()}.")
+        else:
+            changes = [_change(content.sales.comparison.change_pct.total_revenue, previous_label(content))]
+            if content.last_year is not None:
+                changes.append(
+                    _change(_pct(k.total_revenue, content.last_year.kpis.total_revenue), "a year ago")
+                )
+            shown = ", ".join(c for c in changes if c)
+            lines.append(f"Revenue {money(k.total_revenue)}" + (f" ({shown})" if shown else "") + ".")
+            lines.append(
+                f"{units(k.total_quantity)} units in {units(k.total_transactions)} sales,"
+                f" {money(k.average_ticket)} a sale on average."
+            )
+            if k.top_products:
+                best = k.top_products[0]
+                lines.append(
+                    f"Best seller: {best.name} ({money(best.revenue)}, {best.share_of_revenue:.1f}%)."
+                )
+    if content.stock is not None:
+        s = content.stock
+        to_order = [p for p in s.reorder_suggestions if p.suggested_order_qty > 0]
+        value = sum(p.suggested_order_qty * p.unit_price for p in to_order)
+        lines.append(
+            f"Stock worth {money(s.kpis.total_stock_value)} as of {s.as_of.isoformat()};"
+            f" {units(s.kpis.out_of_stock_count)} products out of stock;"
+            f" {units(len(to_order))} to reorder now ({money(value)} at current prices)."
+        )
+    if content.forecast is not None:
+        f = content.forecast
+        revenue = f" ({money(content.revenue_forecast.summary.total)})" if content.revenue_forecast else ""
+        outlook = f"about {units(f.summary.total)} units{revenue}"
+        lines.append(f"Next {len(f.dates)} days: {outlook}, trend {f.summary.trend}.")
+    if content.anomalies is not None:
+        count = len(content.anomalies.anomalies)
+        lines.append(
+            f"{count} unusual day{'s' if count != 1 else ''} in this period." if count else "No unusual day."
+        )
+    return lines
+
+
+def previous_label(content: ReportContent) -> str:
+    """The comparison window in words: "the day before", "the previous 7 days"."""
+    window = content.window
+    days = (window[1] - window[0]).days + 1 if window else 0
+    return "the day before" if days == 1 else f"the previous {days} days"
+
+
+def _pct(now: float, before: float) -> float | None:
+    return (now - before) / before * 100 if before else None
+
+
+def _change(pct: float | None, against: str) -> str:
+    return "" if pct is None else f"{pct:+.1f}% on {against}"

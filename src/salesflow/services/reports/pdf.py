@@ -15,6 +15,7 @@ from reportlab.lib.units import cm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     Image,
+    PageBreak,
     Paragraph,
     SimpleDocTemplate,
     Spacer,
@@ -23,8 +24,9 @@ from reportlab.platypus import (
 )
 from reportlab.platypus.flowables import Flowable
 
+from salesflow.services.analytics.stock import describe_coverage
 from salesflow.services.reports import charts
-from salesflow.services.reports.content import ReportContent
+from salesflow.services.reports.content import ReportContent, highlights, previous_label
 
 _STYLES = getSampleStyleSheet()
 _BODY = ParagraphStyle("body", parent=_STYLES["BodyText"], fontSize=9, leading=12)
@@ -47,6 +49,9 @@ _TABLE_STYLE = TableStyle(
 )
 
 
+PDF_MAX_ROWS = 25  # a long list shows its most urgent or valuable rows; the Excel file keeps every row
+
+
 def render_pdf(content: ReportContent) -> bytes:
     buffer = io.BytesIO()
     document = SimpleDocTemplate(
@@ -59,7 +64,7 @@ def render_pdf(content: ReportContent) -> bytes:
         title=content.title,
         author="SalesFlow",
     )
-    story: list[Flowable] = _title_block(content)
+    story: list[Flowable] = _title_block(content) + _summary_page(content) + [PageBreak()]
     if content.sales is not None:
         story += _sales_sections(content)
     if content.stock is not None:
@@ -81,10 +86,6 @@ def _text(value: object) -> str:
     return escape(str(value))
 
 
-def _money(value: float) -> str:
-    return f"{value:,.2f}"
-
-
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]], widths: Sequence[float]) -> Table:
     """A table whose header repeats on every page it spans; every cell is escaped text."""
     cells = [[Paragraph(f"<b>{_text(h)}</b>", _HEAD) for h in header]] + [
@@ -99,58 +100,129 @@ def _chart(png: bytes, width_cm: float = 17.5, height_cm: float = 6.2) -> Image:
     return Image(io.BytesIO(png), width=width_cm * cm, height=height_cm * cm)
 
 
+def _more(shown: int, total: int, what: str) -> list[Flowable]:
+    """The line under a capped list: how many rows the Excel file has beyond it."""
+    if total <= shown:
+        return []
+    return [Paragraph(_text(f"{total - shown:,} more {what}: see the Excel version of this report."), _BODY)]
+
+
+def _change(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.1f}%"
+
+
 def _title_block(content: ReportContent) -> list[Flowable]:
     window = content.window
-    span = f"{window[0].isoformat()} to {window[1].isoformat()}" if window else ""
+    label = content.period_label
+    # A label that names its dates already is not followed by them again.
+    span = (
+        f" ({window[0].isoformat()} to {window[1].isoformat()})"
+        if window and window[0].isoformat() not in label
+        else ""
+    )
     when = content.generated_at.strftime("%Y-%m-%d %H:%M %Z")
     return [
         Paragraph(_text(content.title), _H1),
-        Paragraph(f"<b>{_text(content.period_label)}</b> {_text(span)}", _BODY),
+        Paragraph(f"<b>{_text(label)}</b>{_text(span)}", _BODY),
         Paragraph(f"Generated {_text(when)}", _BODY),
         Spacer(1, 0.3 * cm),
     ]
 
 
+def _summary_page(content: ReportContent) -> list[Flowable]:
+    """Page one: the key lines, the KPIs against the previous period and a year before, what to reorder,
+    the outlook and the unusual days."""
+    f = content.formats
+    story: list[Flowable] = [Paragraph("At a glance", _H2)]
+    story += [Paragraph(f"• {_text(line)}", _BODY) for line in highlights(content)]
+    sales = content.sales
+    if sales is not None and sales.kpis.total_transactions:
+        k, c, y = sales.kpis, sales.comparison, content.last_year
+        rows = [
+            [
+                "Revenue",
+                f.money(k.total_revenue),
+                f.money(c.total_revenue),
+                _change(c.change_pct.total_revenue),
+            ],
+            [
+                "Units sold",
+                f.units(k.total_quantity),
+                f.units(c.total_quantity),
+                _change(c.change_pct.total_quantity),
+            ],
+            [
+                "Sales",
+                f.units(k.total_transactions),
+                f.units(c.total_transactions),
+                _change(c.change_pct.total_transactions),
+            ],
+            [
+                "Average sale",
+                f.money(k.average_ticket),
+                f.money(c.average_ticket),
+                _change(c.change_pct.average_ticket),
+            ],
+        ]
+        if y is not None:
+            last = [
+                y.kpis.total_revenue,
+                y.kpis.total_quantity,
+                y.kpis.total_transactions,
+                y.kpis.average_ticket,
+            ]
+            now = [k.total_revenue, k.total_quantity, k.total_transactions, k.average_ticket]
+            shown = [f.money(last[0]), f.units(last[1]), f.units(last[2]), f.money(last[3])]
+            for row, then, value, text in zip(rows, last, now, shown, strict=True):
+                row += [text, _change((value - then) / then * 100 if then else None)]
+        previous = previous_label(content).removeprefix("the ").capitalize()
+        header = ["", "This period", previous, "Change"] + (["A year before", "Change"] if y else [])
+        widths = [3.0, 3.0, 3.0, 2.0] + ([3.3, 2.0] if y else [])
+        story += [Spacer(1, 0.2 * cm), _table(header, rows, widths)]
+    if content.stock is not None:
+        orders = sorted(
+            (p for p in content.stock.reorder_suggestions if p.suggested_order_qty > 0),
+            key=lambda p: (-p.sales_at_risk, p.product_id),
+        )
+        if orders:
+            story += [
+                Paragraph("Reorder first", _H2),
+                _table(
+                    ["SKU", "Product", "Order", "Order value", "Sales at risk"],
+                    [
+                        [
+                            p.sku,
+                            p.name,
+                            f.units(p.suggested_order_qty),
+                            f.money(p.suggested_order_qty * p.unit_price),
+                            f.money(p.sales_at_risk),
+                        ]
+                        for p in orders[:8]
+                    ],
+                    [2.4, 7.0, 1.8, 3.0, 3.3],
+                ),
+                *_more(8, len(orders), "products to reorder"),
+            ]
+    if content.anomalies is not None and content.anomalies.anomalies:
+        story.append(Paragraph("Unusual days", _H2))
+        story += [
+            Paragraph(_text(f"{a.date}: {a.explanation}"), _BODY) for a in content.anomalies.anomalies[:3]
+        ]
+    return story
+
+
 def _sales_sections(content: ReportContent) -> list[Flowable]:
     sales = content.sales
     assert sales is not None
-    k, c = sales.kpis, sales.comparison
-
-    def change(value: float | None) -> str:
-        return "—" if value is None else f"{value:+.1f}%"
-
+    f = content.formats
+    k = sales.kpis
     story: list[Flowable] = [Paragraph("Sales", _H2)]
-    story.append(
-        _table(
-            ["Indicator", "This period", f"Previous ({c.start_date} to {c.end_date})", "Change"],
-            [
-                [
-                    "Revenue",
-                    _money(k.total_revenue),
-                    _money(c.total_revenue),
-                    change(c.change_pct.total_revenue),
-                ],
-                ["Units sold", k.total_quantity, c.total_quantity, change(c.change_pct.total_quantity)],
-                [
-                    "Transactions",
-                    k.total_transactions,
-                    c.total_transactions,
-                    change(c.change_pct.total_transactions),
-                ],
-                [
-                    "Average ticket",
-                    _money(k.average_ticket),
-                    _money(c.average_ticket),
-                    change(c.change_pct.average_ticket),
-                ],
-            ],
-            [5.0, 3.5, 5.5, 3.5],
-        )
-    )
+    if not k.total_transactions:
+        return [*story, Paragraph(_text(f"No sales in {content.period_label.lower()}."), _BODY)]
     if k.seasonal_hint:
         story.append(Paragraph(_text(k.seasonal_hint), _BODY))
     days = [d.date for d in sales.daily]
-    if days:
+    if len(days) > 1:
         revenue = charts.daily_revenue(days, [d.total_revenue for d in sales.daily])
         story += [Paragraph("Daily revenue", _H2), _chart(revenue)]
     story += [
@@ -158,17 +230,24 @@ def _sales_sections(content: ReportContent) -> list[Flowable]:
         _table(
             ["SKU", "Product", "Units", "Revenue", "Share"],
             [
-                [p.sku or "", p.name, p.total_quantity, _money(p.revenue), f"{p.share_of_revenue:.1f}%"]
+                [
+                    p.sku or "",
+                    p.name,
+                    f.units(p.total_quantity),
+                    f.money(p.revenue),
+                    f"{p.share_of_revenue:.1f}%",
+                ]
                 for p in k.top_products
             ],
             [2.8, 7.2, 2.0, 3.0, 2.5],
         ),
-        Paragraph("Sales by weekday", _H2),
     ]
-    weekdays = content.revenue_by_weekday
-    story.append(
-        _chart(charts.bars([w[:3] for w, _ in weekdays], [v for _, v in weekdays], ylabel="Revenue"))
-    )
+    if len(days) >= 7:
+        weekdays = content.revenue_by_weekday
+        story += [
+            Paragraph("Sales by weekday", _H2),
+            _chart(charts.bars([w[:3] for w, _ in weekdays], [v for _, v in weekdays], ylabel="Revenue")),
+        ]
     if sales.by_category:
         story += [
             Paragraph("Sales by category", _H2),
@@ -177,8 +256,8 @@ def _sales_sections(content: ReportContent) -> list[Flowable]:
                 [
                     [
                         cat.category,
-                        cat.total_quantity,
-                        _money(cat.total_revenue),
+                        f.units(cat.total_quantity),
+                        f.money(cat.total_revenue),
                         f"{cat.share_of_revenue:.1f}%",
                     ]
                     for cat in sales.by_category
@@ -192,87 +271,108 @@ def _sales_sections(content: ReportContent) -> list[Flowable]:
 def _stock_sections(content: ReportContent) -> list[Flowable]:
     stock = content.stock
     assert stock is not None
+    f = content.formats
     k = stock.kpis
-
-    def days(value: float | None) -> str:
-        return "—" if value is None else f"{value:.1f}"
-
+    rotation = "—" if k.rotation_per_year is None else f"{k.rotation_per_year:.2g}"
     story: list[Flowable] = [
         Paragraph(f"Stock as of {stock.as_of.isoformat()}", _H2),
         _table(
             ["Indicator", "Value"],
             [
-                ["Stock value", _money(k.total_stock_value)],
-                ["Out of stock", k.out_of_stock_count],
-                ["Low stock", f"{k.low_stock_count} ({k.low_stock_ratio:.1f}% of products)"],
-                ["Dead stock", k.dead_stock_count],
-                ["Urgent reorders", k.urgent_reorder_count],
-                ["Median coverage (days)", days(k.avg_coverage_days)],
-                ["Rotation per year", days(k.rotation_per_year)],
+                ["Stock value", f.money(k.total_stock_value)],
+                ["Out of stock", f.units(k.out_of_stock_count)],
+                ["Low stock", f"{f.units(k.low_stock_count)} ({k.low_stock_ratio:.1f}% of products)"],
+                ["Dead stock", f.units(k.dead_stock_count)],
+                ["Urgent reorders", f.units(k.urgent_reorder_count)],
+                ["Median coverage", describe_coverage(k.avg_coverage_days)],
+                ["Stock turns per year", rotation],
             ],
             [8.0, 9.5],
         ),
-        _chart(
-            charts.bars(
-                ["Out of stock", "Low stock", "Dead stock", "Urgent reorder"],
-                [k.out_of_stock_count, k.low_stock_count, k.dead_stock_count, k.urgent_reorder_count],
-                ylabel="Products",
-            ),
-            height_cm=5.5,
-        ),
     ]
-    attention = [p for p in stock.critical_products if p.status != "DEAD_STOCK"]
-    dead = [p for p in stock.critical_products if p.status == "DEAD_STOCK"]
-    story += [
-        Paragraph("Products that need attention", _H2),
-        _table(
-            ["SKU", "Product", "Status", "Stock", "Min", "Coverage (days)", "Reorder"],
-            [
+    by_risk = sorted(stock.critical_products, key=lambda p: (-p.sales_at_risk, p.product_id))
+    attention = [p for p in by_risk if p.status != "DEAD_STOCK"]
+    story.append(Paragraph("Products that need attention, most sales at risk first", _H2))
+    if not attention:
+        story.append(Paragraph("No product is out of stock or below its minimum.", _BODY))
+    else:
+        story += [
+            _table(
+                ["SKU", "Product", "Status", "Stock", "Min", "Coverage", "Order", "Sales at risk"],
                 [
-                    p.sku,
-                    p.name,
-                    p.status.replace("_", " ").lower(),
-                    p.current_stock,
-                    p.min_stock,
-                    days(p.coverage_days),
-                    p.suggested_order_qty or "",
-                ]
-                for p in attention
-            ],
-            [2.4, 5.6, 2.6, 1.5, 1.3, 2.3, 1.8],
-        ),
+                    [
+                        p.sku,
+                        p.name,
+                        p.status.replace("_", " ").lower(),
+                        f.units(p.current_stock),
+                        f.units(p.min_stock),
+                        describe_coverage(p.coverage_days),
+                        f.units(p.suggested_order_qty) if p.suggested_order_qty else "",
+                        f.money(p.sales_at_risk),
+                    ]
+                    for p in attention[:PDF_MAX_ROWS]
+                ],
+                [2.0, 4.6, 2.0, 1.4, 1.2, 2.0, 1.5, 2.6],
+            ),
+            *_more(PDF_MAX_ROWS, len(attention), "products that need attention"),
+        ]
+    to_order = sorted(stock.reorder_suggestions, key=lambda p: (-p.sales_at_risk, p.product_id))
+    story += [
         Paragraph("Reorder suggestions", _H2),
         _table(
-            ["SKU", "Product", "Stock", "Daily demand", "Reorder point", "Order"],
+            ["SKU", "Product", "Stock", "Daily demand", "Reorder point", "Order", "Order value"],
             [
                 [
                     p.sku,
                     p.name,
-                    p.current_stock,
-                    f"{p.daily_demand:.2f}",
-                    p.reorder_point,
-                    p.suggested_order_qty,
+                    f.units(p.current_stock),
+                    f.units(p.daily_demand),
+                    f.units(p.reorder_point),
+                    f.units(p.suggested_order_qty),
+                    f.money(p.suggested_order_qty * p.unit_price),
                 ]
-                for p in stock.reorder_suggestions
+                for p in to_order[:PDF_MAX_ROWS]
             ],
-            [2.4, 6.6, 1.8, 2.4, 2.4, 1.9],
+            [2.2, 5.4, 1.6, 2.0, 2.1, 1.6, 2.4],
         ),
-        Paragraph("Dead stock (no sale for the dead-stock period)", _H2),
+        *_more(PDF_MAX_ROWS, len(to_order), "reorder suggestions"),
+    ]
+    dead = sorted(
+        (p for p in stock.critical_products if p.status == "DEAD_STOCK"),
+        key=lambda p: (-p.stock_value, p.product_id),
+    )
+    sold_once = [p for p in dead if p.last_sale_date is not None]
+    never = [p for p in dead if p.last_sale_date is None]
+    story += [
+        Paragraph("Dead stock (no sale for the dead-stock period), most value first", _H2),
         _table(
             ["SKU", "Product", "Stock", "Stock value", "Last sale"],
             [
-                [p.sku, p.name, p.current_stock, _money(p.stock_value), p.last_sale_date or "never"]
-                for p in dead
+                [p.sku, p.name, f.units(p.current_stock), f.money(p.stock_value), p.last_sale_date]
+                for p in sold_once[:PDF_MAX_ROWS]
             ],
             [2.4, 7.0, 2.0, 3.0, 3.1],
         ),
+        *_more(PDF_MAX_ROWS, len(sold_once), "dead-stock products"),
     ]
+    if never:
+        value = sum(p.stock_value for p in never)
+        story.append(
+            Paragraph(
+                _text(
+                    f"{len(never):,} products in stock have never sold ({f.money(value)});"
+                    " the Excel file lists them."
+                ),
+                _BODY,
+            )
+        )
     return story
 
 
 def _forecast_section(content: ReportContent) -> list[Flowable]:
     forecast = content.forecast
     assert forecast is not None
+    f = content.formats
     level = max(forecast.lower, key=int) if forecast.lower else ""
     history = content.sales.daily if content.sales else []
     chart = charts.forecast_band(
@@ -285,13 +385,16 @@ def _forecast_section(content: ReportContent) -> list[Flowable]:
         level,
     )
     s = forecast.summary
+    revenue = content.revenue_forecast
+    money = f" worth about {f.money(revenue.summary.total)}" if revenue is not None else ""
+    band = f" The shaded band is where {level}% of days are expected to fall." if level else ""
     return [
-        Paragraph(f"Outlook: units over the next {len(forecast.dates)} days", _H2),
+        Paragraph(f"Outlook: the next {len(forecast.dates)} days", _H2),
         _chart(chart),
         Paragraph(
             _text(
-                f"Expected {s.total:,.0f} units ({s.daily_average:,.1f} a day, trend {s.trend}); model"
-                f" {forecast.model.name}: {forecast.model.reason}"
+                f"About {f.units(s.total)} units{money} ({f.units(s.daily_average)} a day);"
+                f" the trend is {s.trend}.{band}"
             ),
             _BODY,
         ),
@@ -304,17 +407,18 @@ def _anomaly_section(content: ReportContent) -> list[Flowable]:
     story: list[Flowable] = [Paragraph("Unusual days", _H2)]
     if not anomalies.anomalies:
         return [*story, Paragraph("No unusual day in this period.", _BODY)]
+    ranked = sorted(anomalies.anomalies, key=lambda a: (-abs(a.score), a.date))[:PDF_MAX_ROWS]
     story.append(
         _table(
             ["Date", "Type", "Severity", "Explanation"],
             [
                 [a.date, a.type.replace("_", " ").lower(), a.severity, a.explanation]
-                for a in anomalies.anomalies
+                for a in sorted(ranked, key=lambda a: a.date)
             ],
             [2.4, 2.4, 1.8, 10.9],
         )
     )
-    return story
+    return story + _more(PDF_MAX_ROWS, len(anomalies.anomalies), "unusual days")
 
 
 class _NumberedCanvas(Canvas):

@@ -28,9 +28,9 @@ from salesflow.errors import NotFound, QueueUnavailable, SalesflowError, Storage
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.auth import User
 from salesflow.models.reports import JobStatus, ReportFormat, ReportRequest, ReportType
-from salesflow.services.analytics.windows import resolve_window
+from salesflow.services.analytics.windows import Window, resolve_window
 from salesflow.services.reports.artifacts import MEDIA_TYPES, ArtifactStore, download_name
-from salesflow.services.reports.content import ReportContent, ReportGatherer
+from salesflow.services.reports.content import ReportContent, ReportGatherer, highlights
 from salesflow.services.reports.pdf import render_pdf
 from salesflow.services.reports.xlsx import render_xlsx
 from salesflow.state.report_jobs import NewJob, ReportJobs
@@ -159,13 +159,33 @@ class ReportService:
                 error=f"the report could not be generated ({type(exc).__name__})",
             )
             return
-        name = download_name(job.report_type, job.period, report_format, generated_at)
+        window = f"{job.start_date}_{job.end_date}" if job.start_date and job.end_date else job.period
+        name = download_name(job.report_type, window, report_format, generated_at)
         if not await self.jobs.complete(job.id, attempt=job.attempts, file_name=name):
             logger.warning("a later attempt took this job over", extra={"job_id": job.id})
             return
         completed = await self.jobs.get(job.id)
         if completed is not None:
             await self.on_completed(completed)
+
+    async def window_label(self, job: ReportJob) -> str:
+        """What a job's window is, in words ("Last 7 days", "Thursday 2026-12-03")."""
+        return self._window(job).label
+
+    async def highlights(self, job: ReportJob) -> list[str]:
+        """The job's key figures in a few lines (from the services' caches: what the file shows)."""
+        content = await self.gatherer.gather(
+            ReportType(job.report_type),
+            _query(Period(job.period), job.start_date, job.end_date),
+            scope=job.scope,
+            generated_at=self._today(),
+        )
+        return highlights(content)
+
+    def _window(self, job: ReportJob) -> Window:
+        made = (job.fire_time or job.created_at).astimezone(self.business_tz).date()
+        query = _query(Period(job.period), job.start_date, job.end_date)
+        return resolve_window(query, today=made, max_days=self.max_window_days)
 
     async def get(self, job_id: str, *, user: User) -> ReportJob:
         job = await self.jobs.get(job_id) if len(job_id) == 32 else None

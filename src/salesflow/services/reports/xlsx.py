@@ -30,7 +30,7 @@ def render_xlsx(content: ReportContent) -> bytes:
             "strings_to_numbers": False,
         },
     )
-    formats = _formats(workbook)
+    formats = _formats(workbook, money=content.formats.spreadsheet_money)
     _summary(workbook, formats, content)
     if content.sales is not None:
         _sales(workbook, formats, content)
@@ -56,13 +56,13 @@ def render_xlsx(content: ReportContent) -> bytes:
     return buffer.getvalue()
 
 
-def _formats(workbook: Workbook) -> dict[str, Any]:
+def _formats(workbook: Workbook, *, money: str) -> dict[str, Any]:
     return {
         "header": workbook.add_format({"bold": True, "font_color": "#FFFFFF", "bg_color": "#1F2937"}),
         "title": workbook.add_format({"bold": True, "font_size": 16}),
         "date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
         "datetime": workbook.add_format({"num_format": "yyyy-mm-dd hh:mm"}),
-        "money": workbook.add_format({"num_format": "#,##0.00"}),
+        "money": workbook.add_format({"num_format": money}),
         "int": workbook.add_format({"num_format": "#,##0"}),
         "number": workbook.add_format({"num_format": "#,##0.00"}),
         "pct": workbook.add_format({"num_format": "0.0"}),
@@ -102,7 +102,7 @@ def _summary(workbook: Workbook, formats: dict[str, Any], content: ReportContent
     sheet.set_column(1, 3, 18)
     sheet.write_string(0, 0, content.title, formats["title"])
     sheet.write_string(1, 0, content.period_label)
-    if content.window:
+    if content.window and content.window[0].isoformat() not in content.period_label:
         _write(sheet, 1, 1, content.window[0], "date", formats)
         _write(sheet, 1, 2, content.window[1], "date", formats)
     sheet.write_string(2, 0, "Generated")
@@ -210,6 +210,7 @@ def _stock(workbook: Workbook, formats: dict[str, Any], content: ReportContent) 
         ("Daily demand", "number", 13),
         ("Reorder point", "int", 13),
         ("Suggested order", "int", 15),
+        ("Sales at risk", "money", 13),
         ("ABC", "text", 6),
     ]
 
@@ -227,6 +228,7 @@ def _stock(workbook: Workbook, formats: dict[str, Any], content: ReportContent) 
             p.daily_demand,
             p.reorder_point,
             p.suggested_order_qty,
+            p.sales_at_risk,
             p.abc_class,
         ]
 

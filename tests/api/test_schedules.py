@@ -82,6 +82,13 @@ def test_the_frontends_schedule_calls(prod_api: httpx.Client, tokens: dict[str, 
         headers=admin,
     ).json()
     assert answer["status"] == "scheduled" and (answer["hour"], answer["minute"]) == (6, 5)
+    assert "/" not in answer["storage"]  # never a server path
+    again = prod_api.post(
+        "/reports/schedule",
+        json={"report_type": "stock", "format": "pdf", "hour": 6, "minute": 5},
+        headers=admin,
+    ).json()
+    assert again["job_id"] == answer["job_id"]  # the same daily report asked twice: one schedule
     assert (
         prod_api.get(f"/reports/schedules/{answer['job_id']}", headers=admin).json()["frequency"] == "daily"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -9,12 +11,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from openpyxl import load_workbook
 
 from salesflow.config import Settings
 from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.models.analytics import Period, SalesQuery
+from salesflow.models.reports import ReportType
 from salesflow.resources import Resources, build_resources
 from salesflow.services.analytics.windows import period_window
+from salesflow.services.reports import pdf
+from salesflow.services.reports.xlsx import render_xlsx
 from tests.builders import RETAIL, RETAIL_LAST_DAY, TODAY, load_retail_store, read_retail_lines
 
 
@@ -160,3 +166,20 @@ async def test_real_dead_stock_and_coverage(retail: tuple[Resources, pd.DataFram
     for product_id in rate.sort_values().index[-20:]:  # the fastest sellers: a few days of cover
         assert states.loc[product_id, "coverage_days"] == pytest.approx(25 / rate[product_id])
     assert states.loc[states["daily_demand"] == 0, "coverage_days"].isna().all()
+
+
+async def test_the_real_shops_stock_report_prints_on_a_few_pages(
+    retail: tuple[Resources, pd.DataFrame],
+) -> None:
+    """~3,700 products, ~1,800 to reorder: the PDF shows the most at stake and says how many more the Excel
+    file has (≤ 15 pages; every row would be ~80)."""
+    resources, _ = retail
+    now = clock_at(RETAIL_LAST_DAY)()
+    content = await resources.reports.gatherer.gather(
+        ReportType.STOCK, SalesQuery(period=Period.WEEKLY), scope="admin", generated_at=now
+    )
+    assert content.stock is not None and len(content.stock.reorder_suggestions) > 1_000
+    document = pdf.render_pdf(content)
+    assert len(re.findall(rb"/Type\s*/Page\b", document)) <= 15
+    workbook = load_workbook(io.BytesIO(render_xlsx(content)), read_only=True)
+    assert workbook["Reorder"].max_row == len(content.stock.reorder_suggestions) + 1  # every row kept

@@ -161,3 +161,33 @@ async def test_a_failed_send_is_kept_and_retried(
     clock.now += timedelta(minutes=1)
     assert await built.notifications.deliver_due() == 1
     assert len(received) == 1
+
+
+async def test_a_scheduled_daily_report_covers_the_last_complete_day_and_says_so(
+    resources: tuple[Resources, MovableClock], smtp: tuple[int, list[Message]]
+) -> None:
+    built, clock = resources
+    created = await built.schedules.create(
+        ScheduleRequest(
+            report_type=ReportType.SALES, hour=7, minute=0, timezone="UTC", recipients=["boss@shop.test"]
+        ),
+        user=DEV_USER,
+    )
+    slot = last_fire_time(created, clock(), within=timedelta(days=1))
+    assert slot is not None
+    job = await built.schedules.fire(created.id, slot)
+    assert job is not None
+    yesterday = slot.date() - timedelta(days=1)
+    assert (job.start_date, job.end_date) == (yesterday, yesterday)
+    assert await finished(built, job.id) == "completed"
+    with anyio.fail_after(60):
+        await built.jobs.broker.wait_all()  # type: ignore[attr-defined]  # the in-memory broker
+    await built.notifications.deliver_due()
+    [mail] = smtp[1]
+    label = f"{yesterday:%A} {yesterday.isoformat()}"
+    assert mail["Subject"] == f"SalesFlow sales report: {label}"
+    body = next(p for p in mail.walk() if p.get_content_type() == "text/plain").get_payload(decode=True)
+    assert isinstance(body, bytes) and b"Revenue " in body and b"on the day before" in body
+    [attachment] = [part for part in mail.walk() if part.get_filename()]
+    name = f"salesflow_sales_{yesterday}_{yesterday}_"
+    assert str(attachment.get_filename()).startswith(name)

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from salesflow.clients.mail.notifier import Mail
 from salesflow.config import ConfigurationError, Settings, load_settings
+from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.formatting import Formats
 from salesflow.models.alerts import AlertKind, AlertState
 from salesflow.resources import Resources, build_resources
@@ -250,3 +252,85 @@ def test_an_unknown_currency_is_refused_at_start_up(make_settings: Callable[...,
         load_settings(_env_file=None, dev_mode=True, shop_country="GB").formats.money(1234.5) == "£1,234.50"
     )
     assert load_settings(_env_file=None, dev_mode=True, shop_currency="eur").formats.currency == "EUR"
+
+
+def shop_store(path: Path, stock: list[int], orders: list[tuple[int, int, float]]) -> None:
+    """An embedded store: products 1..n with `stock`, and one sale a day of (product, units, unit price)
+    for each order, on the days just before TODAY."""
+    ids = list(range(1, len(stock) + 1))
+    products = pd.DataFrame(
+        {
+            "product_id": ids,
+            "name": [f"Item {i}" for i in ids],
+            "sku": [f"I-{i}" for i in ids],
+            "price": 2.0,
+            "stock_quantity": stock,
+            "description": None,
+            "image_url": None,
+            "low_stock_threshold": 10,
+            "category": None,
+        }
+    )
+    sold_at = [datetime.combine(TODAY - timedelta(days=n + 1), time(11, 0)) for n in range(len(orders))]
+    sales = pd.DataFrame(
+        {
+            "id": range(1, len(orders) + 1),
+            "sale_date": pd.Series(sold_at, dtype="datetime64[us]"),
+            "total_amount": [units * price for _, units, price in orders],
+        }
+    )
+    items = pd.DataFrame(
+        {
+            "id": range(1, len(orders) + 1),
+            "sale_id": range(1, len(orders) + 1),
+            "product_id": [p for p, _, _ in orders],
+            "product_name": [f"Item {p}" for p, _, _ in orders],
+            "sku": [f"I-{p}" for p, _, _ in orders],
+            "quantity": [u for _, u, _ in orders],
+            "unit_price": [price for _, _, price in orders],
+            "subtotal": [u * price for _, u, price in orders],
+        }
+    )
+    store = EmbeddedStore(path)
+    try:
+        store.load(products, sales, items)
+    finally:
+        store.close()
+
+
+async def checked(settings: Settings) -> tuple[list[Alert], Mail | None]:
+    resources = await build_resources(settings, clock=MovableClock())
+    try:
+        changes = await resources.alerts.check_now()
+        rows = await resources.alerts.alerts.mails([changes.digest_mail_id] if changes.digest_mail_id else [])
+        mail = next(iter(rows.values()), None)
+        return changes.opened, Mail(recipients=[], subject=mail.subject, body=mail.body) if mail else None
+    finally:
+        await resources.aclose()
+
+
+async def test_a_shop_without_any_sale_gets_one_summary_line(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(alert_recipients=[BOSS])
+    shop_store(settings.embedded_db_path, [50] * 40, [])
+    opened, mail = await checked(settings)
+    assert [(a.kind, a.subject) for a in opened] == [(AlertKind.DEAD_STOCK, NEVER_SOLD)]
+    assert opened[0].numbers["products"] == 40 and opened[0].at_stake == 40 * 50 * 2.0
+    assert mail is not None and "40 products in stock have never sold" in mail.body
+
+
+async def test_one_giant_order_and_negative_stock_give_no_absurd_figure(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Product 1 sold once, 80,995 units yesterday; product 2 has -3 in stock (Java allows it) and sells."""
+    settings = make_settings(alert_recipients=[BOSS])
+    orders = [(1, 80_995, 1.0)] + [(2, 3, 2.0)] * 27
+    shop_store(settings.embedded_db_path, [0, -3], orders)
+    opened, mail = await checked(settings)
+    by_subject = {a.subject: a for a in opened}
+    negative = by_subject["product:2"]
+    assert negative.kind == AlertKind.OUT_OF_STOCK and negative.numbers["current_stock"] == -3
+    assert negative.at_stake == pytest.approx(27 * 3 / 28 * 21 * 2.0, abs=0.01)  # sales at risk, no more
+    giant = by_subject["product:1"]  # one order is not a daily rate: nothing to lose a day, nothing to order
+    assert (giant.kind, giant.severity, giant.at_stake) == (AlertKind.OUT_OF_STOCK, "low", 0.0)
+    assert giant.numbers["suggested_order_qty"] == 0 and "no recent demand" in giant.message
+    assert mail is not None and "e+" not in mail.body and len(mail.body) < 200_000

@@ -76,6 +76,14 @@ class ProductLines:
         n = len(self.product_ids)
         return np.bincount(self.position[rows][known], weights=weights, minlength=n).astype(np.float64)
 
+    def selling_days(self, rows: slice | npt.NDArray[np.bool_] = slice(None)) -> IntArray:
+        """Distinct business days with a sale, per product, over `rows`."""
+        known = self.known[rows]
+        cells = np.unique(
+            np.stack([self.position[rows][known], self.day[rows][known].astype(np.int64)], axis=1), axis=0
+        )
+        return np.bincount(cells[:, 0], minlength=len(self.product_ids)).astype(np.int64)
+
     def last_day(self) -> npt.NDArray[np.datetime64]:
         """Each product's last business day with a sale (NaT when none)."""
         never = np.iinfo(np.int64).min

@@ -40,6 +40,7 @@ Severity = Literal["low", "medium", "high"]
 PIPELINE = "analytics"
 YEAR_DAYS = 365
 OVER_A_YEAR = 366.0  # coverage is capped here: read it as "over a year"
+MIN_SELLING_DAYS = 2  # days with a sale in the year before a product has a demand rate
 
 
 class DemandForecastSource(Protocol):
@@ -173,11 +174,13 @@ def product_states(
         variance = table["demand_std"].to_numpy() ** 2
         reorder_point = demand.reorder_points(rate, variance, rule)
         source[has_forecast] = "forecast"
-    # Below the floor a product has no recent demand: no coverage, no reorder, no astronomical figure.
-    rate = np.where(rate >= rule.floor, rate, 0.0)
+    year = by_product.between(as_of - timedelta(days=YEAR_DAYS - 1), as_of)
+    # Below the floor a product has no recent demand: no coverage, no reorder, no astronomical figure. Nor
+    # has one that sold on a single day of the year: one order (however large) is not a daily rate.
+    regular = (rate >= rule.floor) & (by_product.selling_days(year) >= MIN_SELLING_DAYS)
+    rate = np.where(regular, rate, 0.0)
     reorder_point = np.where(rate > 0, reorder_point, 0)
     last_sale = by_product.last_day()
-    year = by_product.between(as_of - timedelta(days=YEAR_DAYS - 1), as_of)
     no_recent_sale = np.isnat(last_sale) | (
         last_sale <= np.datetime64(as_of - timedelta(days=dead_stock_days))
     )

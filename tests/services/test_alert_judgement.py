@@ -146,7 +146,9 @@ def states_of(stock: list[int], threshold: int, daily_units: list[float], price:
 def test_stock_conditions_rank_by_sales_at_risk_and_summarise_never_sold_products() -> None:
     # 1 out of stock and selling 3 a day; 2 low and due; 3 low but nobody buys it; 4..8 never sold.
     states = states_of([0, 2, 3, 50, 50, 50, 50, 50], 10, [3, 1, 0, 0, 0, 0, 0, 0])
-    conditions = {c.subject: c for c in stock_conditions(states, rule=RULE, dead_stock_days=90)}
+    conditions = {
+        c.subject: c for c in stock_conditions(states, rule=RULE, dead_stock_days=90, formats=Formats())
+    }
     assert set(conditions) == {"product:1", "product:2", NEVER_SOLD}
     out = conditions["product:1"]
     assert (out.kind, out.severity, out.at_stake) == (AlertKind.OUT_OF_STOCK, "high", 3 * 21 * 4.0)
@@ -160,7 +162,11 @@ def test_stock_conditions_rank_by_sales_at_risk_and_summarise_never_sold_product
 
 def test_a_product_out_of_stock_that_nobody_buys_is_low_and_says_so() -> None:
     states = states_of([0, 5], 10, [0.0, 1.0])
-    [out] = [c for c in stock_conditions(states, rule=RULE, dead_stock_days=90) if c.subject == "product:1"]
+    [out] = [
+        c
+        for c in stock_conditions(states, rule=RULE, dead_stock_days=90, formats=Formats())
+        if c.subject == "product:1"
+    ]
     assert (out.severity, out.at_stake) == ("low", 0.0) and "no recent demand" in out.message
 
 
@@ -179,7 +185,7 @@ def test_coverage_has_a_demand_floor_and_a_cap() -> None:
 def test_the_stock_severity_band_is_widened_for_an_open_alert() -> None:
     # Coverage 2.5 days with a 7-day lead time: medium (≥ 7/3); within 25% of the high boundary.
     states = states_of([5], 1, [2.0])
-    [urgent] = stock_conditions(states, rule=RULE, dead_stock_days=90)
+    [urgent] = stock_conditions(states, rule=RULE, dead_stock_days=90, formats=Formats())
     assert urgent.kind == AlertKind.URGENT_REORDER and urgent.severity == "medium"
     assert 7 / 3 <= 2.5 < 7 / 3 * HYSTERESIS and urgent.sticky_severity == "high"
 

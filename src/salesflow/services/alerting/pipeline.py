@@ -116,7 +116,11 @@ class AlertService:
         first_day = today - timedelta(days=self.history_days)
         lines = await self.lines.window(first_day, today - timedelta(days=1))
         stock = partial(
-            rules.stock_conditions, states, rule=self.demand_rule, dead_stock_days=self.dead_stock_days
+            rules.stock_conditions,
+            states,
+            rule=self.demand_rule,
+            dead_stock_days=self.dead_stock_days,
+            formats=self.formats,
         )
         found = await self._anomalies(lines, states, today=today, first_day=first_day)
         return await anyio.to_thread.run_sync(stock) + rules.explained_drops_left_out(found, states)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from salesflow.formatting import Formats
 from salesflow.models.alerts import AlertKind
 from salesflow.models.ml import DEFAULT_ANOMALY_MODEL, Anomaly, Bucket
 from salesflow.services.analytics.demand import DemandRule
@@ -46,7 +47,9 @@ def product_subject(product_id: int) -> str:
     return f"product:{product_id}"
 
 
-def stock_conditions(states: pd.DataFrame, *, rule: DemandRule, dead_stock_days: int) -> list[Condition]:
+def stock_conditions(
+    states: pd.DataFrame, *, rule: DemandRule, dead_stock_days: int, formats: Formats
+) -> list[Condition]:
     flagged = alerting(states, rule)
     conditions = [_stock_condition(row, rule) for row in _records(flagged)]
     near = alerting(states, rule, margin=HYSTERESIS)
@@ -56,9 +59,9 @@ def stock_conditions(states: pd.DataFrame, *, rule: DemandRule, dead_stock_days:
     ]
     dead = states[(states["status"] == "DEAD_STOCK") & (states["current_stock"] > 0)]
     never = dead["last_sale_date"].isna()
-    conditions += [_dead_stock_condition(row, dead_stock_days) for row in _records(dead[~never])]
+    conditions += [_dead_stock_condition(row, dead_stock_days, formats) for row in _records(dead[~never])]
     if never.any():
-        conditions.append(_never_sold_condition(dead[never]))
+        conditions.append(_never_sold_condition(dead[never], formats))
     return conditions
 
 
@@ -92,7 +95,7 @@ def _stock_condition(row: dict[str, Any], rule: DemandRule, *, hold_only: bool =
     )
 
 
-def _dead_stock_condition(row: dict[str, Any], dead_stock_days: int) -> Condition:
+def _dead_stock_condition(row: dict[str, Any], dead_stock_days: int, formats: Formats) -> Condition:
     last_sale = pd.Timestamp(row["last_sale_date"]).date()
     value = round(float(row["stock_value"]), 2)
     return Condition(
@@ -100,8 +103,9 @@ def _dead_stock_condition(row: dict[str, Any], dead_stock_days: int) -> Conditio
         subject=product_subject(int(row["product_id"])),
         severity="low",
         message=(
-            f"{row['name']} ({row['sku']}): {int(row['current_stock']):,} in stock, worth {value:,.2f},"
-            f" without a sale for {dead_stock_days} days or more (last sold on {last_sale})."
+            f"{row['name']} ({row['sku']}): {int(row['current_stock']):,} in stock,"
+            f" worth {formats.money(value)}, without a sale for {dead_stock_days} days or more"
+            f" (last sold on {last_sale})."
         ),
         numbers={
             "current_stock": int(row["current_stock"]),
@@ -116,7 +120,7 @@ def _dead_stock_condition(row: dict[str, Any], dead_stock_days: int) -> Conditio
     )
 
 
-def _never_sold_condition(never: pd.DataFrame) -> Condition:
+def _never_sold_condition(never: pd.DataFrame, formats: Formats) -> Condition:
     """One line for the catalogue's products in stock that never sold (new ones, or never launched)."""
     value = round(float(never["stock_value"].sum()), 2)
     count = len(never)
@@ -125,7 +129,7 @@ def _never_sold_condition(never: pd.DataFrame) -> Condition:
         subject=NEVER_SOLD,
         severity="low",
         message=(
-            f"{count:,} products in stock have never sold, worth {value:,.2f} in all"
+            f"{count:,} products in stock have never sold, worth {formats.money(value)} in all"
             " (new products, or ones to take off the shelf)."
         ),
         numbers={

@@ -2,6 +2,10 @@
 the daily demand batch running as in production, and count what a manager would find wrong.
 
     .venv/bin/python -m bench.alert_replay [--days 60] [--checks 06:00,09:00,13:00,18:00] [--batch proxy]
+        [--last-day 2011-12-09] [--min-share 1.0]
+
+`--last-day 2011-09-30` replays the 60 trading days before the reported window: the development split on
+which `ALERT_ANOMALY_MIN_SHARE` was chosen (`--min-share`).
 
 The shop: the real lines in the embedded store; stock starts at 45 days of each product's recent demand (20
 units for products without recent sales), falls with each day's sales, and the manager orders what the
@@ -155,7 +159,7 @@ def flips_within(day_states: list[dict[tuple[str, str], str | None]]) -> int:
 async def replay(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     raw = read_retail_lines()
     trading_days = sorted({d.date() for d in raw["InvoiceDate"].dt.normalize().unique()})
-    days = [d for d in trading_days if d <= RETAIL_LAST_DAY][-args.days :]
+    days = [d for d in trading_days if d <= args.last_day][-args.days :]
     checks = [clock_time.fromisoformat(t) for t in args.checks.split(",")]
     batch_at = clock_time.fromisoformat(args.batch_at)
     raw = load_retail_store(folder / "salesflow.duckdb", raw)
@@ -172,6 +176,7 @@ async def replay(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
         import_warm_up=False,
         sales_refresh_seconds=0,
         analytics_max_window_days=400,
+        alert_anomaly_min_share=args.min_share,
     )
     resources = await build_resources(settings, clock=clock)
     run = Replay(resources, clock, raw, batch=args.batch)
@@ -250,6 +255,9 @@ async def replay(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await resources.aclose()
     return {
+        "first_day": days[0].isoformat(),
+        "last_day": days[-1].isoformat(),
+        "min_share": args.min_share,
         "days": len(days),
         "checks_a_day": len(checks),
         "batch": args.batch,
@@ -270,6 +278,13 @@ def main() -> None:
     parser.add_argument("--checks", default="06:00,09:00,13:00,18:00")
     parser.add_argument("--batch-at", default="07:30")
     parser.add_argument("--batch", choices=["proxy", "forecast"], default="proxy")
+    parser.add_argument("--last-day", type=date.fromisoformat, default=RETAIL_LAST_DAY)
+    parser.add_argument(
+        "--min-share",
+        type=float,
+        default=Settings.model_fields["alert_anomaly_min_share"].default,
+        help="ALERT_ANOMALY_MIN_SHARE (default: the service's)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         figures = asyncio.run(replay(Path(folder), args))

@@ -20,8 +20,7 @@ from pathlib import Path
 
 from tests.builders import TODAY, pinned_clock
 
-from bench.common import emit, peak_rss_mb, seed_demo_store
-from salesflow.config import Settings
+from bench.common import bench_settings, emit, peak_rss_mb, seed_demo_store
 from salesflow.models.ml import AnomalyRequest, Scope
 from salesflow.resources import build_resources
 
@@ -37,16 +36,7 @@ async def stall_while(work: asyncio.Task[object]) -> float:
 
 
 async def measure(folder: Path) -> dict[str, object]:
-    settings = Settings(
-        _env_file=None,
-        dev_mode=True,
-        data_dir=folder,
-        export_dir=folder / "exports",
-        outbox_dir=folder / "outbox",
-        alert_recipients=["boss@shop.test"],
-        demand_forecasts=False,
-        forecast_warm_up=False,
-    )
+    settings = bench_settings(folder, alert_recipients=["boss@shop.test"], demand_forecasts=False)
     resources = await build_resources(settings, clock=pinned_clock)
     try:
         await resources.lines.window(TODAY, TODAY)  # the line cache's cold load is not what is measured

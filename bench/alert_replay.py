@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from tests.builders import RETAIL_LAST_DAY, MovableClock, load_retail_store, read_retail_lines
 
-from bench.common import emit
+from bench.common import bench_settings, emit
 from salesflow.config import Settings
 from salesflow.models.alerts import SEVERITY_RANK, AlertKind, AlertState
 from salesflow.resources import Resources, build_resources
@@ -164,16 +164,10 @@ async def replay(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     batch_at = clock_time.fromisoformat(args.batch_at)
     raw = load_retail_store(folder / "salesflow.duckdb", raw)
     clock = MovableClock(datetime.combine(days[0], checks[0], tzinfo=UTC))
-    settings = Settings(
-        _env_file=None,
-        dev_mode=True,
-        data_dir=folder,
-        export_dir=folder / "exports",
-        outbox_dir=folder / "outbox",
+    settings = bench_settings(
+        folder,
         alert_recipients=["manager@shop.test"],
         shop_country="GB",
-        forecast_warm_up=False,
-        import_warm_up=False,
         sales_refresh_seconds=0,
         analytics_max_window_days=400,
         alert_anomaly_min_share=args.min_share,

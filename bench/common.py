@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from salesflow.config import Settings
 from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.services.ml.strategies import FORECASTERS
 
@@ -56,6 +57,20 @@ def candidates_option(text: str) -> tuple[tuple[str, ...], ...]:
     if not candidates or unknown:
         raise argparse.ArgumentTypeError(f"unknown models {sorted(unknown)} in {text!r}")
     return candidates
+
+
+def bench_settings(folder: Path, **overrides: Any) -> Settings:
+    """DEV settings on `folder` (its store, exports, outbox), no `.env`, no warm-ups: what benches run on."""
+    return Settings(
+        _env_file=None,
+        dev_mode=True,
+        data_dir=folder,
+        export_dir=folder / "exports",
+        outbox_dir=folder / "outbox",
+        forecast_warm_up=False,
+        import_warm_up=False,
+        **overrides,
+    )
 
 
 def emit(bench: str, figures: dict[str, Any]) -> None:

@@ -20,8 +20,7 @@ from pathlib import Path
 
 from tests.builders import RETAIL_LAST_DAY, load_retail_store, read_retail_lines
 
-from bench.common import emit
-from salesflow.config import Settings
+from bench.common import bench_settings, emit
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.reports import ReportType
 from salesflow.resources import build_resources
@@ -41,16 +40,8 @@ def pages(document: bytes) -> int:
 
 async def measure(folder: Path, out: Path) -> dict[str, object]:
     load_retail_store(folder / "salesflow.duckdb", read_retail_lines())
-    settings = Settings(
-        _env_file=None,
-        dev_mode=True,
-        data_dir=folder,
-        export_dir=folder / "exports",
-        shop_country="GB",
-        demand_forecasts=False,
-        forecast_warm_up=False,
-        import_warm_up=False,
-        analytics_max_window_days=400,
+    settings = bench_settings(
+        folder, shop_country="GB", demand_forecasts=False, analytics_max_window_days=400
     )
     now = datetime.combine(RETAIL_LAST_DAY, clock_time(20, 0), tzinfo=UTC)
     resources = await build_resources(settings, clock=lambda: now)

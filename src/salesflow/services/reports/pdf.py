@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -138,43 +138,20 @@ def _summary_page(content: ReportContent) -> list[Flowable]:
     sales = content.sales
     if sales is not None and sales.kpis.total_transactions:
         k, c, y = sales.kpis, sales.comparison, content.last_year
-        rows = [
-            [
-                "Revenue",
-                f.money(k.total_revenue),
-                f.money(c.total_revenue),
-                _change(c.change_pct.total_revenue),
-            ],
-            [
-                "Units sold",
-                f.units(k.total_quantity),
-                f.units(c.total_quantity),
-                _change(c.change_pct.total_quantity),
-            ],
-            [
-                "Sales",
-                f.units(k.total_transactions),
-                f.units(c.total_transactions),
-                _change(c.change_pct.total_transactions),
-            ],
-            [
-                "Average sale",
-                f.money(k.average_ticket),
-                f.money(c.average_ticket),
-                _change(c.change_pct.average_ticket),
-            ],
+        measures: list[tuple[str, str, Callable[[float], str]]] = [
+            ("Revenue", "total_revenue", f.money),
+            ("Units sold", "total_quantity", f.units),
+            ("Sales", "total_transactions", f.units),
+            ("Average sale", "average_ticket", f.money),
         ]
-        if y is not None:
-            last = [
-                y.kpis.total_revenue,
-                y.kpis.total_quantity,
-                y.kpis.total_transactions,
-                y.kpis.average_ticket,
-            ]
-            now = [k.total_revenue, k.total_quantity, k.total_transactions, k.average_ticket]
-            shown = [f.money(last[0]), f.units(last[1]), f.units(last[2]), f.money(last[3])]
-            for row, then, value, text in zip(rows, last, now, shown, strict=True):
-                row += [text, _change((value - then) / then * 100 if then else None)]
+        rows: list[list[object]] = []
+        for label, name, shown in measures:
+            value, before = getattr(k, name), getattr(c, name)
+            row: list[object] = [label, shown(value), shown(before), _change(getattr(c.change_pct, name))]
+            if y is not None:
+                then = getattr(y.kpis, name)
+                row += [shown(then), _change((value - then) / then * 100 if then else None)]
+            rows.append(row)
         previous = previous_label(content).removeprefix("the ").capitalize()
         header = ["", "This period", previous, "Change"] + (["A year before", "Change"] if y else [])
         widths = [3.0, 3.0, 3.0, 2.0] + ([3.3, 2.0] if y else [])

@@ -16,10 +16,12 @@ as a forecast is); `forecast` runs the real batch (about 4 minutes a day for 3,6
 
 Printed per day: alerts opened/updated/resolved by kind, flips (an alert resolved and opened again, or its
 severity moving down then up or up then down, within one day: nothing in the sales or stock changed between
-those checks), acknowledged alerts reopened without getting worse than when acknowledged, e-mails and their
+those checks), stock alerts that changed at all between two checks of a day (stock and demand are the same
+all day), acknowledged alerts reopened without getting worse than when acknowledged, e-mails and their
 sizes. Then the totals, the first evaluation's e-mail size, and product sales-anomaly alerts per day.
 Targets (issue 18): 0 flips, 0 reopened acknowledgements, product anomaly alerts ≤ 5 a trading day, every
-e-mail ≤ 200 KB.
+e-mail ≤ 200 KB. `--baseline` first replays the same days with the demand switched when the batch lands (the
+policy before) and every product anomaly an alert.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from bench.common import bench_settings, emit
 from salesflow.config import Settings
 from salesflow.models.alerts import SEVERITY_RANK, AlertKind, AlertState
 from salesflow.resources import Resources, build_resources
+from salesflow.services.analytics.demand import SettledDemand
 from salesflow.state.alerts import AlertFilters, Changes
 from salesflow.state.tables import Alert
 
@@ -156,7 +159,32 @@ def flips_within(day_states: list[dict[tuple[str, str], str | None]]) -> int:
     return flips
 
 
-async def replay(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+STOCK_KINDS = {AlertKind.OUT_OF_STOCK, AlertKind.LOW_STOCK, AlertKind.URGENT_REORDER}
+
+
+def stock_changes_within(day_states: list[dict[tuple[str, str], str | None]]) -> int:
+    """Stock alerts opened, resolved or changing severity between two checks of one day: stock and demand do
+    not change within a replayed day, so each is a change without a cause."""
+    changes = 0
+    for before, after in itertools.pairwise(day_states):
+        keys = {k for k in set(before) | set(after) if k[0] in STOCK_KINDS}
+        changes += sum(before.get(k) != after.get(k) for k in keys)
+    return changes
+
+
+def switch_on_landing(resources: Resources, clock: MovableClock) -> None:
+    """The baseline's demand policy (before issue 18): the newest batch as soon as it lands, the rate
+    until then, so a day's checks before and after the batch read different demand."""
+    batches = resources.demand_forecasts.batches
+
+    async def newest(as_of: date) -> SettledDemand | None:
+        found = await batches.newest_before(clock.now + timedelta(seconds=1), oldest=as_of)
+        return SettledDemand(basis=found[0], figures=found[1]) if found else None
+
+    resources.demand_forecasts.daily_demand = newest  # type: ignore[method-assign]  # the baseline only
+
+
+async def replay(folder: Path, args: argparse.Namespace, *, baseline: bool = False) -> dict[str, Any]:
     raw = read_retail_lines()
     trading_days = sorted({d.date() for d in raw["InvoiceDate"].dt.normalize().unique()})
     days = [d for d in trading_days if d <= args.last_day][-args.days :]
@@ -170,9 +198,11 @@ async def replay(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
         shop_country="GB",
         sales_refresh_seconds=0,
         analytics_max_window_days=400,
-        alert_anomaly_min_share=args.min_share,
+        alert_anomaly_min_share=0.0 if baseline else args.min_share,
     )
     resources = await build_resources(settings, clock=clock)
+    if baseline:
+        switch_on_landing(resources, clock)
     run = Replay(resources, clock, raw, batch=args.batch)
     stock = initial_stock(raw, days[0])
     totals: Counter[str] = Counter()
@@ -240,6 +270,7 @@ async def replay(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
                             )
             flips = flips_within(day_states)
             totals["flips"] += flips
+            totals["stock_changes_within_a_day"] += stock_changes_within(day_states)
             anomaly_per_day.append(len(product_anomalies))
             sys.stdout.write(
                 f"{day} opened {dict(opened)} flips {flips} product anomalies {len(product_anomalies)}"
@@ -274,14 +305,24 @@ def main() -> None:
     parser.add_argument("--batch", choices=["proxy", "forecast"], default="proxy")
     parser.add_argument("--last-day", type=date.fromisoformat, default=RETAIL_LAST_DAY)
     parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="first replay the same days as before issue 18: demand switched when the batch lands, every"
+        " product anomaly an alert (ALERT_ANOMALY_MIN_SHARE=0)",
+    )
+    parser.add_argument(
         "--min-share",
         type=float,
         default=Settings.model_fields["alert_anomaly_min_share"].default,
         help="ALERT_ANOMALY_MIN_SHARE (default: the service's)",
     )
     args = parser.parse_args()
+    figures: dict[str, Any] = {}
+    if args.baseline:
+        with tempfile.TemporaryDirectory() as folder:
+            figures["baseline"] = asyncio.run(replay(Path(folder), args, baseline=True))
     with tempfile.TemporaryDirectory() as folder:
-        figures = asyncio.run(replay(Path(folder), args))
+        figures |= asyncio.run(replay(Path(folder), args))
     emit("alert_replay", figures)
 
 

@@ -282,7 +282,7 @@ async def replay(folder: Path, args: argparse.Namespace, *, baseline: bool = Fal
     return {
         "first_day": days[0].isoformat(),
         "last_day": days[-1].isoformat(),
-        "min_share": args.min_share,
+        "min_share": settings.alert_anomaly_min_share,
         "days": len(days),
         "checks_a_day": len(checks),
         "batch": args.batch,

@@ -84,7 +84,7 @@ async def test_a_hold_only_condition_keeps_an_alert_open_and_opens_none(
     service: tuple[Resources, MovableClock],
 ) -> None:
     resources, _ = service
-    near = Condition(**{**condition("low").__dict__, "hold_only": True})
+    near = Condition(**{**condition("low").__dict__, "hold_only": True})  # just past the lead time
     assert await reconcile(resources, near) == []
     [opened] = await reconcile(resources, condition("low"))
     [kept] = await reconcile(resources, near)
@@ -180,6 +180,13 @@ def test_coverage_has_a_demand_floor_and_a_cap() -> None:
     assert describe_coverage(OVER_A_YEAR) == "over a year"
     assert describe_coverage(float("nan")) == "no recent demand"
     assert describe_coverage(6.998) == "6.9 days"  # never "7.0 days … less than the 7-day lead time"
+
+
+def test_a_product_just_past_the_lead_time_keeps_its_open_alert_and_says_so() -> None:
+    # 2 a day for 60 days, 15 in stock: 7.5 days against a 7-day lead time (within 25% of it).
+    [held] = stock_conditions(states_of([15], 1, [2.0]), rule=RULE, dead_stock_days=90, formats=Formats())
+    assert held.hold_only and held.kind == AlertKind.URGENT_REORDER
+    assert "7.5 days at 2.0 units a day, only just over the 7-day lead time" in held.message
 
 
 def test_the_stock_severity_band_is_widened_for_an_open_alert() -> None:

@@ -346,9 +346,11 @@ def stock_alert(r: dict[str, Any], rule: demand.DemandRule) -> StockAlert:
             f" day; order {order:,}."
         )
     else:
+        # Just past the lead time, an open alert is kept (hysteresis) and says where it stands.
+        against = "less than" if coverage < lead_days else "only just over"
         message = (
             f"{label}: {stock:,} in stock cover {describe_coverage(coverage)} at {_units(rate)} units a day,"
-            f" less than the {lead_days}-day lead time; order {order:,} now."
+            f" {against} the {lead_days}-day lead time" + (f"; order {order:,} now." if order else ".")
         )
     return StockAlert(
         product_id=int(r["product_id"]),

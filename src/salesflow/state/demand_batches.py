@@ -4,7 +4,7 @@ read to settle each business day's demand (the newest batch completed before the
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -29,10 +29,10 @@ class DemandBatches:
             async with self.db.session() as session, session.begin():
                 session.add(row)
         except IntegrityError:
-            pass
+            pass  # another process kept the same day's batch first
         async with self.db.session() as session, session.begin():
             await session.execute(
-                delete(DemandBatch).where(DemandBatch.as_of < date.fromordinal(as_of.toordinal() - KEPT_DAYS))
+                delete(DemandBatch).where(DemandBatch.as_of < as_of - timedelta(days=KEPT_DAYS))
             )
 
     async def has(self, as_of: date) -> bool:

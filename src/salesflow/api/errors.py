@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -130,9 +133,30 @@ def documented_file(*media_types: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"description": "The file", "content": {media: binary for media in media_types}}}
 
 
+MAX_OFFSET = 1_000_000  # the largest `offset` a listing accepts (deeper is a 422, never an overflow)
+
+
+async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, with inputs JSON cannot carry (NaN, ±Infinity, 1e999 read as inf) given as text."""
+    if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
+        raise exc
+    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers; unexpected exceptions are handled by `RequestContextMiddleware`."""
     app.add_exception_handler(errors.SalesflowError, _salesflow_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)
 
 
 def _jsonable(value: object) -> object:

@@ -228,7 +228,8 @@ class ScheduleService:
 
 
 def _fields_of(schedule: ReportSchedule) -> dict[str, Any]:
-    return {
+    """A stored schedule as request fields (a daily or monthly one stores no weekdays: none, not [])."""
+    fields = {
         name: getattr(schedule, name)
         for name in (
             "report_type",
@@ -244,3 +245,4 @@ def _fields_of(schedule: ReportSchedule) -> dict[str, Any]:
             "enabled",
         )
     }
+    return fields | {"weekdays": fields["weekdays"] or None}

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from salesflow.api.deps import AlertsDep, CurrentUser, require_roles
 from salesflow.api.envelope import EnvelopeRoute
-from salesflow.api.errors import documented
+from salesflow.api.errors import MAX_OFFSET, documented
 from salesflow.models.alerts import (
     AlertCheckResult,
     AlertKind,
@@ -36,7 +36,7 @@ async def list_alerts(
     kind: AlertKind | None = None,
     severity: Severity | None = None,
     product: Annotated[int | None, Query(ge=0, le=2**31 - 1, description="a product id")] = None,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     order: Annotated[
         Literal["stake", "recent"],

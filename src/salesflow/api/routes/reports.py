@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from salesflow.api.deps import CurrentUser, ReportsDep, SettingsDep, limit_expensive
 from salesflow.api.envelope import EnvelopeRoute
-from salesflow.api.errors import documented, documented_file
+from salesflow.api.errors import MAX_OFFSET, documented, documented_file
 from salesflow.errors import InvalidInput, UpstreamTimeout
 from salesflow.models.analytics import Period
 from salesflow.models.reports import (
@@ -70,7 +70,7 @@ async def list_report_jobs(
     user: CurrentUser,
     reports: ReportsDep,
     request: Request,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ReportJobPage:
     """The caller's report jobs (an ADMIN's: everyone's), newest first."""

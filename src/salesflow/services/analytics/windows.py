@@ -24,6 +24,7 @@ _LABELS = {
         Period.QUARTERLY: "90 derniers jours",
     },
 }
+EARLIEST, LATEST = date(1970, 1, 1), date(2999, 12, 31)
 _CUSTOM_LABEL = {"en": "{first} to {last}", "fr": "Du {first} au {last}"}
 
 
@@ -70,6 +71,11 @@ def period_label(period: Period, language: str = "en") -> str:
 
 
 def _explicit_window(first: date, last: date, *, max_days: int, language: str) -> Window:
+    for name, day in (("start_date", first), ("end_date", last)):
+        if not EARLIEST <= day <= LATEST:  # beyond, the previous window (or a year before) cannot be dated
+            raise InvalidInput(
+                f"{name} must be between {EARLIEST} and {LATEST}", field=name, value=day.isoformat()
+            )
     if first > last:
         raise InvalidInput(
             f"start_date ({first}) must not be after end_date ({last})", field="start_date", value=str(first)

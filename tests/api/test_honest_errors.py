@@ -1,0 +1,62 @@
+"""Client mistakes get a client status naming the field, never a 500 (issue 19's first defects)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from salesflow.config import Settings
+
+
+@pytest.fixture
+def prod_api(serve: Callable[..., httpx.Client], prod_settings: Settings) -> httpx.Client:
+    return serve(prod_settings)
+
+
+def admin(tokens: dict[str, str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['ADMIN']}"}
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
+def test_a_number_json_cannot_carry_is_a_422(
+    prod_api: httpx.Client, tokens: dict[str, str], number: bytes
+) -> None:
+    body = b'{"scope": "GLOBAL", "forecast_days": ' + number + b"}"
+    answer = prod_api.post(
+        "/ml/forecast", content=body, headers=admin(tokens) | {"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    [issue] = answer.json()["detail"]
+    assert issue["loc"][-1] == "forecast_days" and isinstance(issue["input"], str)
+
+
+def test_an_offset_past_the_limit_is_a_422(prod_api: httpx.Client, tokens: dict[str, str]) -> None:
+    for path in ("/reports/jobs", "/alerts"):
+        answer = prod_api.get(path, params={"offset": 9223372036854775808}, headers=admin(tokens))
+        assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["query", "offset"]
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+def test_a_window_outside_the_calendar_it_can_compare_with_is_a_422(
+    prod_api: httpx.Client, tokens: dict[str, str], day: str
+) -> None:
+    window = {"start_date": day, "end_date": day}
+    answer = prod_api.get("/analytics/sales", params=window, headers=admin(tokens))
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["start_date"]
+    job = prod_api.post("/reports/jobs", json={"report_type": "sales", **window}, headers=admin(tokens))
+    assert job.status_code == 422  # at submission, not a job that fails later
+
+
+def test_a_daily_schedule_can_be_changed_and_disabled(prod_api: httpx.Client, tokens: dict[str, str]) -> None:
+    created = prod_api.post(
+        "/reports/schedule",
+        json={"report_type": "sales", "format": "pdf", "hour": 7, "minute": 0},
+        headers=admin(tokens),
+    ).json()
+    path = f"/reports/schedules/{created['job_id']}"
+    assert prod_api.patch(path, json={}, headers=admin(tokens)).status_code == 200
+    changed = prod_api.patch(path, json={"enabled": False, "hour": 8}, headers=admin(tokens))
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["enabled"], changed.json()["hour"], changed.json()["weekdays"]) == (False, 8, [])

@@ -60,3 +60,44 @@ def test_a_daily_schedule_can_be_changed_and_disabled(prod_api: httpx.Client, to
     changed = prod_api.patch(path, json={"enabled": False, "hour": 8}, headers=admin(tokens))
     assert changed.status_code == 200, changed.text
     assert (changed.json()["enabled"], changed.json()["hour"], changed.json()["weekdays"]) == (False, 8, [])
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "boss\r\nBcc: x@evil.test@shop.test",
+        "bôss@shop.test",
+        "=?utf-8?q?boss?=@shop.test",
+        "boss@shop",
+        "a@b@c.d",
+    ],
+)
+def test_a_schedule_refuses_an_address_a_mail_server_would_refuse(
+    prod_api: httpx.Client, tokens: dict[str, str], address: str
+) -> None:
+    answer = prod_api.post(
+        "/reports/schedules",
+        json={"report_type": "sales", "hour": 7, "recipients": ["boss@shop.test", address]},
+        headers=admin(tokens),
+    )
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"][-2:] == ["recipients", 1]
+
+
+@pytest.mark.parametrize("record", ["0" * 31 + "%00", "a" * 10_000, "%2E%2E" * 16])
+def test_an_id_no_record_can_have_is_a_404_on_every_engine(
+    serve: Callable[..., httpx.Client],
+    prod_settings: Settings,
+    state_url: str,
+    tokens: dict[str, str],
+    record: str,
+) -> None:
+    """On PostgreSQL a NUL or an overlong id was "the state database is unavailable" (503)."""
+    api = serve(prod_settings.model_copy(update={"state_database_url": state_url}))
+    for path in (f"/reports/jobs/{record}", f"/reports/schedules/{record}", f"/excel/imports/{record}"):
+        assert api.get(path, headers=admin(tokens)).status_code == 404, path
+    assert api.post(f"/alerts/{record}/ack", headers=admin(tokens)).status_code == 404
+
+
+def test_no_answer_reflects_the_host_header(prod_api: httpx.Client, tokens: dict[str, str]) -> None:
+    answer = prod_api.get("/alerts/", headers=admin(tokens) | {"Host": "evil.example"})
+    assert answer.status_code == 404 and "evil.example" not in answer.headers.get("location", "")

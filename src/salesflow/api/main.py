@@ -115,6 +115,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         version=__version__,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # No slash redirects: their Location is built from the request's Host header (an open redirect).
+        redirect_slashes=False,
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,

@@ -88,13 +88,18 @@ class ReportJobPage(BaseModel):
     limit: int
 
 
-_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+$")
+# The HTML5 form's e-mail address: ASCII, no control character, a dotted domain (internal ones too).
+_ADDRESS = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
 
 
 def _address(value: str) -> str:
     """A bare e-mail address (shops use internal domains too: no list of allowed ones)."""
     value = value.strip()
-    if not _ADDRESS.match(value) or len(value) > 254:
+    # An RFC 2047 encoded word ("=?utf-8?…?=") is a header's syntax, not an address: a server refuses it.
+    if not _ADDRESS.fullmatch(value) or "=?" in value or len(value) > 254:
         raise ValueError(f"{value!r} is not an e-mail address")
     return value
 

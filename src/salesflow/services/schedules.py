@@ -24,6 +24,7 @@ from salesflow.models.auth import User
 from salesflow.models.reports import Frequency, JobStatus, ReportFormat, ScheduleFields, ScheduleRequest
 from salesflow.services.notifications import Notifications
 from salesflow.services.reports.pipeline import ReportService
+from salesflow.state.database import is_record_id
 from salesflow.state.report_jobs import NewJob
 from salesflow.state.schedules import Schedules
 from salesflow.state.tables import ReportJob, ReportSchedule
@@ -144,7 +145,7 @@ class ScheduleService:
         self.on_change()
 
     async def get(self, schedule_id: str) -> ReportSchedule:
-        schedule = await self.schedules.get(schedule_id) if len(schedule_id) == 32 else None
+        schedule = await self.schedules.get(schedule_id) if is_record_id(schedule_id) else None
         if schedule is None:
             raise NotFound(f"No schedule {schedule_id[:64]!r}")
         return schedule

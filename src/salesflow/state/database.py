@@ -7,6 +7,7 @@ several processes starting at once take turns (PostgreSQL: an advisory lock; SQL
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,15 @@ from salesflow.errors import StateUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 7_271_828  # PostgreSQL advisory lock key held while migrating
+
+
+RECORD_ID = re.compile(r"[0-9a-f]{32}")  # every record's id: uuid4().hex
+
+
+def is_record_id(value: str) -> bool:
+    """Whether `value` can be a record's id: checked before any query, so that bytes a database refuses
+    (a NUL, an overlong string) are a plain "not found" on every engine, never a database error."""
+    return RECORD_ID.fullmatch(value) is not None
 
 
 def default_url(data_dir: Path) -> str:

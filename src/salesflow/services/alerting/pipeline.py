@@ -28,6 +28,7 @@ from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.stock import StockAnalyticsService
 from salesflow.services.ml.anomalies import AnomalyRules
 from salesflow.state.alerts import AlertFilters, Alerts, Changes, Condition, Digest, DigestPlanner
+from salesflow.state.database import is_record_id
 from salesflow.state.tables import Alert
 
 logger = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ class AlertService:
         return await self.alerts.page(filters, offset=offset, limit=limit)
 
     async def acknowledge(self, alert_id: str, *, by: str) -> Alert:
-        alert = await self.alerts.acknowledge(alert_id, by=by) if len(alert_id) == 32 else None
+        alert = await self.alerts.acknowledge(alert_id, by=by) if is_record_id(alert_id) else None
         if alert is None:
             raise NotFound(f"No alert {alert_id[:64]!r}")
         return alert

@@ -15,7 +15,6 @@ Stages, in order:
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -41,9 +40,9 @@ from salesflow.sandbox import Limits, Sandbox
 from salesflow.services.excel_import.parsing import ImportRow, Parsed, parse, rows_from_columns
 from salesflow.services.excel_import.reading import read_table
 from salesflow.services.sales_recording import SalesRecorder
+from salesflow.state.database import is_record_id
 from salesflow.state.imports import ImportStore
 
-_IMPORT_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex
 REVIEWER_ROLE = "ADMIN"  # sees, and commits, every user's imports
 OWN_LISTED, EVERYONE_LISTED = 50, 200  # the newest imports a user, and a reviewer, sees listed
 Batch = tuple[list[SaleInput], list[int]]  # the sales of one write and the spreadsheet rows they come from
@@ -210,7 +209,7 @@ class ImportService:
         return notes
 
     async def _load(self, import_id: str, user: User) -> dict[str, Any]:
-        if not _IMPORT_ID.fullmatch(import_id):
+        if not is_record_id(import_id):
             raise NotFound(f"No import {import_id[:64]!r}")
         record = await self.store.record(import_id)
         # Someone else's import is as invisible as a missing one; an ADMIN reviews and commits anyone's.

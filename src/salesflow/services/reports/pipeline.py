@@ -33,6 +33,7 @@ from salesflow.services.reports.artifacts import MEDIA_TYPES, ArtifactStore, dow
 from salesflow.services.reports.content import ReportContent, ReportGatherer, highlights
 from salesflow.services.reports.pdf import render_pdf
 from salesflow.services.reports.xlsx import render_xlsx
+from salesflow.state.database import is_record_id
 from salesflow.state.report_jobs import NewJob, ReportJobs
 from salesflow.state.tables import ReportJob
 
@@ -188,7 +189,7 @@ class ReportService:
         return resolve_window(query, today=made, max_days=self.max_window_days)
 
     async def get(self, job_id: str, *, user: User) -> ReportJob:
-        job = await self.jobs.get(job_id) if len(job_id) == 32 else None
+        job = await self.jobs.get(job_id) if is_record_id(job_id) else None
         if job is None or not (job.owner == user.subject or user.has_any_role(ALL_JOBS_ROLE)):
             raise NotFound(f"No report job {job_id[:64]!r}")
         return job

@@ -133,3 +133,20 @@ def test_alerting_settings_are_read_from_text() -> None:
         "2027-01-01",
     ]
     assert read.alert_email_min_severity == {"DEAD_STOCK": "high", "LOW_STOCK": "medium"}
+
+
+def test_a_worker_on_the_embedded_store_is_refused_with_one_line(tmp_path: Path) -> None:
+    """DEV mode's embedded store is one process's file: a worker beside the server died in a restart loop."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
+    env.update({"DEV_MODE": "true", "DATA_DIR": str(tmp_path / "data")})
+    result = subprocess.run(
+        [sys.executable, "-m", "salesflow.cli", "worker"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("salesflow: a worker needs the Java data source") and "Traceback" not in line

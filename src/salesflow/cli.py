@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(settings, Settings):
         return _seed_demo(settings, products=args.products, days=args.days, lines=args.lines, seed=args.seed)
     if args.command == "worker":
+        if not settings.uses_java:  # the embedded store is one process's file: its server runs the jobs
+            sys.stderr.write(
+                "salesflow: a worker needs the Java data source (DATA_SOURCE=java, JOB_BACKEND=redis);"
+                " with the embedded store (DEV mode) `salesflow serve` runs the jobs itself\n"
+            )
+            return 2
         from salesflow.jobs.worker import run_worker
 
         return asyncio.run(run_worker(settings))

@@ -79,17 +79,21 @@ def test_env_example_lists_every_setting() -> None:
     assert {name.upper() for name in Settings.model_fields} <= listed
 
 
-def test_cli_fails_at_start_with_one_line_and_no_secret(tmp_path: Path) -> None:
+def run_cli(tmp_path: Path, command: str, **env_updates: str) -> subprocess.CompletedProcess[str]:
+    """`salesflow COMMAND` in a process of its own, with the environment's service settings replaced."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
-    env.update({"DEV_MODE": "true", "APP_ENV": "production", "JAVA_JWT_SECRET": SECRET})
-    result = subprocess.run(
-        [sys.executable, "-m", "salesflow.cli", "serve"],
+    return subprocess.run(
+        [sys.executable, "-m", "salesflow.cli", command],
         cwd=tmp_path,
-        env=env,
+        env=env | env_updates,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_cli_fails_at_start_with_one_line_and_no_secret(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "serve", DEV_MODE="true", APP_ENV="production", JAVA_JWT_SECRET=SECRET)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines == [
@@ -137,16 +141,7 @@ def test_alerting_settings_are_read_from_text() -> None:
 
 def test_a_worker_on_the_embedded_store_is_refused_with_one_line(tmp_path: Path) -> None:
     """DEV mode's embedded store is one process's file: a worker beside the server died in a restart loop."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
-    env.update({"DEV_MODE": "true", "DATA_DIR": str(tmp_path / "data")})
-    result = subprocess.run(
-        [sys.executable, "-m", "salesflow.cli", "worker"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli(tmp_path, "worker", DEV_MODE="true", DATA_DIR=str(tmp_path / "data"))
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("salesflow: a worker needs the Java data source") and "Traceback" not in line

@@ -56,9 +56,16 @@ class Formats:
 
     @staticmethod
     def units(value: float) -> str:
-        """Whole units with separators; a fraction below 10 (a daily rate) to two significant digits."""
+        """Units with separators: a whole count as it is, a fraction (a daily rate) as `rate` writes it."""
+        if math.isfinite(value) and value == int(value):
+            return format_decimal(value, format="#,##0", locale=LOCALE)
+        return Formats.rate(value)
+
+    @staticmethod
+    def rate(value: float) -> str:
+        """Units a day: whole units with separators from 10, one decimal from 1, two digits below."""
         if not math.isfinite(value):
             return "—"
-        if abs(value) >= 10 or value == int(value):
+        if abs(value) >= 10:
             return format_decimal(round(value), format="#,##0", locale=LOCALE)
         return f"{value:.2g}" if abs(value) < 1 else f"{value:.1f}"

@@ -26,7 +26,7 @@ from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.stock import OVER_A_YEAR, describe_coverage, product_states
 from salesflow.state.alerts import AlertFilters, Condition
 from salesflow.state.tables import Alert
-from tests.builders import TODAY, MovableClock
+from tests.builders import TODAY, MovableClock, pinned_clock
 from tests.services.test_alerting import BOSS, mailing
 
 RULE = DemandRule()
@@ -219,7 +219,7 @@ def test_a_digest_stays_small_whatever_the_shop() -> None:
     mail = build_digest(
         alerts,
         recipients=[BOSS],
-        now=datetime.now(ZoneInfo("UTC")),
+        now=pinned_clock(),
         zone=ZoneInfo("UTC"),
         formats=Formats("EUR"),
         first=True,

@@ -23,6 +23,7 @@ from salesflow.models.analytics import Period
 from salesflow.models.auth import User
 from salesflow.models.reports import Frequency, JobStatus, ReportFormat, ScheduleFields, ScheduleRequest
 from salesflow.services.notifications import Notifications
+from salesflow.services.reports.content import ReportContent, highlights
 from salesflow.services.reports.pipeline import ReportService
 from salesflow.state.database import is_record_id
 from salesflow.state.report_jobs import NewJob
@@ -201,8 +202,9 @@ class ScheduleService:
                 fired += await self.fire(schedule.id, slot) is not None
         return fired
 
-    async def deliver(self, job: ReportJob) -> None:
-        """A finished scheduled run goes to its schedule's recipients (once: keyed by the job)."""
+    async def deliver(self, job: ReportJob, content: ReportContent) -> None:
+        """A finished scheduled run goes to its schedule's recipients (once: keyed by the job), with the key
+        lines of what its file shows."""
         if job.schedule_id is None or job.status != JobStatus.COMPLETED or job.file_name is None:
             return
         schedule = await self.schedules.get(job.schedule_id)
@@ -210,15 +212,15 @@ class ScheduleService:
             return
         report_format = ReportFormat(job.format)
         when = (job.fire_time or job.created_at).astimezone(ZoneInfo(schedule.timezone))
-        label = await self.reports.window_label(job)
-        highlights = "\n".join(f"  {line}" for line in await self.reports.highlights(job))
+        label = content.period_label
+        key_lines = "\n".join(f"  {line}" for line in highlights(content))
         await self.notifications.queue(
             Mail(
                 recipients=list(schedule.recipients),
                 subject=f"SalesFlow {job.report_type} report: {label}",
                 body=(
                     f"Your scheduled {job.report_type} report for {label} is attached.\n\n"
-                    + (f"{highlights}\n\n" if highlights else "")
+                    + (f"{key_lines}\n\n" if key_lines else "")
                     + f"Schedule {schedule.id}, run of {when:%Y-%m-%d %H:%M %Z}.\n"
                 ),
                 attachment_path=self.reports.store.path(job.id, report_format),

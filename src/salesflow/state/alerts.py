@@ -272,10 +272,7 @@ def _apply(alert: Alert, condition: Condition, now: datetime) -> bool:
 
 def _eased(current: str, condition: Condition) -> str:
     """The severity an alert at `current` takes: up at once; down only as far as the widened band allows."""
-    new = condition.severity
-    if SEVERITY_RANK[new] >= SEVERITY_RANK[current] or condition.sticky_severity is None:
+    new, sticky = condition.severity, condition.sticky_severity
+    if SEVERITY_RANK[new] >= SEVERITY_RANK[current] or sticky is None:
         return new
-    kept = min(SEVERITY_RANK[current], SEVERITY_RANK[condition.sticky_severity])
-    return max(
-        new, next(s for s, rank in SEVERITY_RANK.items() if rank == kept), key=SEVERITY_RANK.__getitem__
-    )
+    return max(new, min(current, sticky, key=SEVERITY_RANK.__getitem__), key=SEVERITY_RANK.__getitem__)

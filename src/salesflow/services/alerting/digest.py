@@ -43,9 +43,9 @@ LIST_HINT = "the Alerts page of SalesFlow (GET /api/v1/alerts?kind={kind})"
 class DigestContent:
     subject: str
     when: str
-    summary: list[str]  # one line a kind, then the total
+    summary: list[str]  # one line a kind, then the alerts still open beside these
     todo: list[str]
-    sections: list[tuple[str, list[Alert], int]]  # (title, top rows, how many more)
+    sections: list[tuple[str, list[Alert], int]]  # (kind, top rows, how many more)
 
 
 def build_digest(
@@ -103,7 +103,7 @@ def _content(
         summary=summary,
         todo=_todo(alerts, formats),
         sections=[
-            (_label(kind), by_kind[kind][:MAX_ROWS_PER_KIND], max(len(by_kind[kind]) - MAX_ROWS_PER_KIND, 0))
+            (kind, by_kind[kind][:MAX_ROWS_PER_KIND], max(len(by_kind[kind]) - MAX_ROWS_PER_KIND, 0))
             for kind in kinds
         ],
     )
@@ -138,9 +138,8 @@ def _status(alert: Alert) -> str:
     return "new" if alert.notified_severity is None else f"worse, was {alert.notified_severity}"
 
 
-def _more(kind_label: str, more: int, alerts: list[Alert]) -> str:
-    kind = alerts[0].kind if alerts else ""
-    return f"and {more:,} more {kind_label.lower()} alerts: see {LIST_HINT.format(kind=kind)}."
+def _more(kind: str, more: int) -> str:
+    return f"and {more:,} more {_label(kind).lower()} alerts: see {LIST_HINT.format(kind=kind)}."
 
 
 def _text(content: DigestContent, formats: Formats) -> str:
@@ -148,15 +147,15 @@ def _text(content: DigestContent, formats: Formats) -> str:
     lines += [f"  {line}" for line in content.summary]
     if content.todo:
         lines += ["", "TO DO TODAY"] + [f"  {n}. {line}" for n, line in enumerate(content.todo, start=1)]
-    for title, rows, more in content.sections:
-        lines += ["", title.upper()]
+    for kind, rows, more in content.sections:
+        lines += ["", _label(kind).upper()]
         for alert in rows:
             lines.append(
                 f"  [{alert.severity.upper()}] {_cut(alert.message)} ({_status(alert)};"
                 f" {formats.money(alert.at_stake)} at stake)"
             )
         if more:
-            lines.append(f"  {_more(title, more, rows)}")
+            lines.append(f"  {_more(kind, more)}")
     lines += ["", "Acknowledge them in SalesFlow; an alert is e-mailed again only if it gets worse."]
     return "\n".join(lines)
 
@@ -165,7 +164,7 @@ def _html(content: DigestContent, formats: Formats) -> str:
     summary = "".join(f"<li>{escape(line)}</li>" for line in content.summary)
     todo = "".join(f"<li>{escape(line)}</li>" for line in content.todo)
     sections = []
-    for title, rows, more in content.sections:
+    for kind, rows, more in content.sections:
         body = "".join(
             "<tr>"
             f'<td style="color:{SEVERITY_COLOURS.get(a.severity, "#000")};font-weight:bold">'
@@ -175,9 +174,9 @@ def _html(content: DigestContent, formats: Formats) -> str:
             "</tr>"
             for a in rows
         )
-        tail = f"<p><small>{escape(_more(title, more, rows))}</small></p>" if more else ""
+        tail = f"<p><small>{escape(_more(kind, more))}</small></p>" if more else ""
         sections.append(
-            f"<h3>{escape(title)}</h3>"
+            f"<h3>{escape(_label(kind))}</h3>"
             '<table border="1" cellpadding="6" cellspacing="0" style="border-collapse:collapse">'
             "<thead><tr><th>Severity</th><th>What happened</th><th>At stake</th></tr></thead>"
             f"<tbody>{body}</tbody></table>{tail}"

@@ -174,10 +174,11 @@ def anomaly_conditions(
     # A product's anomaly matters to the shop when its revenue gap is a share of an average day's revenue.
     days_selling = max(int((per_day.sum(axis=1) > 0).sum()), 1)
     money_floor = float(lines["subtotal"].sum()) / days_selling * min_share / 100
-    catalogue = states.set_index("product_id")
-    for product_id in per_day.columns.intersection(catalogue.index):
-        row: dict[str, Any] = {str(k): v for k, v in catalogue.loc[product_id].items()}
-        price = float(row["unit_price"])
+    catalogue = states.set_index("product_id")[["sku", "name", "unit_price"]]
+    known = catalogue.loc[per_day.columns.intersection(catalogue.index)]
+    for product_id, sku, name, price in zip(
+        known.index, known["sku"], known["name"], known["unit_price"].astype(float), strict=True
+    ):
         if price <= 0:
             continue
         values = per_day[product_id].to_numpy(dtype=np.float64)
@@ -186,8 +187,8 @@ def anomaly_conditions(
             continue
         if abs(found[0].value - found[0].expected) * price < money_floor:
             continue
-        product = (int(product_id), str(row["sku"]), str(row["name"]))
-        label = f"{row['name']} ({row['sku']})"
+        product = (int(product_id), str(sku), str(name))
+        label = f"{name} ({sku})"
         conditions.append(_anomaly_condition(found, product_subject(int(product_id)), label, product, price))
     return conditions
 

@@ -77,12 +77,16 @@ class ProductLines:
         return np.bincount(self.position[rows][known], weights=weights, minlength=n).astype(np.float64)
 
     def selling_days(self, rows: slice | npt.NDArray[np.bool_] = slice(None)) -> IntArray:
-        """Distinct business days with a sale, per product, over `rows`."""
+        """Distinct business days with a sale, per product, over `rows` (a product × day grid: linear)."""
         known = self.known[rows]
-        cells = np.unique(
-            np.stack([self.position[rows][known], self.day[rows][known].astype(np.int64)], axis=1), axis=0
-        )
-        return np.bincount(cells[:, 0], minlength=len(self.product_ids)).astype(np.int64)
+        days = self.day[rows][known].astype(np.int64)
+        if not len(days):
+            return np.zeros(len(self.product_ids), dtype=np.int64)
+        offset = days - days.min()
+        sold = np.zeros((len(self.product_ids), int(offset.max()) + 1), dtype=bool)
+        sold[self.position[rows][known], offset] = True
+        counts: IntArray = sold.sum(axis=1).astype(np.int64)
+        return counts
 
     def last_day(self) -> npt.NDArray[np.datetime64]:
         """Each product's last business day with a sale (NaT when none)."""

@@ -24,6 +24,7 @@ import pandas as pd
 
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
+from salesflow.formatting import Formats
 from salesflow.models.analytics import (
     AlertKind,
     Period,
@@ -259,10 +260,10 @@ def alerting(states: pd.DataFrame, rule: demand.DemandRule, *, margin: float = 1
 def stock_severity(row: dict[str, Any], rule: demand.DemandRule, *, margin: float = 1.0) -> Severity:
     """A stock alert's severity; `margin` > 1 widens the worse bands (hysteresis: an alert drops a level
     only when it is clear of the boundary by that factor)."""
-    status = row["status"]
-    if status == "OUT_OF_STOCK":
+    kind = stock_alert_kind(row)
+    if kind == "OUT_OF_STOCK":
         return "high" if row["daily_demand"] > 0 else "low"
-    if status == "LOW_STOCK" and row["suggested_order_qty"] > 0:
+    if kind == "LOW_STOCK":
         threshold = row["min_stock"]
         ratio = row["current_stock"] / threshold if threshold else 0.0
         return "high" if ratio <= 0.25 * margin else "medium" if ratio <= 0.5 * margin else "low"
@@ -332,24 +333,24 @@ def stock_alert(r: dict[str, Any], rule: demand.DemandRule) -> StockAlert:
         r["coverage_days"],
     )
     order = int(r["suggested_order_qty"])
-    lead_days = rule.lead_days
+    lead_days, per_day = rule.lead_days, Formats.rate(rate)
     kind = stock_alert_kind(r)
     if kind == "OUT_OF_STOCK":
         message = (
-            f"{label} is out of stock, losing about {_units(rate)} units a day; order {order:,} now."
+            f"{label} is out of stock, losing about {per_day} units a day; order {order:,} now."
             if rate > 0
             else f"{label} is out of stock; it has no recent demand (order only if you still sell it)."
         )
     elif kind == "LOW_STOCK":
         message = (
-            f"Only {stock:,} left of {label}, below its threshold of {threshold:,}, at {_units(rate)} units a"
+            f"Only {stock:,} left of {label}, below its threshold of {threshold:,}, at {per_day} units a"
             f" day; order {order:,}."
         )
     else:
         # Just past the lead time, an open alert is kept (hysteresis) and says where it stands.
         against = "less than" if coverage < lead_days else "only just over"
         message = (
-            f"{label}: {stock:,} in stock cover {describe_coverage(coverage)} at {_units(rate)} units a day,"
+            f"{label}: {stock:,} in stock cover {describe_coverage(coverage)} at {per_day} units a day,"
             f" {against} the {lead_days}-day lead time" + (f"; order {order:,} now." if order else ".")
         )
     return StockAlert(
@@ -374,11 +375,6 @@ def describe_coverage(days: float | None) -> str:
     if days >= OVER_A_YEAR:
         return "over a year"
     return f"{np.floor(days * 10) / 10:.1f} days"
-
-
-def _units(rate: float) -> str:
-    """Units a day for people: two significant decimals below 10, whole units above."""
-    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}" if rate < 1 else f"{rate:.1f}"
 
 
 def _history_days(lines: pd.DataFrame, as_of: date) -> int:

@@ -21,7 +21,7 @@ from salesflow.models.ml import (
     Scope,
 )
 from salesflow.models.reports import ReportType
-from salesflow.services.analytics.sales import SalesAnalyticsService
+from salesflow.services.analytics.sales import SalesAnalyticsService, percent_change
 from salesflow.services.analytics.stock import StockAnalyticsService
 from salesflow.services.ml.anomalies import AnomalyService
 from salesflow.services.ml.forecasting import ForecastService
@@ -157,7 +157,9 @@ def highlights(content: ReportContent) -> list[str]:
             changes = [_change(content.sales.comparison.change_pct.total_revenue, previous_label(content))]
             if content.last_year is not None:
                 changes.append(
-                    _change(_pct(k.total_revenue, content.last_year.kpis.total_revenue), "a year ago")
+                    _change(
+                        percent_change(k.total_revenue, content.last_year.kpis.total_revenue), "a year ago"
+                    )
                 )
             shown = ", ".join(c for c in changes if c)
             lines.append(f"Revenue {money(k.total_revenue)}" + (f" ({shown})" if shown else "") + ".")
@@ -197,10 +199,6 @@ def previous_label(content: ReportContent) -> str:
     window = content.window
     days = (window[1] - window[0]).days + 1 if window else 0
     return "the day before" if days == 1 else f"the previous {days} days"
-
-
-def _pct(now: float, before: float) -> float | None:
-    return (now - before) / before * 100 if before else None
 
 
 def _change(pct: float | None, against: str) -> str:

@@ -24,6 +24,7 @@ from reportlab.platypus import (
 )
 from reportlab.platypus.flowables import Flowable
 
+from salesflow.services.analytics.sales import percent_change
 from salesflow.services.analytics.stock import describe_coverage
 from salesflow.services.reports import charts
 from salesflow.services.reports.content import ReportContent, highlights, previous_label
@@ -150,7 +151,7 @@ def _summary_page(content: ReportContent) -> list[Flowable]:
             row: list[object] = [label, shown(value), shown(before), _change(getattr(c.change_pct, name))]
             if y is not None:
                 then = getattr(y.kpis, name)
-                row += [shown(then), _change((value - then) / then * 100 if then else None)]
+                row += [shown(then), _change(percent_change(value, then))]
             rows.append(row)
         previous = previous_label(content).removeprefix("the ").capitalize()
         header = ["", "This period", previous, "Change"] + (["A year before", "Change"] if y else [])

@@ -28,9 +28,9 @@ from salesflow.errors import NotFound, QueueUnavailable, SalesflowError, Storage
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.auth import User
 from salesflow.models.reports import JobStatus, ReportFormat, ReportRequest, ReportType
-from salesflow.services.analytics.windows import Window, resolve_window
+from salesflow.services.analytics.windows import resolve_window
 from salesflow.services.reports.artifacts import MEDIA_TYPES, ArtifactStore, download_name
-from salesflow.services.reports.content import ReportContent, ReportGatherer, highlights
+from salesflow.services.reports.content import ReportContent, ReportGatherer
 from salesflow.services.reports.pdf import render_pdf
 from salesflow.services.reports.xlsx import render_xlsx
 from salesflow.state.database import is_record_id
@@ -80,8 +80,9 @@ class ReportService:
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self._render = anyio.CapacityLimiter(1)  # rendering is CPU work: one at a time per process
-        # What happens to a completed job next (the schedules' e-mail); set by the composition root.
-        self.on_completed: Callable[[ReportJob], Awaitable[None]] = _nothing
+        # What happens to a completed job next (the schedules' e-mail, with what the file shows); set by the
+        # composition root.
+        self.on_completed: Callable[[ReportJob, ReportContent], Awaitable[None]] = _nothing
 
     async def submit(self, request: ReportRequest, *, user: User) -> ReportJob:
         query = _query(request.period, request.start_date, request.end_date)
@@ -167,26 +168,7 @@ class ReportService:
             return
         completed = await self.jobs.get(job.id)
         if completed is not None:
-            await self.on_completed(completed)
-
-    async def window_label(self, job: ReportJob) -> str:
-        """What a job's window is, in words ("Last 7 days", "Thursday 2026-12-03")."""
-        return self._window(job).label
-
-    async def highlights(self, job: ReportJob) -> list[str]:
-        """The job's key figures in a few lines (from the services' caches: what the file shows)."""
-        content = await self.gatherer.gather(
-            ReportType(job.report_type),
-            _query(Period(job.period), job.start_date, job.end_date),
-            scope=job.scope,
-            generated_at=self._today(),
-        )
-        return highlights(content)
-
-    def _window(self, job: ReportJob) -> Window:
-        made = (job.fire_time or job.created_at).astimezone(self.business_tz).date()
-        query = _query(Period(job.period), job.start_date, job.end_date)
-        return resolve_window(query, today=made, max_days=self.max_window_days)
+            await self.on_completed(completed, content)
 
     async def get(self, job_id: str, *, user: User) -> ReportJob:
         job = await self.jobs.get(job_id) if is_record_id(job_id) else None
@@ -249,7 +231,7 @@ class ReportService:
         return self.clock().astimezone(self.business_tz)
 
 
-async def _nothing(job: ReportJob) -> None:
+async def _nothing(job: ReportJob, content: ReportContent) -> None:
     return None
 
 

@@ -152,7 +152,7 @@ class RedisBackend:
         await self.client.delete(f"{key}:lock")
 
     async def ping(self) -> None:
-        await self.client.ping()
+        await self.client.ping()  # type: ignore[misc]  # redis-py 7 types it for both clients
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -10,6 +10,7 @@ the record, the lease and the outcome in the state database.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -25,10 +26,12 @@ from salesflow.config import Settings
 from salesflow.errors import QueueUnavailable
 from salesflow.metrics import JobMetrics
 
+logger = logging.getLogger(__name__)
+
 QUEUE = "salesflow:jobs"
 CONSUMER_GROUP = "salesflow-workers"
 QUEUE_ALIVE = f"{QUEUE}:alive"
-HAND_BACK_SECONDS = 5.0  # a stopping process waits no longer to hand its jobs back
+HAND_BACK_SECONDS = 15.0  # a stopping process waits no longer to hand its jobs back
 GENERATE_REPORT = "salesflow.reports.generate"
 FORECAST_DEMAND_CHUNK = "salesflow.demand.forecast_chunk"
 CHECK_ALERTS = "salesflow.alerts.check"
@@ -177,8 +180,13 @@ class JobRuntime:
         pending = set(self.broker._running_tasks) if isinstance(self.broker, InMemoryBroker) else None
         await self.running.drain(self.grace_seconds, pending=pending)
         if self.hand_back is not None:
-            with anyio.move_on_after(HAND_BACK_SECONDS):
+            with anyio.move_on_after(HAND_BACK_SECONDS) as scope:
                 await self.hand_back(requeue=self.distributed)
+            if scope.cancelled_caught:
+                logger.warning(
+                    "jobs not handed back in time: the sweep hands them back once their lease expires",
+                    extra={"seconds": HAND_BACK_SECONDS},
+                )
 
     async def shutdown(self) -> None:
         """Stops the jobs (`stop_jobs`), so that none outlives the resources it uses; then the broker.

@@ -5,13 +5,17 @@ tasks call, and consumes the queue; messages are acknowledged once their task ha
 mid-job leaves its message to be delivered again, and its job is handed back by the sweep once its lease
 expires (every worker and API process sweeps). SIGTERM stops taking messages; running jobs get
 `JOB_SHUTDOWN_GRACE_SECONDS` to finish, then are cancelled, and a cancelled report job is handed back at once.
+Stopping is bounded: a process that has not exited `CLOSE_SECONDS` after its jobs stopped (a close stuck on a
+dead connection or a thread) exits anyway, and a second signal exits at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import threading
 
 import anyio
 from prometheus_client import start_http_server
@@ -25,7 +29,9 @@ from salesflow.resources import Resources, build_resources
 logger = logging.getLogger(__name__)
 
 STOP_SECONDS = 5.0  # for the receiver to let go of the queue once no job runs
+CLOSE_SECONDS = 20.0  # for the rest of the stop, once the jobs are stopped and handed back
 RECONNECT_SECONDS = 1.0
+FORCED_EXIT = 1
 
 
 async def run_worker(settings: Settings) -> int:
@@ -49,13 +55,15 @@ async def run_worker(settings: Settings) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, _stop_or_exit, stop)
         logger.info("worker started", extra={"concurrency": settings.job_worker_concurrency})
         await stop.wait()
         logger.info("worker stopping", extra={"running_jobs": len(jobs.running.tasks)})
         no_more_messages.set()
         sweeper.cancel()
         await jobs.stop_jobs()
+        # From here on nothing of value is left to lose: a stuck close must not keep the process alive.
+        _exit_after(CLOSE_SECONDS + STOP_SECONDS)
         with anyio.move_on_after(STOP_SECONDS):
             await asyncio.gather(receiving, return_exceptions=True)
         receiving.cancel()
@@ -88,3 +96,24 @@ async def _receive(resources: Resources, concurrency: int, no_more_messages: asy
         except Exception:
             logger.warning("job queue unreachable; trying again", exc_info=True)
             await asyncio.sleep(RECONNECT_SECONDS)
+
+
+def _stop_or_exit(stop: asyncio.Event) -> None:
+    """The first signal stops the worker gracefully; a second one (an impatient operator) exits at once."""
+    if stop.is_set():
+        logger.warning("worker stopped by a second signal, without finishing its stop")
+        os._exit(FORCED_EXIT)
+    stop.set()
+
+
+def _exit_after(seconds: float) -> None:
+    """Exit the process `seconds` from now unless it has exited by then; a timer thread, so that it fires even
+    when the event loop or the interpreter's shutdown is stuck."""
+
+    def force() -> None:
+        logger.error("worker did not finish stopping in time; exiting anyway", extra={"seconds": seconds})
+        os._exit(FORCED_EXIT)
+
+    timer = threading.Timer(seconds, force)
+    timer.daemon = True
+    timer.start()

@@ -11,10 +11,11 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -33,6 +34,18 @@ def is_record_id(value: str) -> bool:
     return RECORD_ID.fullmatch(value) is not None
 
 
+SQLITE_BUSY_MILLISECONDS = 30_000
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
+    """Readers never wait for a writer (WAL), and a writer waits for another's lock instead of failing at
+    once: a stopping process hands its jobs back while a cancelled job's transaction may still be closing."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MILLISECONDS}")
+    cursor.close()
+
+
 def default_url(data_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{data_dir / 'state.sqlite3'}"
 
@@ -48,6 +61,8 @@ class StateDatabase:
     @asynccontextmanager
     async def open(cls, url: str) -> AsyncIterator[StateDatabase]:
         engine = create_async_engine(url, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         try:
             yield cls(engine)
         finally:

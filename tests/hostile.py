@@ -123,6 +123,12 @@ def unknown_products(rows: int = 2000) -> bytes:
     return "\n".join(lines).encode()
 
 
+def rows_breaking_every_rule(rows: int) -> bytes:
+    """Each row breaks three rules (date, product, quantity): once a 66 MB answer for 200,000 rows."""
+    lines = ["date,sku,quantity"] + [f"31/31/2026,NOPE-{k:06d},-{k + 1}" for k in range(rows)]
+    return "\n".join(lines).encode()
+
+
 def bare_cr(sku: str) -> bytes:
     """Old Mac line endings: CR alone."""
     return f"date,sku,quantity\r2026-03-01,{sku},2\r2026-03-02,{sku},3\r".encode()

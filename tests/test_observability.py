@@ -1,12 +1,18 @@
-"""JSON log lines carry the request id and the structured fields."""
+"""JSON log lines carry the request id and the structured fields; the event-loop watch sees a blocked loop."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import orjson
+import pytest
+from prometheus_client import REGISTRY
 
-from salesflow.observability import JsonFormatter, request_id_var
+from salesflow.observability import JsonFormatter, request_id_var, watch_event_loop
+
+BLOCKED_SECONDS = 0.5  # the first tick wakes at least 0.5 - 0.05 s late
 
 
 def test_log_line_is_json_with_request_id_and_extra_fields() -> None:
@@ -26,3 +32,26 @@ def test_log_line_without_request_has_no_request_id() -> None:
     record = logging.LogRecord("x", logging.WARNING, __file__, 1, "hello %s", ("world",), None)
     line = orjson.loads(JsonFormatter().format(record))
     assert line["message"] == "hello world" and "request_id" not in line
+
+
+def _lag_count(at_least: str) -> float:
+    return REGISTRY.get_sample_value("salesflow_event_loop_lag_seconds_bucket", {"le": at_least}) or 0.0
+
+
+async def test_a_blocked_event_loop_is_measured_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    total_before = REGISTRY.get_sample_value("salesflow_event_loop_lag_seconds_count") or 0.0
+    short_before = _lag_count("0.25")
+    watch = asyncio.create_task(watch_event_loop(tick_seconds=0.05, warn_seconds=0.2))
+    try:
+        await asyncio.sleep(0.01)  # the watch is asleep on its timer
+        time.sleep(BLOCKED_SECONDS)  # noqa: ASYNC251 - blocking the loop is the point
+        # The watch's overdue timer runs before this later one: an ordering of the loop, not a wait.
+        await asyncio.sleep(0.05)
+    finally:
+        watch.cancel()
+    # The blocked tick landed in a bucket above 0.25 s (a lag is never shorter than the block).
+    counted = (REGISTRY.get_sample_value("salesflow_event_loop_lag_seconds_count") or 0.0) - total_before
+    assert counted - (_lag_count("0.25") - short_before) >= 1
+    assert any(
+        r.message == "event loop blocked" and r.__dict__["lag_seconds"] >= 0.25 for r in caplog.records
+    )

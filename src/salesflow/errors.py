@@ -2,6 +2,7 @@
 
 SalesflowError
 ├── AuthError             the caller is not authenticated (401)
+│   └── TokenExpired          a genuine token past its expiry (401, never rate-limited)
 ├── PermissionDenied      authenticated, but the role does not allow it (403)
 ├── NotFound              the named thing does not exist (404)
 ├── Conflict              the request clashes with the current state (409)
@@ -29,6 +30,11 @@ class SalesflowError(Exception):
 
 class AuthError(SalesflowError):
     """Raised when a request carries no usable credentials."""
+
+
+class TokenExpired(AuthError):
+    """A genuine token (its signature checks) past its expiry: the user must log in again. Never counted as
+    a failed authentication, so it is a 401 however many bad tokens others sent."""
 
 
 class PermissionDenied(SalesflowError):

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
 from salesflow.clients.circuit import CircuitState
+from salesflow.models.reports import JobOutcome
 
 HTTP_REQUESTS = Counter(
     "salesflow_http_requests_total",
@@ -41,6 +42,11 @@ JAVA_CIRCUIT = Gauge(
 )
 JOBS = Counter(
     "salesflow_jobs_total", "Background jobs run in this process, by task and status", ["task", "status"]
+)
+EVENT_LOOP_LAG = Histogram(
+    "salesflow_event_loop_lag_seconds",
+    "How late the event loop woke a timer (every request of the process waited as long)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 JOB_DURATION = Histogram(
     "salesflow_job_duration_seconds",
@@ -81,6 +87,12 @@ class JobMetrics(TaskiqMiddleware):
     """Counts each job and its duration as it ends (Taskiq measures the execution time)."""
 
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
-        status = "failed" if result.is_err else "succeeded"
+        # A task that handles its own failure (it records why) returns how it ended; raising is a failure too.
+        if result.is_err:
+            status = JobOutcome.FAILED
+        elif isinstance(result.return_value, JobOutcome):
+            status = result.return_value
+        else:
+            status = JobOutcome.SUCCEEDED
         JOBS.labels(message.task_name, status).inc()
         JOB_DURATION.labels(message.task_name, status).observe(result.execution_time)

@@ -1,13 +1,17 @@
-"""Structured JSON logs carrying the current request id."""
+"""Structured JSON logs carrying the current request id, and the event-loop watch every process runs."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 
 import orjson
+
+from salesflow.metrics import EVENT_LOOP_LAG
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -52,3 +56,22 @@ def configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+LOOP_TICK_SECONDS = 0.25
+LOOP_LAG_WARN_SECONDS = 0.1  # a request waits this long for the loop: worth a log line with its size
+
+
+async def watch_event_loop(
+    tick_seconds: float = LOOP_TICK_SECONDS, warn_seconds: float = LOOP_LAG_WARN_SECONDS
+) -> None:
+    """Measure how late the loop wakes a sleeper (`salesflow_event_loop_lag_seconds`): anything that blocks
+    it (CPU work, a blocking call) delays every request of the process by as much."""
+    logger = logging.getLogger(__name__)
+    while True:
+        started = time.monotonic()
+        await asyncio.sleep(tick_seconds)
+        lag = max(0.0, time.monotonic() - started - tick_seconds)
+        EVENT_LOOP_LAG.observe(lag)
+        if lag > warn_seconds:
+            logger.warning("event loop blocked", extra={"lag_seconds": round(lag, 3)})

@@ -101,3 +101,23 @@ def test_an_id_no_record_can_have_is_a_404_on_every_engine(
 def test_no_answer_reflects_the_host_header(prod_api: httpx.Client, tokens: dict[str, str]) -> None:
     answer = prod_api.get("/alerts/", headers=admin(tokens) | {"Host": "evil.example"})
     assert answer.status_code == 404 and "evil.example" not in answer.headers.get("location", "")
+
+
+def test_a_huge_list_is_refused_by_its_size_and_not_echoed(
+    prod_api: httpx.Client, tokens: dict[str, str]
+) -> None:
+    """`level` with 340,000 numbers (two distinct) once held the event loop ~10 s per request."""
+    body = {"scope": "GLOBAL", "forecast_days": 7, "level": [80, 95] * 170_000}
+    answer = prod_api.post("/ml/forecast", json=body, headers=admin(tokens))
+    assert answer.status_code == 422 and len(answer.content) < 2_000
+    [issue] = answer.json()["detail"]
+    assert issue["loc"][-1] == "level" and issue["input"][-1] == "… (340,000 items)"
+    fine = prod_api.post("/ml/forecast", json={**body, "level": [80, 95]}, headers=admin(tokens))
+    assert fine.status_code == 200
+
+
+def test_a_long_string_is_echoed_shortened(prod_api: httpx.Client, tokens: dict[str, str]) -> None:
+    body = {"scope": "GLOBAL", "forecast_days": "x" * 100_000}
+    answer = prod_api.post("/ml/forecast", json=body, headers=admin(tokens))
+    assert answer.status_code == 422 and len(answer.content) < 2_000
+    assert answer.json()["detail"][0]["input"].endswith("… (100,000 characters)")

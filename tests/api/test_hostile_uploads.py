@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from salesflow.config import Settings
 from salesflow.errors import InvalidInput, PayloadTooLarge
 from salesflow.sandbox import Limits, Sandbox
+from salesflow.services.excel_import.parsing import MAX_LISTED_ISSUES
 from salesflow.services.excel_import.reading import Table, read_table
 from tests import hostile
 
@@ -111,8 +112,28 @@ def test_unknown_products_get_hints_for_the_first_ones_only(api: httpx.Client) -
         "/excel/preview", files={"file": ("u.csv", hostile.unknown_products(300), "text/csv")}
     ).json()
     reasons = [e["reason"] for e in body["errors"]]
-    assert len(reasons) == 300 and all(r.startswith("unknown product 'NOPE-") for r in reasons)
+    assert len(reasons) == MAX_LISTED_ISSUES and all(r.startswith("unknown product 'NOPE-") for r in reasons)
+    assert body["error_rows"] == 300 and body["error_counts"] == {"product not in the catalogue": 300}
     assert sum("closest:" in r for r in reasons) <= 50
+
+
+def test_many_bad_rows_are_counted_per_rule_and_the_first_listed(api: httpx.Client) -> None:
+    """The answer and the stored record stay small however many rows are bad; the counts lose nothing."""
+    rows = 20_000
+    response = api.post(
+        "/excel/preview", files={"file": ("bad.csv", hostile.rows_breaking_every_rule(rows), "text/csv")}
+    )
+    body = response.json()
+    assert response.status_code == 200 and len(response.content) < 100_000
+    assert body["total_rows"] == rows and body["error_rows"] == rows and body["valid_rows"] == 0
+    assert set(body["error_counts"].values()) == {rows} and len(body["error_counts"]) == 3
+    listed = [e["row"] for e in body["errors"]]
+    assert len(listed) == MAX_LISTED_ISSUES and listed == sorted(listed) and listed[0] == 2
+    assert max(listed) < 2 + MAX_LISTED_ISSUES  # the first rows, all their issues
+    state = api.get(f"/excel/imports/{body['import_id']}")
+    assert state.status_code == 200 and state.json()["error_rows"] == rows
+    listing = api.get("/excel/imports")
+    assert listing.status_code == 200 and len(listing.content) < 20_000
 
 
 def test_bare_cr_rows_are_read(api: httpx.Client, sku: str) -> None:

@@ -4,6 +4,7 @@ security headers every response carries."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import httpx
@@ -12,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from salesflow.config import Settings
+from tests.builders import make_token
 
 METRICS_TOKEN = "m" * 32
 
@@ -183,3 +185,9 @@ def test_failed_authentications_are_limited_per_client(
     # A valid token is never refused for others' failures.
     good = {"Authorization": f"Bearer {tokens['USER']}"}
     assert api.get("/analytics/sales", params={"period": "weekly"}, headers=good).status_code == 200
+    # Nor is a genuine one that expired: the frontend must learn to log in again (401), not to wait (429).
+    now = int(time.time())
+    expired = {"Authorization": f"Bearer {make_token(iat=now - 7200, exp=now - 3600)}"}
+    for _ in range(5):
+        answer = api.get("/analytics/sales", headers=expired)
+        assert answer.status_code == 401 and answer.json()["detail"] == "Token expired"

@@ -13,13 +13,15 @@ import duckdb
 import httpx
 import openpyxl
 import pytest
+from prometheus_client import REGISTRY
 from pypdf import PdfReader
 
 from salesflow.config import Settings
 from salesflow.errors import NotFound
 from salesflow.integration.jwt import DEV_USER
+from salesflow.jobs.runtime import GENERATE_REPORT
 from salesflow.jobs.sweep import sweep_once
-from salesflow.models.reports import ReportRequest, ReportType
+from salesflow.models.reports import JobOutcome, ReportRequest, ReportType
 from salesflow.resources import build_resources
 from tests.builders import pinned_clock
 from tests.servers import UvicornThread, wait_until
@@ -156,9 +158,17 @@ def test_a_job_that_cannot_get_its_data_fails_with_the_reason(
     api = serve(prod_settings)
     admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
     server.stop()  # Java down before anything was loaded
+    counted = {"task": GENERATE_REPORT, "status": JobOutcome.FAILED}
+    failed_before = REGISTRY.get_sample_value("salesflow_jobs_total", counted) or 0.0
     body = api.post("/reports/jobs", json={"report_type": "sales", "format": "pdf"}, headers=admin).json()
     state = finished(api, body["job_id"], admin)
     assert state["status"] == "failed" and "Java" in str(state["error"])
+    # The API serves from this process: its metrics are these. The task ends just after the job is marked.
+    wait_until(
+        lambda: (REGISTRY.get_sample_value("salesflow_jobs_total", counted) or 0.0) > failed_before,
+        timeout=30,
+        what="the failed job counted as failed",
+    )
     assert api.get(f"/reports/jobs/{body['job_id']}/download", headers=admin).status_code == 404
 
 

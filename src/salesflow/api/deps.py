@@ -14,7 +14,7 @@ from salesflow.api.rate_limits import AUTH_FAILURES, EXPENSIVE, count_request
 from salesflow.config import Settings
 from salesflow.data.cache import Cache
 from salesflow.data.sources.base import DataSource
-from salesflow.errors import AuthError, PermissionDenied
+from salesflow.errors import AuthError, PermissionDenied, TokenExpired
 from salesflow.integration.jwt import DEV_USER
 from salesflow.models.auth import User
 from salesflow.resources import Resources
@@ -120,6 +120,8 @@ async def authenticate_counted(authorization: str | None, client: str, resources
     """`authenticate`, counting failures per client (past `RATE_LIMIT_AUTH_FAILURES` a minute: 429)."""
     try:
         return authenticate(authorization, resources)
+    except TokenExpired:
+        raise
     except AuthError:
         limit = resources.settings.rate_limit_auth_failures
         if limit:

@@ -140,7 +140,34 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     """FastAPI's 422, with inputs JSON cannot carry (NaN, ±Infinity, 1e999 read as inf) given as text."""
     if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
         raise exc
-    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+    issues = [_bounded(issue) for issue in exc.errors()[:MAX_ISSUES_SHOWN]]
+    return JSONResponse({"detail": _finite(jsonable_encoder(issues))}, status_code=422)
+
+
+# A 422 names each field and echoes its input, within bounds: a body of 340,000 numbers is not sent back.
+MAX_ISSUES_SHOWN = 20
+MAX_INPUT_ITEMS = 10
+MAX_INPUT_CHARS = 200
+
+
+def _bounded(issue: Any) -> Any:
+    if "input" not in issue:
+        return issue
+    return {**issue, "input": _shortened(issue["input"])}
+
+
+def _shortened(value: object, depth: int = 0) -> object:
+    if isinstance(value, str | bytes) and len(value) > MAX_INPUT_CHARS:
+        return f"{value[:MAX_INPUT_CHARS]!s}… ({len(value):,} characters)"
+    if depth >= 2 and isinstance(value, list | tuple | dict):
+        return "…"
+    if isinstance(value, list | tuple):
+        shown: list[object] = [_shortened(item, depth + 1) for item in value[:MAX_INPUT_ITEMS]]
+        return shown + ([f"… ({len(value):,} items)"] if len(value) > MAX_INPUT_ITEMS else [])
+    if isinstance(value, dict):
+        items = list(value.items())[:MAX_INPUT_ITEMS]
+        return {str(key)[:MAX_INPUT_CHARS]: _shortened(item, depth + 1) for key, item in items}
+    return value
 
 
 def _finite(value: object) -> object:

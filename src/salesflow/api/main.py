@@ -45,6 +45,7 @@ from salesflow.data.sale_lines import Clock, utc_now
 from salesflow.jobs.runtime import CHECK_ALERTS
 from salesflow.jobs.scheduler import Periodic, ScheduleRunner
 from salesflow.jobs.sweep import sweep_jobs
+from salesflow.observability import watch_event_loop
 from salesflow.resources import Resources, build_resources
 from salesflow.services.alerting.pipeline import SCHEDULED, STARTUP
 
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             await demo.enter_async_context(java_demo(store, settings, clock))
         # Compile the forecasting models in the background: the first forecast must not pay for it.
         loop = asyncio.get_running_loop()
-        background: list[asyncio.Task[None]] = []
+        background: list[asyncio.Task[None]] = [loop.create_task(watch_event_loop())]
         if settings.forecast_warm_up:
             background.append(loop.create_task(_warm_up(app.state.resources)))
         if settings.import_warm_up:

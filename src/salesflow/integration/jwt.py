@@ -8,7 +8,7 @@ from datetime import timedelta
 import jwt
 from pydantic import SecretStr
 
-from salesflow.errors import AuthError
+from salesflow.errors import AuthError, TokenExpired
 from salesflow.models.auth import Role, User
 
 # Java signs with HS256 only; old builds used HS384 and `none` is never acceptable (java-system-of-record.md).
@@ -59,7 +59,7 @@ class TokenValidator:
                 options={"require": ["exp", "iss", "sub"]},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise AuthError("Token expired") from exc
+            raise TokenExpired("Token expired") from exc
         except jwt.InvalidSignatureError as exc:
             raise AuthError("Invalid token signature") from exc
         except jwt.InvalidIssuerError as exc:

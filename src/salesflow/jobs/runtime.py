@@ -25,6 +25,7 @@ from taskiq_redis import RedisStreamBroker
 from salesflow.config import Settings
 from salesflow.errors import QueueUnavailable
 from salesflow.metrics import JobMetrics
+from salesflow.models.reports import JobOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +38,10 @@ FORECAST_DEMAND_CHUNK = "salesflow.demand.forecast_chunk"
 CHECK_ALERTS = "salesflow.alerts.check"
 
 
-async def generate_report(job_id: str, context: Annotated[Context, TaskiqDepends()]) -> None:
+async def generate_report(job_id: str, context: Annotated[Context, TaskiqDepends()]) -> JobOutcome:
     """One attempt at a report job."""
-    await context.state.reports.run(job_id)
+    outcome: JobOutcome = await context.state.reports.run(job_id)
+    return outcome
 
 
 async def forecast_demand_chunk(

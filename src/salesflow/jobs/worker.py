@@ -24,6 +24,7 @@ from taskiq.receiver import Receiver
 
 from salesflow.config import Settings
 from salesflow.jobs.sweep import sweep_jobs
+from salesflow.observability import watch_event_loop
 from salesflow.resources import Resources, build_resources
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ async def run_worker(settings: Settings) -> int:
         # Workers sweep too: a job whose worker died is handed back by whoever notices its lease expired
         # (Redis only redelivers an unacknowledged message when new ones arrive).
         sweeper = asyncio.create_task(sweep_jobs(resources))
+        watch = asyncio.create_task(watch_event_loop())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -67,7 +69,8 @@ async def run_worker(settings: Settings) -> int:
         with anyio.move_on_after(STOP_SECONDS):
             await asyncio.gather(receiving, return_exceptions=True)
         receiving.cancel()
-        await asyncio.gather(receiving, sweeper, return_exceptions=True)
+        watch.cancel()
+        await asyncio.gather(receiving, sweeper, watch, return_exceptions=True)
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()

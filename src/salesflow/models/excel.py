@@ -38,6 +38,7 @@ class ImportPreview(BaseModel):
     total_rows: int
     valid_rows: int
     error_rows: int
+    error_counts: dict[str, int]  # rows breaking each rule; `errors` lists the first 200 issues by row
     errors: list[ImportIssue]
     warnings: list[ImportIssue]
     notes: list[str]

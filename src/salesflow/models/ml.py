@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 
 DEFAULT_ANOMALY_MODEL = "robust_seasonal"
 DEFAULT_LEVELS = (80, 95)  # the intervals a forecast carries unless asked for others
+MAX_LEVELS = 5  # a request's intervals: each is computed and sent for every day
 
 
 class Scope(StrEnum):
@@ -43,7 +44,7 @@ class ProductRef(BaseModel):
 class ForecastRequest(ProductRef):
     forecast_days: int = Field(default=7, ge=1, le=365)
     model: str = "auto"
-    level: list[int] = Field(default_factory=lambda: list(DEFAULT_LEVELS))
+    level: list[int] = Field(default_factory=lambda: list(DEFAULT_LEVELS), max_length=MAX_LEVELS)
 
     @model_validator(mode="after")
     def _levels(self) -> ForecastRequest:

@@ -31,6 +31,15 @@ class JobStatus(StrEnum):
     FAILED = "failed"
 
 
+class JobOutcome(StrEnum):
+    """How one attempt at a background job ended: the `status` label of `salesflow_jobs_total`."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # for good: the job says why
+    DEFERRED = "deferred"  # not done, tried again later (a full export folder)
+    SKIPPED = "skipped"  # another attempt holds the job, or a later one took it over
+
+
 class ReportRequest(BaseModel):
     """`POST /reports/jobs`: what to report on; an explicit window (both dates) replaces the period."""
 

@@ -24,6 +24,9 @@ FIELDS = ("date", "sku", "product", "quantity", "unit_price", "order")
 # Every number is finite and within range, or its row is an error: Java stores quantities as 32-bit ints.
 MAX_QUANTITY = 1_000_000
 MAX_UNIT_PRICE = 1_000_000_000.0
+# Issues are listed for the first rows that have them; past that, each rule's rows are only counted, so that a
+# file of 200,000 bad rows answers (and is stored) in kilobytes.
+MAX_LISTED_ISSUES = 200
 EARLIEST_SALE, LATEST_SALE = datetime(1970, 1, 1), datetime(2100, 1, 1)
 HINTED_UNKNOWNS = 50  # distinct unknown products that get "closest" suggestions; the rest are only named
 REQUIRED = ("quantity",)
@@ -121,8 +124,10 @@ class Parsed:
     total_rows: int
     # The valid rows as columns (`VALID_COLUMNS`): a hundred thousand rows stay cheap to keep and store.
     valid: dict[str, list[Any]] = field(default_factory=lambda: {name: [] for name in VALID_COLUMNS})
-    errors: list[Issue] = field(default_factory=list)
+    errors: list[Issue] = field(default_factory=list)  # the first MAX_LISTED_ISSUES, by row
     warnings: list[Issue] = field(default_factory=list)
+    error_rows: int = 0  # rows with at least one error
+    error_counts: dict[str, int] = field(default_factory=dict)  # rows breaking each rule
 
     @property
     def valid_count(self) -> int:
@@ -251,10 +256,15 @@ def _check_rows(
     n = len(numbers)
     bad = np.zeros(n, dtype=bool)
 
-    def flag(mask: np.ndarray, name: str, reason: str | list[str]) -> None:
+    def flag(mask: np.ndarray, name: str, rule: str, reason: str | list[str] | None = None) -> None:
+        """`rule` names what the rows break (counted); `reason` is said per row when it varies."""
         values = columns.get(name, [""] * n)
-        for k in np.flatnonzero(mask):
-            why = reason if isinstance(reason, str) else reason[k]
+        broken = np.flatnonzero(mask)
+        if len(broken):
+            parsed.error_counts[rule] = parsed.error_counts.get(rule, 0) + len(broken)
+        # Only a rule's first rows can be among the first MAX_LISTED_ISSUES of all rules.
+        for k in broken[:MAX_LISTED_ISSUES]:
+            why = rule if reason is None else reason if isinstance(reason, str) else reason[k]
             parsed.errors.append(Issue(int(numbers[k]), shown.get(name, name), values[k], why))
         bad[mask] = True
 
@@ -279,10 +289,21 @@ def _check_rows(
         dates = [_in_range(v) if type(v) is datetime else _date(v, day_first) for v in columns["date"]]
         sold_at = [d for d, _ in dates]
         problems = [p or "" for _, p in dates]
-        flag(np.array([bool(p) for p in problems], dtype=bool), "date", problems)
+        flag(
+            np.array([bool(p) for p in problems], dtype=bool),
+            "date",
+            "date unreadable or out of range",
+            problems,
+        )
     found = lookup.find_all(columns.get("sku"), columns.get("product"), n)
     unknown = np.array([isinstance(f, str) for f in found], dtype=bool)
-    flag(unknown, "sku" if "sku" in columns else "product", [f if isinstance(f, str) else "" for f in found])
+    flag(
+        unknown,
+        "sku" if "sku" in columns else "product",
+        "product not in the catalogue",
+        [f if isinstance(f, str) else "" for f in found],
+    )
+    parsed.error_rows = int(bad.sum())
     _warn_duplicates(numbers, columns, parsed)
     ok = np.flatnonzero(~bad)
     products = [found[k] for k in ok.tolist()]
@@ -300,6 +321,7 @@ def _check_rows(
         else [None] * len(ok),
     }
     parsed.errors.sort(key=lambda issue: issue.row)
+    del parsed.errors[MAX_LISTED_ISSUES:]
 
 
 def _numbers(values: list[object], decimal_separator: str | None) -> np.ndarray:
@@ -323,8 +345,14 @@ def _warn_duplicates(numbers: np.ndarray, columns: dict[str, list[object]], pars
     for k, key in enumerate(zip(*columns.values(), strict=True)):
         if key in seen and key not in warned:  # one warning per repeated row, at its first repeat
             warned.add(key)
-            parsed.warnings.append(Issue(int(numbers[k]), None, None, "exact duplicate of an earlier row"))
+            if len(warned) <= MAX_LISTED_ISSUES:
+                parsed.warnings.append(
+                    Issue(int(numbers[k]), None, None, "exact duplicate of an earlier row")
+                )
         seen.add(key)
+    if len(warned) > MAX_LISTED_ISSUES:
+        more = len(warned) - MAX_LISTED_ISSUES
+        parsed.warnings.append(Issue(0, None, None, f"{more:,} more rows repeat an earlier row exactly"))
 
 
 class _Catalogue:

@@ -27,7 +27,7 @@ import anyio
 from salesflow.errors import NotFound, QueueUnavailable, SalesflowError, StorageFull
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.auth import User
-from salesflow.models.reports import JobStatus, ReportFormat, ReportRequest, ReportType
+from salesflow.models.reports import JobOutcome, JobStatus, ReportFormat, ReportRequest, ReportType
 from salesflow.services.analytics.windows import resolve_window
 from salesflow.services.reports.artifacts import MEDIA_TYPES, ArtifactStore, download_name
 from salesflow.services.reports.content import ReportContent, ReportGatherer
@@ -130,11 +130,11 @@ class ReportService:
             sent += 1
         return sent
 
-    async def run(self, job_id: str) -> None:
+    async def run(self, job_id: str) -> JobOutcome:
         """One attempt at a job (what the runtime's task does); a no-op when another attempt holds it."""
         job = await self.jobs.claim(job_id, lease_seconds=self.lease_seconds, max_attempts=self.max_attempts)
         if job is None:
-            return
+            return JobOutcome.SKIPPED
         report_format = ReportFormat(job.format)
         generated_at = self.clock().astimezone(self.business_tz)
         try:
@@ -149,10 +149,10 @@ class ReportService:
         except StorageFull as exc:  # the operator can free space: this attempt's lease ends, then another
             logger.error("report not written: the export folder is full", extra={"job_id": job.id})
             await self.jobs.note(job.id, attempt=job.attempts, error=f"{exc.detail}; it will be tried again")
-            return
+            return JobOutcome.DEFERRED
         except SalesflowError as exc:
             await self.jobs.fail(job.id, attempt=job.attempts, error=exc.detail)
-            return
+            return JobOutcome.FAILED
         except Exception as exc:  # the job fails with a reason; the traceback goes to the log
             logger.exception("report generation failed", extra={"job_id": job.id})
             await self.jobs.fail(
@@ -160,15 +160,16 @@ class ReportService:
                 attempt=job.attempts,
                 error=f"the report could not be generated ({type(exc).__name__})",
             )
-            return
+            return JobOutcome.FAILED
         window = f"{job.start_date}_{job.end_date}" if job.start_date and job.end_date else job.period
         name = download_name(job.report_type, window, report_format, generated_at)
         if not await self.jobs.complete(job.id, attempt=job.attempts, file_name=name):
             logger.warning("a later attempt took this job over", extra={"job_id": job.id})
-            return
+            return JobOutcome.SKIPPED
         completed = await self.jobs.get(job.id)
         if completed is not None:
             await self.on_completed(completed, content)
+        return JobOutcome.SUCCEEDED
 
     async def get(self, job_id: str, *, user: User) -> ReportJob:
         job = await self.jobs.get(job_id) if is_record_id(job_id) else None

@@ -276,6 +276,7 @@ def _with_pipelines(
         max_window_days=settings.analytics_max_window_days,
         lease_seconds=settings.report_job_timeout_seconds,
         max_attempts=settings.report_max_attempts,
+        jobs_per_user=settings.report_jobs_per_user,
     )
     outbox = Outbox(state, clock=clock)
     notifications = Notifications(outbox, build_notifier(settings))

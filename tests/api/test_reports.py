@@ -18,11 +18,13 @@ from pypdf import PdfReader
 
 from salesflow.config import Settings
 from salesflow.errors import NotFound
+from salesflow.integration.java_demo import StandinState
 from salesflow.integration.jwt import DEV_USER
 from salesflow.jobs.runtime import GENERATE_REPORT
 from salesflow.jobs.sweep import sweep_once
 from salesflow.models.reports import JobOutcome, ReportRequest, ReportType
 from salesflow.resources import build_resources
+from salesflow.services.reports.pipeline import RETRY_AFTER_BUSY_SECONDS
 from tests.builders import pinned_clock
 from tests.servers import UvicornThread, wait_until
 
@@ -219,3 +221,24 @@ async def test_jobs_cut_short_by_a_stop_run_once_at_the_next_start(
     api = serve(settings)
     states = [await anyio.to_thread.run_sync(finished, api, job.id) for job in jobs]
     assert [(s["status"], s["attempts"]) for s in states] == [("completed", 1)] * 3
+
+
+def test_one_user_has_a_bounded_number_of_reports_waiting(
+    serve: Callable[..., httpx.Client],
+    prod_settings: Settings,
+    tokens: dict[str, str],
+    standin: tuple[UvicornThread, StandinState],
+) -> None:
+    """A burst of one user's report jobs waits behind that user's limit, not in front of everyone's."""
+    _, java = standin
+    api = serve(prod_settings.model_copy(update={"report_jobs_per_user": 2, "job_shutdown_grace_seconds": 0}))
+    user = {"Authorization": f"Bearer {tokens['USER']}"}
+    admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    java.delay_seconds = 10.0  # the jobs are still reading from Java while the next ones are asked for
+    request = {"report_type": "sales", "format": "excel"}
+    assert [api.post("/reports/jobs", json=request, headers=user).status_code for _ in range(2)] == [202, 202]
+    third = api.post("/reports/jobs", json=request, headers=user)
+    assert third.status_code == 429 and third.headers["retry-after"] == str(RETRY_AFTER_BUSY_SECONDS)
+    assert "at most 2 at once" in third.json()["detail"]
+    assert api.post("/reports/jobs", json=request, headers=admin).status_code == 202  # others go on
+    assert api.get("/reports/jobs", headers=user).json()["total"] == 2

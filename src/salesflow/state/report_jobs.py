@@ -217,6 +217,15 @@ class ReportJobs:
                 .execution_options(synchronize_session=False)
             )
 
+    async def unfinished(self, *, owner: str) -> int:
+        """The owner's own requests (not scheduled runs) still queued or generating."""
+        waiting = ReportJob.status.in_((JobStatus.QUEUED, JobStatus.GENERATING)) & ReportJob.schedule_id.is_(
+            None
+        )
+        query = select(func.count()).select_from(ReportJob).where((ReportJob.owner == owner) & waiting)
+        async with self.db.session() as session:
+            return int((await session.execute(query)).scalar_one())
+
     async def count_by_status(self) -> dict[str, int]:
         async with self.db.session() as session:
             rows = await session.execute(select(ReportJob.status, func.count()).group_by(ReportJob.status))

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import anyio
 
-from salesflow.errors import NotFound, QueueUnavailable, SalesflowError, StorageFull
+from salesflow.errors import NotFound, QueueUnavailable, SalesflowError, StorageFull, TooManyRequests
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.auth import User
 from salesflow.models.reports import JobOutcome, JobStatus, ReportFormat, ReportRequest, ReportType
@@ -46,6 +46,7 @@ RENDERERS: dict[ReportFormat, Callable[[ReportContent], bytes]] = {
     ReportFormat.PDF: render_pdf,
     ReportFormat.EXCEL: render_xlsx,
 }
+RETRY_AFTER_BUSY_SECONDS = 15  # a report takes seconds: by then one of the caller's is likely ready
 ALL_JOBS_ROLE = "ADMIN"  # sees and downloads every user's reports
 
 
@@ -69,8 +70,10 @@ class ReportService:
         max_window_days: int,
         lease_seconds: float,
         max_attempts: int,
+        jobs_per_user: int = 5,
     ) -> None:
         self.jobs = jobs
+        self.jobs_per_user = jobs_per_user
         self.gatherer = gatherer
         self.store = store
         self.enqueue = enqueue
@@ -87,6 +90,14 @@ class ReportService:
     async def submit(self, request: ReportRequest, *, user: User) -> ReportJob:
         query = _query(request.period, request.start_date, request.end_date)
         resolve_window(query, today=self._today(), max_days=self.max_window_days)  # 422 now, not later
+        # One user's burst waits in their own browser, not in everyone's queue.
+        unfinished = await self.jobs.unfinished(owner=user.subject)
+        if unfinished >= self.jobs_per_user:
+            raise TooManyRequests(
+                f"You have {unfinished} report(s) waiting or being generated (at most {self.jobs_per_user} at"
+                " once); try again when one is ready",
+                retry_after=RETRY_AFTER_BUSY_SECONDS,
+            )
         job = await self.jobs.create(
             NewJob(
                 owner=user.subject,

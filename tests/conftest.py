@@ -131,6 +131,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             # limits are off unless a test turns them on (tests/api/test_operations.py).
             "rate_limit_auth_failures": 0,
             "rate_limit_expensive": 0,
+            "report_jobs_per_user": 1000,  # tests submit bursts; tests/api/test_reports.py tests the bound
             "dev_java_port": 0,  # DEV apps start no demo Java API unless a test asks (test_java_demo.py)
         }
         values.update(overrides)

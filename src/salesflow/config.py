@@ -174,8 +174,9 @@ class Settings(StoreSettings):
     state_database_url: str | None = None  # default: sqlite+aiosqlite under DATA_DIR
     job_backend: Literal["memory", "redis"] = "memory"
     job_worker_concurrency: int = Field(default=2, ge=1, le=64)  # jobs one `salesflow worker` runs at once
-    job_sweep_seconds: float = Field(default=60.0, gt=0)  # requeue jobs of dead workers; remove old files
-    report_job_timeout_seconds: float = Field(default=600.0, gt=0)  # one attempt's lease
+    job_sweep_seconds: float = Field(default=30.0, gt=0)  # requeue jobs of dead workers; remove old files
+    report_job_timeout_seconds: float = Field(default=600.0, gt=0)  # one attempt's longest run
+    job_lease_seconds: float = Field(default=20.0, gt=0)  # renewed while a job runs; a dead worker's lapses
     job_shutdown_grace_seconds: float = Field(default=30.0, ge=0)  # running jobs finish; then handed back
     report_max_attempts: int = Field(default=3, ge=1, le=10)
     report_jobs_per_user: int = Field(default=5, ge=1, le=1000)  # one user's unfinished jobs; more is a 429

@@ -274,7 +274,8 @@ def _with_pipelines(
         business_tz=ZoneInfo(settings.business_tz),
         clock=clock,
         max_window_days=settings.analytics_max_window_days,
-        lease_seconds=settings.report_job_timeout_seconds,
+        lease_seconds=settings.job_lease_seconds,
+        timeout_seconds=settings.report_job_timeout_seconds,
         max_attempts=settings.report_max_attempts,
         jobs_per_user=settings.report_jobs_per_user,
     )

@@ -155,6 +155,21 @@ class ReportJobs:
                 return None
         return await self.get(job_id)
 
+    async def renew(self, job_id: str, *, attempt: int, lease_seconds: float) -> bool:
+        """Extend the attempt's lease (its heartbeat); False when that attempt no longer holds the job."""
+        async with self.db.session() as session, session.begin():
+            renewed = await session.execute(
+                update(ReportJob)
+                .where(
+                    ReportJob.id == job_id,
+                    ReportJob.attempts == attempt,
+                    ReportJob.status == JobStatus.GENERATING,
+                )
+                .values(lease_until=self.clock() + timedelta(seconds=lease_seconds))
+                .execution_options(synchronize_session=False)
+            )
+            return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
+
     async def complete(self, job_id: str, *, attempt: int, file_name: str) -> bool:
         """Mark the attempt's success; False when that attempt no longer holds the job."""
         return await self._finish(

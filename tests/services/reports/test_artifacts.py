@@ -48,9 +48,7 @@ async def test_a_job_that_finds_the_disk_full_is_made_once_space_is_freed(
 ) -> None:
     """The attempt keeps its lease, its reason shown; after the lease, with space freed, the job completes."""
     now = [pinned_clock()]
-    settings = make_settings(
-        dev_mode=True, java_jwt_secret=None, export_dir=small_disk, report_job_timeout_seconds=60
-    )
+    settings = make_settings(dev_mode=True, java_jwt_secret=None, export_dir=small_disk, job_lease_seconds=60)
     resources = await build_resources(settings, clock=lambda: now[0])
     try:
         filler = small_disk / "filler"

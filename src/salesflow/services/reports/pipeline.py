@@ -15,8 +15,10 @@ and download. Stages, in order:
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -69,6 +71,7 @@ class ReportService:
         clock: Callable[[], datetime],
         max_window_days: int,
         lease_seconds: float,
+        timeout_seconds: float,
         max_attempts: int,
         jobs_per_user: int = 5,
     ) -> None:
@@ -81,6 +84,7 @@ class ReportService:
         self.clock = clock
         self.max_window_days = max_window_days
         self.lease_seconds = lease_seconds
+        self.timeout_seconds = timeout_seconds
         self.max_attempts = max_attempts
         self._render = anyio.CapacityLimiter(1)  # rendering is CPU work: one at a time per process
         # What happens to a completed job next (the schedules' e-mail, with what the file shows); set by the
@@ -127,7 +131,7 @@ class ReportService:
     async def send_unsent(self) -> int:
         """Send the queued jobs whose message never reached the queue, or was lost with it (sent a lease
         ago and not taken: a job sent twice still runs once); how many were sent."""
-        resend_after = timedelta(seconds=self.lease_seconds)
+        resend_after = timedelta(seconds=self.timeout_seconds)
         return await self._send_all(
             await self.jobs.unsent(older_than=UNSENT_AFTER, resend_after=resend_after)
         )
@@ -149,14 +153,25 @@ class ReportService:
         report_format = ReportFormat(job.format)
         generated_at = self.clock().astimezone(self.business_tz)
         try:
-            content = await self.gatherer.gather(
-                ReportType(job.report_type),
-                _query(Period(job.period), job.start_date, job.end_date),
-                scope=job.scope,
-                generated_at=generated_at,
+            async with self._holding(job):
+                with anyio.fail_after(self.timeout_seconds):
+                    content = await self.gatherer.gather(
+                        ReportType(job.report_type),
+                        _query(Period(job.period), job.start_date, job.end_date),
+                        scope=job.scope,
+                        generated_at=generated_at,
+                    )
+                    data = await anyio.to_thread.run_sync(
+                        RENDERERS[report_format], content, limiter=self._render
+                    )
+                    await anyio.to_thread.run_sync(self.store.write, job.id, report_format, data)
+        except TimeoutError:
+            await self.jobs.fail(
+                job.id,
+                attempt=job.attempts,
+                error=f"the report took longer than {self.timeout_seconds:.0f} s, the most an attempt may",
             )
-            data = await anyio.to_thread.run_sync(RENDERERS[report_format], content, limiter=self._render)
-            await anyio.to_thread.run_sync(self.store.write, job.id, report_format, data)
+            return JobOutcome.FAILED
         except StorageFull as exc:  # the operator can free space: this attempt's lease ends, then another
             logger.error("report not written: the export folder is full", extra={"job_id": job.id})
             await self.jobs.note(job.id, attempt=job.attempts, error=f"{exc.detail}; it will be tried again")
@@ -181,6 +196,30 @@ class ReportService:
         if completed is not None:
             await self.on_completed(completed, content)
         return JobOutcome.SUCCEEDED
+
+    @asynccontextmanager
+    async def _holding(self, job: ReportJob) -> AsyncIterator[None]:
+        """Renew the attempt's short lease while it runs (a heartbeat): a live worker keeps its job however
+        long it takes, and a dead one's job is taken again once `lease_seconds` pass without a beat."""
+
+        async def beat() -> None:
+            while True:
+                await anyio.sleep(self.lease_seconds / 3)
+                try:
+                    if not await self.jobs.renew(
+                        job.id, attempt=job.attempts, lease_seconds=self.lease_seconds
+                    ):
+                        return  # a later attempt took the job over: its `complete` will refuse this one
+                except Exception:  # the state database blinked: the next beat tries again
+                    logger.warning("report job lease not renewed", extra={"job_id": job.id}, exc_info=True)
+
+        # A task, not a task group: the attempt's own exceptions must reach `run` unwrapped.
+        beating = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
 
     async def get(self, job_id: str, *, user: User) -> ReportJob:
         job = await self.jobs.get(job_id) if is_record_id(job_id) else None

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import time
 
 import orjson
 import pytest
 from prometheus_client import REGISTRY
 
+from salesflow.cli import OPEN_FILES_WHEN_UNLIMITED, raise_descriptor_limit
 from salesflow.observability import JsonFormatter, request_id_var, watch_event_loop
 
 BLOCKED_SECONDS = 0.5  # the first tick wakes at least 0.5 - 0.05 s late
@@ -55,3 +57,15 @@ async def test_a_blocked_event_loop_is_measured_and_logged(caplog: pytest.LogCap
     assert any(
         r.message == "event loop blocked" and r.__dict__["lag_seconds"] >= 0.25 for r in caplog.records
     )
+
+
+def test_serving_lifts_the_open_file_limit_to_its_ceiling() -> None:
+    """At a soft limit of 1,024, a thousand slow connections once left `/health` no descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+        raised = raise_descriptor_limit()
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == raised
+        assert raised == (hard if hard != resource.RLIM_INFINITY else OPEN_FILES_WHEN_UNLIMITED)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

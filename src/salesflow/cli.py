@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import resource
 import sys
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -13,6 +14,8 @@ from salesflow.config import ConfigurationError, Settings, StoreSettings, get_se
 from salesflow.observability import configure_logging
 
 logger = logging.getLogger("salesflow.cli")
+
+OPEN_FILES_WHEN_UNLIMITED = 1_048_576  # the kernel's usual nr_open
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +93,8 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
 
     from salesflow.api.main import create_app
 
+    raise_descriptor_limit()
+
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -98,6 +103,22 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
         proxy_headers=False,
     )
     return 0
+
+
+def raise_descriptor_limit() -> int:
+    """Lift the open-file limit to its hard ceiling: at a common default of 1,024, a thousand idle or slow
+    connections left no descriptor for `/health`. (Header-read timeouts belong to the proxy: see README.)"""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = hard if hard != resource.RLIM_INFINITY else OPEN_FILES_WHEN_UNLIMITED
+    if soft == resource.RLIM_INFINITY or soft >= ceiling:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+    except (ValueError, OSError):
+        logger.warning("open-file limit could not be raised", extra={"soft": soft, "hard": hard})
+        return soft
+    logger.info("open-file limit raised", extra={"from": soft, "to": ceiling})
+    return ceiling
 
 
 def _seed_demo(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from datetime import date, timedelta
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Literal, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -98,6 +99,8 @@ class Settings(StoreSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [*DEFAULT_CORS_ORIGINS])
     request_body_max_bytes: int = Field(default=1024 * 1024, ge=1024)  # uploads: IMPORT_MAX_BYTES
     request_header_max_bytes: int = Field(default=16 * 1024, ge=1024)
+    # Proxies whose X-Forwarded-For names the client (for the per-client limit); empty: the TCP peer is it.
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(default_factory=list)
     # Operations: `GET /metrics` (open in DEV; in PROD METRICS_TOKEN as a bearer token, or an ADMIN JWT), the
     # OpenAPI pages (default: DEV only), a worker's own metrics port (0: none).
     # Rate limits a minute (0: off): failed authentications per client address, expensive requests per user.
@@ -218,7 +221,12 @@ class Settings(StoreSettings):
     alert_email_min_severity: Annotated[dict[AlertKind, Severity], NoDecode] = Field(default_factory=dict)
 
     @field_validator(
-        "cors_origins", "alert_recipients", "shop_closed_dates", "shop_closed_weekdays", mode="before"
+        "cors_origins",
+        "alert_recipients",
+        "shop_closed_dates",
+        "shop_closed_weekdays",
+        "trusted_proxies",
+        mode="before",
     )
     @classmethod
     def _split_csv(cls, value: object) -> object:

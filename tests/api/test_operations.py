@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from ipaddress import ip_network
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from salesflow.api.deps import client_address
 from salesflow.config import Settings
 from tests.builders import make_token
 
@@ -191,3 +193,36 @@ def test_failed_authentications_are_limited_per_client(
     for _ in range(5):
         answer = api.get("/analytics/sales", headers=expired)
         assert answer.status_code == 401 and answer.json()["detail"] == "Token expired"
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "client"),
+    [
+        ("203.0.113.9", "198.51.100.1", "203.0.113.9"),  # not a trusted proxy: its header is ignored
+        ("10.0.0.2", None, "10.0.0.2"),  # a trusted proxy that names no one is the client
+        ("10.0.0.2", "198.51.100.1", "198.51.100.1"),
+        ("10.0.0.2", "1.2.3.4, 198.51.100.1, 10.0.0.7", "198.51.100.1"),  # the forged left part is skipped
+        ("10.0.0.2", "198.51.100.1, not-an-address", "10.0.0.2"),
+        ("10.0.0.2", "2001:db8::1", "2001:db8::1"),
+    ],
+)
+def test_the_client_is_named_by_trusted_proxies_only(
+    peer: str, forwarded_for: str | None, client: str
+) -> None:
+    assert client_address(peer, forwarded_for, [ip_network("10.0.0.0/8")]) == client
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_failed_authentication_count(
+    prod_settings: Settings, serve: Callable[[Settings], httpx.Client]
+) -> None:
+    settings = prod_settings.model_copy(
+        update={"rate_limit_auth_failures": 2, "trusted_proxies": [ip_network("127.0.0.1/32")]}
+    )
+    api = serve(settings)
+    forged = {"Authorization": "Bearer forged.token.value"}
+
+    def status(client: str) -> int:
+        return api.get("/analytics/sales", headers=forged | {"X-Forwarded-For": client}).status_code
+
+    assert [status("198.51.100.1") for _ in range(3)] == [401, 401, 429]
+    assert status("198.51.100.2") == 401  # another client behind the same proxy is not refused

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -133,9 +134,25 @@ async def authenticate_counted(authorization: str | None, client: str, resources
 
 async def authenticate_scope(scope: Scope) -> User:
     """`authenticate_counted` for the request guard, which runs before FastAPI has built a request."""
-    client = scope.get("client") or ("unknown", 0)
     resources = scope["app"].state.resources
-    return await authenticate_counted(Headers(scope=scope).get("authorization"), client[0], resources)
+    headers = Headers(scope=scope)
+    peer = (scope.get("client") or ("unknown", 0))[0]
+    client = client_address(peer, headers.get("x-forwarded-for"), resources.settings.trusted_proxies)
+    return await authenticate_counted(headers.get("authorization"), client, resources)
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: Sequence[IPv4Network | IPv6Network]) -> str:
+    """The client a request comes from: the TCP peer, unless it is a trusted proxy; then the right-most
+    `X-Forwarded-For` address that is not a trusted proxy (anything left of it a client may have forged)."""
+    hops = [hop.strip() for hop in (forwarded_for or "").split(",")][::-1]
+    for address in [peer, *hops]:
+        try:
+            ip = ip_address(address)
+        except ValueError:  # an unreadable hop: the last trusted one is all that is known
+            return peer
+        if not any(ip in network for network in trusted):
+            return address
+    return peer
 
 
 async def get_current_user(
@@ -149,7 +166,9 @@ async def get_current_user(
 
 async def authenticate_request(request: Request, resources: Resources) -> User:
     """`authenticate_counted` for a request's own `Authorization` header and client address."""
-    client = request.client.host if request.client else "unknown"
+    peer = request.client.host if request.client else "unknown"
+    trusted = resources.settings.trusted_proxies
+    client = client_address(peer, request.headers.get("x-forwarded-for"), trusted)
     return await authenticate_counted(request.headers.get("Authorization"), client, resources)
 
 

@@ -200,6 +200,8 @@ class Settings(StoreSettings):
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     mail_from: str = "salesflow@localhost"
     alert_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Told when a scheduled report fails (with the schedule's recipients): whoever can fix the cause.
+    admin_email: str | None = Field(default=None, pattern=r"^[!-~]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
     outbox_dir: Path = Path("var/outbox")
 
     # Anomalies and alerts: a flagged bucket is also this far from its expected value (a share, and units or

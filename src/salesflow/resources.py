@@ -304,8 +304,10 @@ def _with_pipelines(
         notifications,
         default_timezone=settings.business_tz,
         clock=clock,
+        admin_email=settings.admin_email,
     )
     reports.on_completed = schedules.deliver
+    reports.on_failed = schedules.report_failure
     return Resources(
         settings=settings,
         cache=cache,

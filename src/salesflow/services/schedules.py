@@ -92,7 +92,9 @@ class ScheduleService:
         *,
         default_timezone: str,
         clock: Callable[[], datetime],
+        admin_email: str | None = None,
     ) -> None:
+        self.admin_email = admin_email
         self.schedules = schedules
         self.reports = reports
         self.notifications = notifications
@@ -227,6 +229,33 @@ class ScheduleService:
                 attachment_name=job.file_name,
             ),
             dedupe_key=f"report:{job.id}",
+        )
+
+    async def report_failure(self, job: ReportJob) -> None:
+        """A scheduled run that failed is told to its recipients and to `ADMIN_EMAIL` (once: keyed by the
+        job), with the reason: nobody waits for a report that will not come."""
+        if job.schedule_id is None or job.status != JobStatus.FAILED:
+            return
+        schedule = await self.schedules.get(job.schedule_id)
+        if schedule is None:
+            return
+        recipients = list(
+            dict.fromkeys([*schedule.recipients, *([self.admin_email] if self.admin_email else [])])
+        )
+        if not recipients:
+            return
+        when = (job.fire_time or job.created_at).astimezone(ZoneInfo(schedule.timezone))
+        await self.notifications.queue(
+            Mail(
+                recipients=recipients,
+                subject=f"SalesFlow {job.report_type} report could not be made",
+                body=(
+                    f"The scheduled {job.report_type} report of {when:%Y-%m-%d %H:%M %Z} could not be made:"
+                    f"\n\n  {job.error or 'no reason was recorded'}\n\nThe schedule stays on: its next run"
+                    f" is at the usual time. Schedule {schedule.id}.\n"
+                ),
+            ),
+            dedupe_key=f"report-failed:{job.id}",
         )
 
 

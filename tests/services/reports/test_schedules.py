@@ -13,13 +13,14 @@ import pytest
 
 from salesflow.clients.mail.notifier import Mail
 from salesflow.config import Settings
+from salesflow.integration.java_demo import StandinState
 from salesflow.integration.jwt import DEV_USER
 from salesflow.models.reports import Frequency, ReportType, ScheduleRequest
 from salesflow.resources import Resources, build_resources
 from salesflow.services.schedules import fire_times, last_fire_time
 from salesflow.state.tables import ReportSchedule
 from tests.builders import MovableClock
-from tests.servers import free_port
+from tests.servers import UvicornThread, free_port
 
 
 def schedule(**fields: object) -> ReportSchedule:
@@ -192,3 +193,43 @@ async def test_a_scheduled_daily_report_covers_the_last_complete_day_and_says_so
     [attachment] = [part for part in mail.walk() if part.get_filename()]
     name = f"salesflow_sales_{yesterday}_{yesterday}_"
     assert str(attachment.get_filename()).startswith(name)
+
+
+async def test_a_failed_scheduled_run_is_told_to_its_recipients_and_the_admin(
+    prod_settings: Settings,
+    standin: tuple[UvicornThread, StandinState],
+    smtp: tuple[int, list[Message]],
+) -> None:
+    """Java is down when the slot fires: the run fails with the reason, and the people waiting for the report
+    (and whoever can fix the cause) hear of it once."""
+    server, _ = standin
+    settings = prod_settings.model_copy(
+        update={
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp[0],
+            "smtp_starttls": False,
+            "admin_email": "it@shop.test",
+        }
+    )
+    clock = MovableClock()
+    built = await build_resources(settings, clock=clock)
+    try:
+        created = await built.schedules.create(
+            ScheduleRequest(report_type=ReportType.SALES, hour=12, minute=0, recipients=["boss@shop.test"]),
+            user=DEV_USER,
+        )
+        slot = last_fire_time(created, clock(), within=timedelta(days=1))
+        assert slot is not None
+        server.stop()  # Java down before anything was loaded
+        job = await built.schedules.fire(created.id, slot)
+        assert job is not None and await finished(built, job.id) == "failed"
+        with anyio.fail_after(60):  # the failure is told just after the job is marked failed
+            await built.jobs.broker.wait_all()  # type: ignore[attr-defined]  # the in-memory broker
+        assert await built.notifications.deliver_due() == 1
+        assert await built.notifications.deliver_due() == 0
+        _, received = smtp
+        [mail] = received
+        assert mail["To"] == "boss@shop.test, it@shop.test" and "could not be made" in mail["Subject"]
+        assert "Java" in mail.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    finally:
+        await built.aclose()

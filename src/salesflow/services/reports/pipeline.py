@@ -90,6 +90,8 @@ class ReportService:
         # What happens to a completed job next (the schedules' e-mail, with what the file shows); set by the
         # composition root.
         self.on_completed: Callable[[ReportJob, ReportContent], Awaitable[None]] = _nothing
+        # And a failed one (the schedules tell their recipients).
+        self.on_failed: Callable[[ReportJob], Awaitable[None]] = _nothing_failed
 
     async def submit(self, request: ReportRequest, *, user: User) -> ReportJob:
         query = _query(request.period, request.start_date, request.end_date)
@@ -166,27 +168,18 @@ class ReportService:
                     )
                     await anyio.to_thread.run_sync(self.store.write, job.id, report_format, data)
         except TimeoutError:
-            await self.jobs.fail(
-                job.id,
-                attempt=job.attempts,
-                error=f"the report took longer than {self.timeout_seconds:.0f} s, the most an attempt may",
+            return await self._fail(
+                job, f"the report took longer than {self.timeout_seconds:.0f} s, the most an attempt may"
             )
-            return JobOutcome.FAILED
         except StorageFull as exc:  # the operator can free space: this attempt's lease ends, then another
             logger.error("report not written: the export folder is full", extra={"job_id": job.id})
             await self.jobs.note(job.id, attempt=job.attempts, error=f"{exc.detail}; it will be tried again")
             return JobOutcome.DEFERRED
         except SalesflowError as exc:
-            await self.jobs.fail(job.id, attempt=job.attempts, error=exc.detail)
-            return JobOutcome.FAILED
+            return await self._fail(job, exc.detail)
         except Exception as exc:  # the job fails with a reason; the traceback goes to the log
             logger.exception("report generation failed", extra={"job_id": job.id})
-            await self.jobs.fail(
-                job.id,
-                attempt=job.attempts,
-                error=f"the report could not be generated ({type(exc).__name__})",
-            )
-            return JobOutcome.FAILED
+            return await self._fail(job, f"the report could not be generated ({type(exc).__name__})")
         window = f"{job.start_date}_{job.end_date}" if job.start_date and job.end_date else job.period
         name = download_name(job.report_type, window, report_format, generated_at)
         if not await self.jobs.complete(job.id, attempt=job.attempts, file_name=name):
@@ -196,6 +189,16 @@ class ReportService:
         if completed is not None:
             await self.on_completed(completed, content)
         return JobOutcome.SUCCEEDED
+
+    async def _fail(self, job: ReportJob, error: str) -> JobOutcome:
+        await self.jobs.fail(job.id, attempt=job.attempts, error=error)
+        failed = await self.jobs.get(job.id)
+        if failed is not None and failed.status == JobStatus.FAILED:
+            try:
+                await self.on_failed(failed)
+            except Exception:  # the failure is recorded; telling someone is best effort
+                logger.exception("report failure not notified", extra={"job_id": job.id})
+        return JobOutcome.FAILED
 
     @asynccontextmanager
     async def _holding(self, job: ReportJob) -> AsyncIterator[None]:
@@ -283,6 +286,10 @@ class ReportService:
 
 
 async def _nothing(job: ReportJob, content: ReportContent) -> None:
+    return None
+
+
+async def _nothing_failed(job: ReportJob) -> None:
     return None
 
 

@@ -85,6 +85,48 @@ async def test_one_computation_per_key_across_processes(redis_url: str) -> None:
     await second.aclose()
 
 
+LOCK_SECONDS = 1.5  # short, so that the computation below outlives it three times over
+
+
+async def test_a_computation_longer_than_the_lock_keeps_it_and_runs_once(redis_url: str) -> None:
+    """The holder renews its lock while it computes (the day's demand batch takes minutes): the other
+    process waits for the value instead of computing it again once the first expiry passes."""
+    first = Cache(redis=RedisBackend.from_url(redis_url), memory=MemoryBackend(), lock_seconds=LOCK_SECONDS)
+    second = Cache(redis=RedisBackend.from_url(redis_url), memory=MemoryBackend(), lock_seconds=LOCK_SECONDS)
+    calls, compute = counter()
+
+    async def long() -> dict[str, int]:
+        await asyncio.sleep(3 * LOCK_SECONDS)
+        return await compute()
+
+    key = cache_key("ml", "admin", batch="demand")
+    task = asyncio.create_task(first.get_or_compute(key, 60, long))
+    await wait_for(lambda: first.stats().misses == 1)
+    waiting = second.get_or_compute(key, 60, compute, wait_seconds=60)
+    assert await waiting == await task == {"revenue": 1250}
+    assert len(calls) == 1
+    assert second.stats().misses == 0
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_a_lock_is_released_only_by_its_holder(redis_url: str, redis_server: RedisProcess) -> None:
+    """After a computation the lock is gone, and a lapsed holder never deletes another process's lock."""
+    cache = Cache(redis=RedisBackend.from_url(redis_url), memory=MemoryBackend())
+    _, compute = counter()
+    key = cache_key("ml", "admin", batch="release")
+    await cache.get_or_compute(key, 60, compute)
+    with redis_server.client() as client:
+        assert not client.exists(f"{key}:lock")
+        client.set(f"{key}:lock", b"someone-else", px=60_000)
+        assert cache.redis is not None
+        stale = cache.redis.lock(key, 60)
+        stale.local.token = b"mine"  # a holder whose lock lapsed and was taken by another
+        await cache._release_process_lock(stale)
+        assert client.get(f"{key}:lock") == b"someone-else"
+    await cache.aclose()
+
+
 async def test_invalidation_scans_only_its_prefix(cache: Cache, redis_server: RedisProcess) -> None:
     _, compute = counter()
     keep = cache_key("ml", "admin", x=1)

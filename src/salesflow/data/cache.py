@@ -2,7 +2,8 @@
 
 Keys are built only by `cache_key`/`cache_prefix`: `sf:v1:<pipeline>:<scope>:<params>`. Values are bytes
 (orjson by default). `Cache.get_or_compute` runs one computation per key at a time: an in-process lock per
-key, plus a short Redis lock across processes.
+key, plus a Redis lock across processes (redis-py's `Lock`: an owner token, a short expiry renewed while the
+computation runs, so a long one — the day's demand batch — is never run twice, and a dead holder's lapses).
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.lock import Lock
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
 
 from salesflow.metrics import CACHE_LOOKUPS
 
@@ -30,7 +32,7 @@ logger = logging.getLogger(__name__)
 NAMESPACE = "sf:v1"
 T = TypeVar("T")
 _REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
-_LOCK_TTL_MS = 60_000
+LOCK_SECONDS = 60.0  # a cross-process lock's expiry, renewed every third of it while its holder computes
 _LOCK_POLL_SECONDS = 0.05
 
 
@@ -145,11 +147,9 @@ class RedisBackend:
         """Close every pooled connection: after a Redis restart they are all dead, though idle."""
         await self.client.connection_pool.disconnect()
 
-    async def try_lock(self, key: str) -> bool:
-        return bool(await self.client.set(f"{key}:lock", b"1", nx=True, px=_LOCK_TTL_MS))
-
-    async def unlock(self, key: str) -> None:
-        await self.client.delete(f"{key}:lock")
+    def lock(self, key: str, seconds: float) -> Lock:
+        # Not thread-local: the token belongs to the task that took it, whichever thread runs the loop.
+        return self.client.lock(f"{key}:lock", timeout=seconds, thread_local=False)
 
     async def ping(self) -> None:
         await self.client.ping()  # type: ignore[misc]  # redis-py 7 types it for both clients
@@ -178,7 +178,9 @@ class Cache:
         redis: RedisBackend | None,
         memory: MemoryBackend,
         redis_retry_seconds: float = 5.0,
+        lock_seconds: float = LOCK_SECONDS,
     ) -> None:
+        self.lock_seconds = lock_seconds
         self.redis = redis
         self.memory = memory
         self.redis_retry_seconds = redis_retry_seconds
@@ -207,8 +209,10 @@ class Cache:
         *,
         encode: Callable[[T], bytes] = orjson.dumps,
         decode: Callable[[bytes], Any] = orjson.loads,
+        wait_seconds: float | None = None,
     ) -> T:
-        """Return the cached value for `key`, computing and storing it once on a miss."""
+        """Return the cached value for `key`, computing and storing it once on a miss. Another process
+        computing it is waited for up to `wait_seconds` (default: one lock expiry), then computed here."""
         cached = await self._get(key)
         if cached is not None:
             self._count(key, "hit")
@@ -220,16 +224,18 @@ class Cache:
                 if cached is not None:
                     self._count(key, "hit")
                     return decode(cached)  # type: ignore[no-any-return]
-                cached = await self._wait_for_other_process(key)
+                wait = self.lock_seconds if wait_seconds is None else wait_seconds
+                cached, held = await self._wait_for_other_process(key, wait)
                 if cached is not None:
                     self._count(key, "hit")
                     return decode(cached)  # type: ignore[no-any-return]
                 self._count(key, "miss")
                 try:
-                    value = await compute()
+                    async with self._renewing(held):
+                        value = await compute()
                     await self._set(key, encode(value), ttl_seconds)
                 finally:
-                    await self._release_process_lock(key)
+                    await self._release_process_lock(held)
                 return value
         finally:
             if not lock.locked() and self._key_locks.get(key) is lock:
@@ -297,27 +303,66 @@ class Cache:
                 self._on_redis_failure(exc)
         await self.memory.set(key, value, ttl_seconds)
 
-    async def _wait_for_other_process(self, key: str) -> bytes | None:
-        """Take the cross-process lock, or wait (bounded) for the process holding it to store the value."""
+    async def _wait_for_other_process(
+        self, key: str, wait_seconds: float
+    ) -> tuple[bytes | None, Lock | None]:
+        """Take the cross-process lock (returned), or wait up to `wait_seconds` for the process holding it to
+        store the value (returned); after that, or without Redis, neither: compute here."""
         if self.redis is None or not self._redis_up:
-            return None
+            return None, None
         try:
-            deadline = time.monotonic() + _LOCK_TTL_MS / 1000
-            while not await self.redis.try_lock(key):
+            lock = self.redis.lock(key, self.lock_seconds)
+            deadline = time.monotonic() + wait_seconds
+            while not await lock.acquire(blocking=False):
                 value = await self.redis.get(key)
                 if value is not None or time.monotonic() > deadline:
-                    return value
+                    return value, None
                 await asyncio.sleep(_LOCK_POLL_SECONDS)
+            # Taken just after its holder stored the value and let go: the value is there.
+            value = await self.redis.get(key)
+            if value is not None:
+                await self._release_process_lock(lock)
+                return value, None
         except _REDIS_FAILURES as exc:
             self._on_redis_failure(exc)
-        return None
+            return None, None
+        return None, lock
 
-    async def _release_process_lock(self, key: str) -> None:
-        if self.redis is not None and self._redis_up:
-            try:
-                await self.redis.unlock(key)
-            except _REDIS_FAILURES as exc:
-                self._on_redis_failure(exc)
+    @contextlib.asynccontextmanager
+    async def _renewing(self, held: Lock | None) -> AsyncIterator[None]:
+        """Renew the held lock every third of its expiry while the computation runs."""
+        if held is None:
+            yield
+            return
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.lock_seconds / 3)
+                try:
+                    await held.reacquire()
+                except LockError:  # it lapsed (the loop was blocked): another process may compute too
+                    logger.warning("cache lock lapsed while computing", extra={"lock": held.name})
+                    return
+                except _REDIS_FAILURES as exc:
+                    self._on_redis_failure(exc)
+                    return
+
+        renewing = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+
+    async def _release_process_lock(self, held: Lock | None) -> None:
+        if held is None:
+            return
+        try:
+            await held.release()
+        except LockError:  # it lapsed, and may be another's now: not ours to delete
+            pass
+        except _REDIS_FAILURES as exc:
+            self._on_redis_failure(exc)
 
     def _on_redis_failure(self, exc: BaseException) -> None:
         self._redis_errors += 1

@@ -109,7 +109,10 @@ class DemandForecasts:
             computed = True
             return {str(k): v for k, v in (await self._forecast(as_of)).items()}
 
-        result = await self.cache.get_or_compute(self.key(as_of), _TTL_SECONDS, compute)
+        # Another process's batch is waited for as long as a batch may take: it holds (and renews) the lock.
+        result = await self.cache.get_or_compute(
+            self.key(as_of), _TTL_SECONDS, compute, wait_seconds=self.chunk_wait_seconds
+        )
         figures = {int(k): float(v) for k, v in result.items()}
         if computed:
             await self.batches.save(as_of, figures)

@@ -184,6 +184,7 @@ class Settings(StoreSettings):
     report_max_attempts: int = Field(default=3, ge=1, le=10)
     report_jobs_per_user: int = Field(default=5, ge=1, le=1000)  # one user's unfinished jobs; more is a 429
     report_retention_days: int = Field(default=30, ge=1)
+    state_retention_days: int = Field(default=90, ge=1)  # sent mail, alert checks, resolved alerts
     report_wait_seconds: float = Field(default=120.0, gt=0)  # POST /reports/generate waits this long
     scheduler_enabled: bool = True  # this process fires report schedules (several may: each slot runs once)
     schedule_sync_seconds: float = Field(default=30.0, gt=0)

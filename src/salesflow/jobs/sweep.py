@@ -1,5 +1,6 @@
 """The periodic sweep: jobs whose worker died go back to the runtime, jobs queued while the job queue was away
-are sent to it, report files past retention go away.
+are sent to it, report files past retention go away, and so do state records past theirs (a bounded batch a
+pass: `state/retention.py`).
 
 Every API process sweeps every `JOB_SWEEP_SECONDS`; a job handed back twice is still run once (its claim is
 conditional), and removing a removed file is a no-op. (APScheduler takes this over with the schedules.)
@@ -8,19 +9,24 @@ conditional), and removing a removed file is a no-op. (APScheduler takes this ov
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import anyio
 
 from salesflow.resources import Resources
+from salesflow.state.retention import prune
 
 logger = logging.getLogger(__name__)
 
 
 async def sweep_once(resources: Resources) -> tuple[int, int]:
     requeued = await resources.reports.requeue_stale() + await resources.reports.send_unsent()
-    removed = await resources.reports.remove_expired(retention_days=resources.settings.report_retention_days)
-    if requeued or removed:
-        logger.info("job sweep", extra={"requeued": requeued, "files_removed": removed})
+    settings = resources.settings
+    removed = await resources.reports.remove_expired(retention_days=settings.report_retention_days)
+    past = resources.reports.clock() - timedelta(days=settings.state_retention_days)
+    pruned = await prune(resources.state, before=past)
+    if requeued or removed or any(pruned.values()):
+        logger.info("job sweep", extra={"requeued": requeued, "files_removed": removed, "pruned": pruned})
     return requeued, removed
 
 

@@ -1,0 +1,47 @@
+"""Retention of the state database: records past `STATE_RETENTION_DAYS` go, a bounded batch per table a pass.
+
+Kept for good: schedules, open and acknowledged alerts, mail not yet sent. Pruned once older than the
+retention: sent or failed mail, finished alert checks, resolved alerts. Report jobs go with their files
+(`REPORT_RETENTION_DAYS`, the report sweep), imports after their own week, demand batches after a week.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from salesflow.models.alerts import AlertState
+from salesflow.state.database import StateDatabase
+from salesflow.state.outbox import FAILED, SENT
+from salesflow.state.tables import Alert, AlertCheck, OutgoingMail
+
+PRUNE_BATCH = 500  # rows per table a pass: a backlog of years goes over several sweeps, never in one
+
+
+def _past(before: datetime) -> dict[str, tuple[InstrumentedAttribute[str], ColumnElement[bool]]]:
+    return {
+        OutgoingMail.__tablename__: (
+            OutgoingMail.id,
+            OutgoingMail.status.in_((SENT, FAILED)) & (OutgoingMail.created_at < before),
+        ),
+        AlertCheck.__tablename__: (
+            AlertCheck.id,
+            AlertCheck.finished_at.is_not(None) & (AlertCheck.started_at < before),
+        ),
+        Alert.__tablename__: (Alert.id, (Alert.state == AlertState.RESOLVED) & (Alert.resolved_at < before)),
+    }
+
+
+async def prune(db: StateDatabase, *, before: datetime, batch: int = PRUNE_BATCH) -> dict[str, int]:
+    """Delete up to `batch` rows past retention from each table; how many went, per table."""
+    removed: dict[str, int] = {}
+    for table, (key, past) in _past(before).items():
+        doomed = select(key).where(past).limit(batch).scalar_subquery()
+        async with db.session() as session, session.begin():
+            result = await session.execute(
+                delete(key.class_).where(key.in_(doomed)).execution_options(synchronize_session=False)
+            )
+        removed[table] = int(result.rowcount)  # type: ignore[attr-defined]
+    return removed

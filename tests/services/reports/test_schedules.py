@@ -10,15 +10,17 @@ from zoneinfo import ZoneInfo
 
 import anyio
 import pytest
+from sqlalchemy import update
 
 from salesflow.clients.mail.notifier import Mail
 from salesflow.config import Settings
 from salesflow.integration.java_demo import StandinState
 from salesflow.integration.jwt import DEV_USER
-from salesflow.models.reports import Frequency, ReportType, ScheduleRequest
+from salesflow.models.reports import Frequency, JobOutcome, ReportType, ScheduleRequest
 from salesflow.resources import Resources, build_resources
 from salesflow.services.schedules import fire_times, last_fire_time
-from salesflow.state.tables import ReportSchedule
+from salesflow.state.report_jobs import NewJob
+from salesflow.state.tables import ReportJob, ReportSchedule
 from tests.builders import MovableClock
 from tests.servers import UvicornThread, free_port
 
@@ -231,5 +233,32 @@ async def test_a_failed_scheduled_run_is_told_to_its_recipients_and_the_admin(
         [mail] = received
         assert mail["To"] == "boss@shop.test, it@shop.test" and "could not be made" in mail["Subject"]
         assert "Java" in mail.get_payload(decode=True).decode()  # type: ignore[union-attr]
+        # Its message delivered again: the failed job is not run, nor told of twice.
+        assert await built.reports.run(job.id) == JobOutcome.SKIPPED
+        assert await built.notifications.deliver_due() == 0
+        # A run whose workers all died runs out of attempts at its next claim: told as well.
+        exhausted = await built.reports.jobs.create_scheduled(
+            NewJob(
+                owner=DEV_USER.subject,
+                owner_name=DEV_USER.username,
+                scope="admin",
+                report_type="sales",
+                format="pdf",
+                period="daily",
+            ),
+            schedule_id=created.id,
+            fire_time=slot - timedelta(days=1),
+        )
+        assert exhausted is not None
+        async with built.state.session() as session, session.begin():
+            await session.execute(
+                update(ReportJob)
+                .where(ReportJob.id == exhausted.id)
+                .values(attempts=settings.report_max_attempts)
+            )
+        assert await built.reports.run(exhausted.id) == JobOutcome.SKIPPED
+        assert (await built.reports.jobs.get(exhausted.id)).status == "failed"  # type: ignore[union-attr]
+        assert await built.notifications.deliver_due() == 1
+        assert "gave up after" in received[-1].get_payload(decode=True).decode()  # type: ignore[union-attr]
     finally:
         await built.aclose()

@@ -150,7 +150,8 @@ class ReportService:
     async def run(self, job_id: str) -> JobOutcome:
         """One attempt at a job (what the runtime's task does); a no-op when another attempt holds it."""
         job = await self.jobs.claim(job_id, lease_seconds=self.lease_seconds, max_attempts=self.max_attempts)
-        if job is None:
+        if job is None:  # another attempt holds it, it is done, or it just ran out of attempts
+            await self._notify_if_failed(job_id)
             return JobOutcome.SKIPPED
         report_format = ReportFormat(job.format)
         generated_at = self.clock().astimezone(self.business_tz)
@@ -192,13 +193,18 @@ class ReportService:
 
     async def _fail(self, job: ReportJob, error: str) -> JobOutcome:
         await self.jobs.fail(job.id, attempt=job.attempts, error=error)
-        failed = await self.jobs.get(job.id)
-        if failed is not None and failed.status == JobStatus.FAILED:
-            try:
-                await self.on_failed(failed)
-            except Exception:  # the failure is recorded; telling someone is best effort
-                logger.exception("report failure not notified", extra={"job_id": job.id})
+        await self._notify_if_failed(job.id)
         return JobOutcome.FAILED
+
+    async def _notify_if_failed(self, job_id: str) -> None:
+        """Tell of a failed job (`on_failed` keys its message by the job: told once however often asked)."""
+        failed = await self.jobs.get(job_id)
+        if failed is None or failed.status != JobStatus.FAILED:
+            return
+        try:
+            await self.on_failed(failed)
+        except Exception:  # the failure is recorded; telling someone is best effort
+            logger.exception("report failure not notified", extra={"job_id": job_id})
 
     @asynccontextmanager
     async def _holding(self, job: ReportJob) -> AsyncIterator[None]:

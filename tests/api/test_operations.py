@@ -135,6 +135,7 @@ def test_every_route_checks_the_callers_role(
             if "401" not in operation["responses"]:
                 open_paths.add(template)
                 continue
+            assert "429" in operation["responses"], (method, template)  # the failed-authentication limit
             assert client.request(method, url).status_code == 401, (method, path)
             assert client.request(method, url, headers=forged).status_code == 401, (method, path)
             checked += 1

@@ -163,10 +163,11 @@ def _takes_a_file(route: APIRoute) -> bool:
 
 
 def _document_errors(route: APIRoute) -> None:
-    """Publish in OpenAPI the statuses a route can give from its dependencies: 401 when it needs a caller,
-    403 when it needs a role, 400 and 413 when it takes a body (routes document their own 404/409)."""
+    """Publish in OpenAPI the statuses a route can give from its dependencies: 401 when it needs a caller (and
+    429, the failed-authentication limit), 403 when it needs a role, 400 and 413 when it takes a body (routes
+    document their own 404/409)."""
     calls = _dependency_calls(route.dependant)
-    statuses = [401] if get_current_user in calls else []
+    statuses = [401, 429] if get_current_user in calls else []
     if any(hasattr(call, "required_roles") for call in calls):
         statuses.append(403)
     if route.dependant.body_params:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -25,6 +25,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import LockError, RedisError
 
+from salesflow.heartbeat import beating
 from salesflow.metrics import CACHE_LOOKUPS
 
 logger = logging.getLogger(__name__)
@@ -328,31 +329,23 @@ class Cache:
             return None, None
         return None, lock
 
-    @contextlib.asynccontextmanager
-    async def _renewing(self, held: Lock | None) -> AsyncIterator[None]:
+    def _renewing(self, held: Lock | None) -> contextlib.AbstractAsyncContextManager[None]:
         """Renew the held lock every third of its expiry while the computation runs."""
         if held is None:
-            yield
-            return
+            return contextlib.nullcontext()
 
-        async def renew() -> None:
-            while True:
-                await asyncio.sleep(self.lock_seconds / 3)
-                try:
-                    await held.reacquire()
-                except LockError:  # it lapsed (the loop was blocked): another process may compute too
-                    logger.warning("cache lock lapsed while computing", extra={"lock": held.name})
-                    return
-                except _REDIS_FAILURES as exc:
-                    self._on_redis_failure(exc)
-                    return
+        async def renew() -> bool:
+            try:
+                await held.reacquire()
+            except LockError:  # it lapsed (the loop was blocked): another process may compute too
+                logger.warning("cache lock lapsed while computing", extra={"lock": held.name})
+                return False
+            except _REDIS_FAILURES as exc:
+                self._on_redis_failure(exc)
+                return False
+            return True
 
-        renewing = asyncio.create_task(renew())
-        try:
-            yield
-        finally:
-            renewing.cancel()
-            await asyncio.gather(renewing, return_exceptions=True)
+        return beating(renew, self.lock_seconds / 3)
 
     async def _release_process_lock(self, held: Lock | None) -> None:
         if held is None:

@@ -15,10 +15,9 @@ and download. Stages, in order:
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +26,7 @@ from zoneinfo import ZoneInfo
 import anyio
 
 from salesflow.errors import NotFound, QueueUnavailable, SalesflowError, StorageFull, TooManyRequests
+from salesflow.heartbeat import beating
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.auth import User
 from salesflow.models.reports import JobOutcome, JobStatus, ReportFormat, ReportRequest, ReportType
@@ -206,29 +206,18 @@ class ReportService:
         except Exception:  # the failure is recorded; telling someone is best effort
             logger.exception("report failure not notified", extra={"job_id": job_id})
 
-    @asynccontextmanager
-    async def _holding(self, job: ReportJob) -> AsyncIterator[None]:
+    def _holding(self, job: ReportJob) -> AbstractAsyncContextManager[None]:
         """Renew the attempt's short lease while it runs (a heartbeat): a live worker keeps its job however
         long it takes, and a dead one's job is taken again once `lease_seconds` pass without a beat."""
 
-        async def beat() -> None:
-            while True:
-                await anyio.sleep(self.lease_seconds / 3)
-                try:
-                    if not await self.jobs.renew(
-                        job.id, attempt=job.attempts, lease_seconds=self.lease_seconds
-                    ):
-                        return  # a later attempt took the job over: its `complete` will refuse this one
-                except Exception:  # the state database blinked: the next beat tries again
-                    logger.warning("report job lease not renewed", extra={"job_id": job.id}, exc_info=True)
+        async def renew() -> bool:
+            try:  # False: a later attempt took the job over (its `complete` will refuse this one)
+                return await self.jobs.renew(job.id, attempt=job.attempts, lease_seconds=self.lease_seconds)
+            except Exception:  # the state database blinked: the next beat tries again
+                logger.warning("report job lease not renewed", extra={"job_id": job.id}, exc_info=True)
+                return True
 
-        # A task, not a task group: the attempt's own exceptions must reach `run` unwrapped.
-        beating = asyncio.create_task(beat())
-        try:
-            yield
-        finally:
-            beating.cancel()
-            await asyncio.gather(beating, return_exceptions=True)
+        return beating(renew, self.lease_seconds / 3)
 
     async def get(self, job_id: str, *, user: User) -> ReportJob:
         job = await self.jobs.get(job_id) if is_record_id(job_id) else None

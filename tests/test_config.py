@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from salesflow.config import ConfigurationError, load_settings
+from salesflow.models.jobs import JobQueue
 
 SECRET = "5Yz8Q9wXJ2cU7aLm4RkT1bNf9PqS8zL3KxV7Nh9WsD4Ef2RgH1Jk8LpM Esau"
 
@@ -55,9 +56,17 @@ def test_secret_is_used_byte_for_byte_with_spaces_kept() -> None:
 def test_lists_come_from_comma_separated_or_json_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CORS_ORIGINS", "http://a.test, http://b.test")
     monkeypatch.setenv("ALERT_RECIPIENTS", '["boss@shop.test"]')
+    monkeypatch.setenv("JOB_WORKER_QUEUES", "batch")
     loaded = settings(dev_mode=True)
     assert loaded.cors_origins == ["http://a.test", "http://b.test"]
     assert loaded.alert_recipients == ["boss@shop.test"]
+    assert loaded.job_worker_queues == [JobQueue.BATCH]
+
+
+@pytest.mark.parametrize("value", ["reports", ""])
+def test_a_worker_queue_that_does_not_exist_is_named(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="JOB_WORKER_QUEUES"):
+        settings(dev_mode=True, job_worker_queues=value)
 
 
 def test_default_cors_origins_are_the_frontends() -> None:

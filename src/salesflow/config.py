@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from salesflow.formatting import Formats, currency_of, known_currency
 from salesflow.models.alerts import AlertKind, Severity
+from salesflow.models.jobs import JobQueue
 
 DEFAULT_CORS_ORIGINS = (
     "http://127.0.0.1:5174",
@@ -176,7 +177,10 @@ class Settings(StoreSettings):
     # Durable state and the job runtime
     state_database_url: str | None = None  # default: sqlite+aiosqlite under DATA_DIR
     job_backend: Literal["memory", "redis"] = "memory"
-    job_worker_concurrency: int = Field(default=2, ge=1, le=64)  # jobs one `salesflow worker` runs at once
+    job_worker_concurrency: int = Field(default=2, ge=1, le=64)  # jobs a worker runs at once, per queue
+    job_worker_queues: Annotated[list[JobQueue], NoDecode] = Field(
+        default_factory=lambda: list(JobQueue), min_length=1
+    )  # the queues a `salesflow worker` takes: interactive (reports, alert checks), batch (demand chunks)
     job_sweep_seconds: float = Field(default=30.0, gt=0)  # requeue jobs of dead workers; remove old files
     report_job_timeout_seconds: float = Field(default=600.0, gt=0)  # one attempt's longest run
     job_lease_seconds: float = Field(default=20.0, gt=0)  # renewed while a job runs; a dead worker's lapses
@@ -229,6 +233,7 @@ class Settings(StoreSettings):
         "shop_closed_dates",
         "shop_closed_weekdays",
         "trusted_proxies",
+        "job_worker_queues",
         mode="before",
     )
     @classmethod

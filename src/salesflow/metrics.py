@@ -56,8 +56,8 @@ JOB_DURATION = Histogram(
 )
 JOB_QUEUE = Gauge(
     "salesflow_job_queue_messages",
-    "Messages of the shared job queue: waiting for a worker, or delivered and not yet done (read at scrape)",
-    ["state"],
+    "Messages of each job queue: waiting for a worker, or delivered and not yet done (read at scrape)",
+    ["queue", "state"],
 )
 REPORT_JOBS = Gauge(
     "salesflow_report_jobs", "Report jobs in the state database, by status (read at scrape)", ["status"]

@@ -16,13 +16,16 @@ import pytest
 
 from salesflow.config import Settings
 from salesflow.integration.java_demo import DEV_SECRET, StandinState
+from salesflow.jobs.runtime import JobRuntime
 from tests.api.test_reports import finished
+from tests.builders import pinned_clock
 from tests.conftest import _reset_postgres
 from tests.servers import RedisProcess, answers, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
 
+CHUNKS = 30  # of a demand batch, waiting in their queue
 LEASE_SECONDS = 6  # renewed while a job runs; short, so that a killed worker's job is taken again quickly
 
 
@@ -257,7 +260,7 @@ def test_the_job_backlog_shows_in_the_metrics_until_a_worker_takes_it(
     def scrape() -> str:
         return api.get(api.base_url.copy_with(path="/metrics"), headers=admin).text
 
-    waiting_before = _gauge(scrape(), "salesflow_job_queue_messages", state="waiting")
+    waiting_before = _gauge(scrape(), "salesflow_job_queue_messages", queue="interactive", state="waiting")
     ids = [
         api.post("/reports/jobs", json={"report_type": "stock", "format": "excel"}, headers=admin).json()[
             "job_id"
@@ -265,14 +268,48 @@ def test_the_job_backlog_shows_in_the_metrics_until_a_worker_takes_it(
         for _ in range(3)
     ]
     backlog = scrape()
-    assert _gauge(backlog, "salesflow_job_queue_messages", state="waiting") == waiting_before + 3
+    assert _gauge(backlog, "salesflow_job_queue_messages", queue="interactive", state="waiting") == (
+        waiting_before + 3
+    )
     assert _gauge(backlog, "salesflow_report_jobs", status="queued") == 3
     start_worker()
     assert [finished(api, job_id, admin)["status"] for job_id in ids] == ["completed"] * 3
     drained = scrape()
-    assert _gauge(drained, "salesflow_job_queue_messages", state="waiting") == 0
+    assert _gauge(drained, "salesflow_job_queue_messages", queue="interactive", state="waiting") == 0
     assert _gauge(drained, "salesflow_report_jobs", status="queued") == 0
     assert _gauge(drained, "salesflow_report_jobs", status="generating") == 0
+
+
+async def test_a_report_never_waits_behind_the_demand_batch(
+    serve: Callable[..., httpx.Client],
+    distributed: Settings,
+    start_worker: Callable[..., subprocess.Popen[bytes]],
+    tokens: dict[str, str],
+) -> None:
+    """The batch's chunks have a queue of their own: they wait there while a worker that takes only the
+    interactive queue makes a report at once; a worker for the batch queue then takes them all."""
+    api = serve(distributed)
+    admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+
+    def backlog(state: str) -> float:
+        scrape = api.get(api.base_url.copy_with(path="/metrics"), headers=admin).text
+        return _gauge(scrape, "salesflow_job_queue_messages", queue="batch", state=state)
+
+    runtime = JobRuntime.from_settings(distributed)
+    await runtime.startup()
+    try:
+        for index in range(CHUNKS):
+            await runtime.enqueue_demand_chunk(pinned_clock().date().isoformat(), index, CHUNKS, [index + 1])
+    finally:
+        await runtime.shutdown()
+    start_worker(JOB_WORKER_QUEUES="interactive")
+    job_id = api.post("/reports/jobs", json={"report_type": "stock", "format": "pdf"}, headers=admin).json()[
+        "job_id"
+    ]
+    assert finished(api, job_id, admin)["status"] == "completed"
+    assert backlog("waiting") == CHUNKS  # none taken by the interactive worker
+    start_worker(JOB_WORKER_QUEUES="batch")
+    wait_until(lambda: backlog("waiting") == backlog("delivered") == 0, timeout=120, what="the batch taken")
 
 
 def _generating(api: httpx.Client, job_id: str, admin: dict[str, str]) -> dict[str, object]:
@@ -396,7 +433,6 @@ async def test_the_demand_batch_is_shared_by_the_workers(
     """With job workers, the day's forecast batch runs as product chunks that the workers compute; the result
     equals the embedded batch's."""
     from salesflow.resources import build_resources
-    from tests.builders import pinned_clock
 
     settings = distributed.model_copy(update={"demand_chunk_products": 10, "demand_forecasts": True})
     resources = await build_resources(settings, clock=pinned_clock)

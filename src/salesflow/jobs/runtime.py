@@ -3,6 +3,9 @@ API process, off the event loop (rendering goes to a worker thread). Distributed
 taskiq-redis's Redis Streams broker with acknowledgement after execution, so a message whose worker dies is
 delivered again (after `REPORT_JOB_TIMEOUT_SECONDS` idle); `salesflow worker` processes consume it.
 
+Each `JobQueue` is a stream of its own and a worker takes each of its queues with a receiver and slots of
+its own: a report job or an alert check never waits behind the day's demand-forecast chunks.
+
 Tasks are thin: they carry a job id and call the service that owns the job (`context.state`), which keeps
 the record, the lease and the outcome in the state database.
 """
@@ -10,6 +13,7 @@ the record, the lease and the outcome in the state database.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
@@ -25,11 +29,14 @@ from taskiq_redis import RedisStreamBroker
 from salesflow.config import Settings
 from salesflow.errors import QueueUnavailable
 from salesflow.metrics import JobMetrics
+from salesflow.models.jobs import JobQueue
 from salesflow.models.reports import JobOutcome
 
 logger = logging.getLogger(__name__)
 
 QUEUE = "salesflow:jobs"
+# The interactive stream keeps the name of the one queue before there were two: messages in flight survive.
+STREAMS = {JobQueue.INTERACTIVE: QUEUE, JobQueue.BATCH: f"{QUEUE}:batch"}
 CONSUMER_GROUP = "salesflow-workers"
 QUEUE_ALIVE = f"{QUEUE}:alive"
 HAND_BACK_SECONDS = 15.0  # a stopping process waits no longer to hand its jobs back
@@ -93,11 +100,17 @@ class JobRuntime:
         self.hand_back: Callable[..., Awaitable[int]] | None = None
         self._closed = False
         # Any: Taskiq's typing counts the injected context as an argument of `kiq`.
-        self._generate_report: Any = broker.register_task(generate_report, task_name=GENERATE_REPORT)
-        self._forecast_chunk: Any = broker.register_task(
-            forecast_demand_chunk, task_name=FORECAST_DEMAND_CHUNK
+        # The `queue_name` label is the stream the Redis broker sends a task's messages to.
+        interactive, batch = STREAMS[JobQueue.INTERACTIVE], STREAMS[JobQueue.BATCH]
+        self._generate_report: Any = broker.register_task(
+            generate_report, task_name=GENERATE_REPORT, queue_name=interactive
         )
-        self._check_alerts: Any = broker.register_task(check_alerts, task_name=CHECK_ALERTS)
+        self._forecast_chunk: Any = broker.register_task(
+            forecast_demand_chunk, task_name=FORECAST_DEMAND_CHUNK, queue_name=batch
+        )
+        self._check_alerts: Any = broker.register_task(
+            check_alerts, task_name=CHECK_ALERTS, queue_name=interactive
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobRuntime:
@@ -122,33 +135,48 @@ class JobRuntime:
         return isinstance(self.broker, RedisStreamBroker)
 
     async def declare_queue(self) -> bool:
-        """The workers' consumer group, from the stream's first message: after Redis restarted empty,
-        messages sent before a worker came back are still delivered (claims make a replay harmless).
+        """The workers' consumer group on every queue's stream, from its first message: after Redis restarted
+        empty, messages sent before a worker came back are still delivered (claims make a replay harmless).
         True when Redis had lost the queue (restarted empty, or first use): what it held must go again."""
         if not isinstance(self.broker, RedisStreamBroker):
             return False
         async with Redis(connection_pool=self.broker.connection_pool) as redis:
-            try:
-                await redis.xgroup_create(QUEUE, CONSUMER_GROUP, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):  # it exists: nothing to do
-                    raise
+            for stream in STREAMS.values():
+                try:
+                    await redis.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
+                except ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):  # it exists: nothing to do
+                        raise
             # A key that lives as long as Redis's data: whoever finds it missing knows the queue was lost.
             return bool(await redis.set(QUEUE_ALIVE, b"1", nx=True))
 
-    async def queue_depth(self) -> dict[str, int]:
-        """Messages of the Redis queue not yet delivered to a worker (`waiting`) and delivered but not yet
+    def listener(self, queue: JobQueue) -> AsyncBroker:
+        """The broker as one queue's receiver sees it: the same tasks, state, middlewares and connections,
+        reading that queue's stream only."""
+        if not isinstance(self.broker, RedisStreamBroker):
+            raise TypeError("only the Redis broker has queues to listen to")
+        view = copy.copy(self.broker)
+        view.queue_name = STREAMS[queue]
+        view.additional_streams = {}
+        return view
+
+    async def queue_depth(self) -> dict[tuple[JobQueue, str], int]:
+        """Per queue, messages not yet delivered to a worker (`waiting`) and delivered but not yet
         acknowledged (`delivered`); empty for the in-process broker."""
         if not isinstance(self.broker, RedisStreamBroker):
             return {}
+        depth: dict[tuple[JobQueue, str], int] = {}
         async with Redis(connection_pool=self.broker.connection_pool) as redis:
-            groups = await redis.xinfo_groups(QUEUE)
-        group = next((g for g in groups if _text(g["name"]) == CONSUMER_GROUP), None)
-        if group is None:
-            return {"waiting": 0, "delivered": 0}
-        depth = {"delivered": int(group["pending"])}
-        if group.get("lag") is not None:  # Redis cannot tell after entries were deleted from the stream
-            depth["waiting"] = int(group["lag"])
+            for queue, stream in STREAMS.items():
+                try:
+                    groups = await redis.xinfo_groups(stream)
+                except ResponseError:  # no such stream yet: nothing was ever sent to it
+                    groups = []
+                group = next((g for g in groups if _text(g["name"]) == CONSUMER_GROUP), None)
+                depth[queue, "delivered"] = int(group["pending"]) if group else 0
+                lag = group.get("lag") if group else 0
+                if lag is not None:  # Redis cannot tell after entries were deleted from the stream
+                    depth[queue, "waiting"] = int(lag)
         return depth
 
     def attach(self, **services: Any) -> None:

@@ -3,7 +3,9 @@
 It builds the same resources as the API (data source, caches, state database), attaches the services the
 tasks call, and consumes the queue; messages are acknowledged once their task has run, so a worker killed
 mid-job leaves its message to be delivered again, and its job is handed back by the sweep once its lease
-expires (every worker and API process sweeps). SIGTERM stops taking messages; running jobs get
+expires (every worker and API process sweeps). It takes the queues of `JOB_WORKER_QUEUES`, each with a
+receiver and `JOB_WORKER_CONCURRENCY` slots of its own, so a long batch never holds up a person's report.
+SIGTERM stops taking messages; running jobs get
 `JOB_SHUTDOWN_GRACE_SECONDS` to finish, then are cancelled, and a cancelled report job is handed back at once.
 Stopping is bounded: a process that has not exited `CLOSE_SECONDS` after its jobs stopped (a close stuck on a
 dead connection or a thread) exits anyway, and a second signal exits at once.
@@ -24,6 +26,7 @@ from taskiq.receiver import Receiver
 
 from salesflow.config import Settings
 from salesflow.jobs.sweep import sweep_jobs
+from salesflow.models.jobs import JobQueue
 from salesflow.observability import watch_event_loop
 from salesflow.resources import Resources, build_resources
 
@@ -47,9 +50,10 @@ async def run_worker(settings: Settings) -> int:
         jobs = resources.jobs
         jobs.broker.is_worker_process = True
         no_more_messages = asyncio.Event()
-        receiving = asyncio.create_task(
-            _receive(resources, settings.job_worker_concurrency, no_more_messages)
-        )
+        receiving = [
+            asyncio.create_task(_receive(resources, queue, settings.job_worker_concurrency, no_more_messages))
+            for queue in dict.fromkeys(settings.job_worker_queues)
+        ]
         # Workers sweep too: a job whose worker died is handed back by whoever notices its lease expired
         # (Redis only redelivers an unacknowledged message when new ones arrive).
         sweeper = asyncio.create_task(sweep_jobs(resources))
@@ -58,7 +62,10 @@ async def run_worker(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, _stop_or_exit, stop)
-        logger.info("worker started", extra={"concurrency": settings.job_worker_concurrency})
+        logger.info(
+            "worker started",
+            extra={"concurrency": settings.job_worker_concurrency, "queues": settings.job_worker_queues},
+        )
         await stop.wait()
         logger.info("worker stopping", extra={"running_jobs": len(jobs.running.tasks)})
         no_more_messages.set()
@@ -67,10 +74,10 @@ async def run_worker(settings: Settings) -> int:
         # From here on nothing of value is left to lose: a stuck close must not keep the process alive.
         _exit_after(CLOSE_SECONDS + STOP_SECONDS)
         with anyio.move_on_after(STOP_SECONDS):
-            await asyncio.gather(receiving, return_exceptions=True)
-        receiving.cancel()
-        watch.cancel()
-        await asyncio.gather(receiving, sweeper, watch, return_exceptions=True)
+            await asyncio.gather(*receiving, return_exceptions=True)
+        for task in (*receiving, watch):
+            task.cancel()
+        await asyncio.gather(*receiving, sweeper, watch, return_exceptions=True)
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()
@@ -78,14 +85,16 @@ async def run_worker(settings: Settings) -> int:
     return 0
 
 
-async def _receive(resources: Resources, concurrency: int, no_more_messages: asyncio.Event) -> None:
-    """Take messages until `no_more_messages`; when Redis goes away, wait for it and take them again. A Redis
-    that restarted empty gets the queue declared anew, and the queued jobs are sent again (their messages
-    were lost with it)."""
+async def _receive(
+    resources: Resources, queue: JobQueue, concurrency: int, no_more_messages: asyncio.Event
+) -> None:
+    """Take `queue`'s messages until `no_more_messages`; when Redis goes away, wait for it and take them
+    again. A Redis that restarted empty gets the queues declared anew, and the queued jobs are sent again
+    (their messages were lost with it)."""
     jobs = resources.jobs
     while not no_more_messages.is_set():
         receiver = Receiver(
-            jobs.broker,
+            jobs.listener(queue),
             executor=None,
             max_async_tasks=concurrency,
             ack_type=AcknowledgeType.WHEN_EXECUTED,

@@ -61,5 +61,5 @@ async def _read_job_backlog(resources: Resources) -> None:
         return
     for status in (JobStatus.QUEUED, JobStatus.GENERATING):
         REPORT_JOBS.labels(status.value).set(by_status.get(status.value, 0))
-    for state, count in depth.items():
-        JOB_QUEUE.labels(state).set(count)
+    for (queue, state), count in depth.items():
+        JOB_QUEUE.labels(queue.value, state).set(count)

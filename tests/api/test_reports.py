@@ -194,6 +194,10 @@ async def test_files_past_retention_are_removed_by_the_sweep(
         assert await sweep_once(resources) == (0, 1)
         with pytest.raises(NotFound, match="retention"):
             await resources.reports.file(job.id, user=user)
+        assert await resources.reports.jobs.files_expired(now[0], limit=10) == []  # read once, not each pass
+        now[0] += timedelta(days=resources.settings.state_retention_days)
+        await sweep_once(resources)  # the row itself goes with the state retention
+        assert await resources.reports.jobs.get(job.id) is None
     finally:
         await resources.aclose()
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from salesflow.state.database import StateDatabase
 from salesflow.state.retention import prune
-from salesflow.state.tables import Alert, AlertCheck, OutgoingMail
+from salesflow.state.tables import Alert, AlertCheck, OutgoingMail, ReportJob
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 OLD = NOW - timedelta(days=200)
@@ -63,21 +63,45 @@ def alert(state: str, seen: datetime) -> Alert:
     )
 
 
+def report_job(status: str, finished_at: datetime | None, *, file_removed: bool = False) -> ReportJob:
+    return ReportJob(
+        id=uuid4().hex,
+        owner="boss",
+        owner_name="Boss",
+        scope="all",
+        report_type="stock",
+        format="pdf",
+        period="daily",
+        status=status,
+        created_at=finished_at or OLD,
+        finished_at=finished_at,
+        file_removed_at=finished_at if file_removed else None,
+    )
+
+
 async def test_old_finished_records_go_in_batches_and_the_rest_stays(database: StateDatabase) -> None:
-    doomed: list[OutgoingMail | AlertCheck | Alert] = [
+    doomed: list[OutgoingMail | AlertCheck | Alert | ReportJob] = [
         mail("sent", OLD),
         mail("sent", OLD),
         mail("failed", OLD),
     ]
     doomed.extend(check(OLD, finished=True) for _ in range(3))
     doomed.extend(alert("resolved", OLD) for _ in range(3))
-    kept: list[OutgoingMail | AlertCheck | Alert] = [mail("pending", OLD), mail("sent", RECENT)]
+    doomed.extend([report_job("failed", OLD), report_job("completed", OLD, file_removed=True)])
+    kept: list[OutgoingMail | AlertCheck | Alert | ReportJob] = [mail("pending", OLD), mail("sent", RECENT)]
     kept.extend([check(OLD, finished=False), check(RECENT, finished=True)])
     kept.extend([alert("open", OLD), alert("acknowledged", OLD), alert("resolved", RECENT)])
+    # A completed job's row never goes before its file; unfinished jobs stay.
+    kept.extend([report_job("completed", OLD), report_job("failed", RECENT), report_job("queued", None)])
     async with database.session() as session, session.begin():
         session.add_all([*doomed, *kept])
     first = await prune(database, before=BEFORE, batch=2)
-    assert first == {"mail_outbox": 2, "alert_checks": 2, "alerts": 2}  # bounded work per pass
+    assert first == {
+        "mail_outbox": 2,
+        "alert_checks": 2,
+        "alerts": 2,
+        "report_jobs": 2,
+    }  # bounded work per pass
     passes = [first]
     while any(passes[-1].values()):
         passes.append(await prune(database, before=BEFORE, batch=2))
@@ -86,4 +110,5 @@ async def test_old_finished_records_go_in_batches_and_the_rest_stays(database: S
         left = set(await session.scalars(select(OutgoingMail.id)))
         left |= set(await session.scalars(select(AlertCheck.id)))
         left |= set(await session.scalars(select(Alert.id)))
+        left |= set(await session.scalars(select(ReportJob.id)))
     assert left == {row.id for row in kept}

@@ -251,14 +251,26 @@ class ReportJobs:
             rows = await session.scalars(select(ReportJob.id).where(condition).order_by(ReportJob.created_at))
             return list(rows)
 
-    async def finished_before(self, moment: datetime) -> Sequence[ReportJob]:
+    async def files_expired(self, moment: datetime, *, limit: int) -> Sequence[ReportJob]:
+        """Completed jobs finished before `moment` whose file is still there, the oldest first."""
         async with self.db.session() as session:
             rows = await session.scalars(
-                select(ReportJob).where(
-                    ReportJob.status == JobStatus.COMPLETED, ReportJob.finished_at < moment
+                select(ReportJob)
+                .where(
+                    ReportJob.status == JobStatus.COMPLETED,
+                    ReportJob.finished_at < moment,
+                    ReportJob.file_removed_at.is_(None),
                 )
+                .order_by(ReportJob.finished_at)
+                .limit(limit)
             )
-            return [row for row in rows]
+            return list(rows)
+
+    async def mark_files_removed(self, job_ids: Sequence[str]) -> None:
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                update(ReportJob).where(ReportJob.id.in_(job_ids)).values(file_removed_at=self.clock())
+            )
 
     async def _finish(
         self, job_id: str, attempt: int, *, status: JobStatus, file_name: str | None, error: str | None

@@ -1,8 +1,9 @@
 """Retention of the state database: records past `STATE_RETENTION_DAYS` go, a bounded batch per table a pass.
 
 Kept for good: schedules, open and acknowledged alerts, mail not yet sent. Pruned once older than the
-retention: sent or failed mail, finished alert checks, resolved alerts. Report jobs go with their files
-(`REPORT_RETENTION_DAYS`, the report sweep), imports after their own week, demand batches after a week.
+retention: sent or failed mail, finished alert checks, resolved alerts, failed report jobs and completed ones
+whose file is gone (`REPORT_RETENTION_DAYS`, the report sweep: a row never goes before its file). Imports go
+after their own week, demand batches after a week.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from salesflow.models.alerts import AlertState
+from salesflow.models.reports import JobStatus
 from salesflow.state.database import StateDatabase
 from salesflow.state.outbox import FAILED, SENT
-from salesflow.state.tables import Alert, AlertCheck, OutgoingMail
+from salesflow.state.tables import Alert, AlertCheck, OutgoingMail, ReportJob
 
 PRUNE_BATCH = 500  # rows per table a pass: a backlog of years goes over several sweeps, never in one
 
@@ -31,6 +33,14 @@ def _past(before: datetime) -> dict[str, tuple[InstrumentedAttribute[str], Colum
             AlertCheck.finished_at.is_not(None) & (AlertCheck.started_at < before),
         ),
         Alert.__tablename__: (Alert.id, (Alert.state == AlertState.RESOLVED) & (Alert.resolved_at < before)),
+        ReportJob.__tablename__: (
+            ReportJob.id,
+            (ReportJob.finished_at < before)
+            & (
+                (ReportJob.status == JobStatus.FAILED)
+                | ((ReportJob.status == JobStatus.COMPLETED) & ReportJob.file_removed_at.is_not(None))
+            ),
+        ),
     }
 
 

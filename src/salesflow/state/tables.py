@@ -63,7 +63,8 @@ class ReportJob(Base):
     file_name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    file_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # past REPORT_RETENTION_DAYS
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     worker: Mapped[str | None] = mapped_column(String(128))  # host:pid holding the current attempt
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None: its message is not sent yet

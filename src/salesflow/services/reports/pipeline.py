@@ -37,6 +37,7 @@ from salesflow.services.reports.pdf import render_pdf
 from salesflow.services.reports.xlsx import render_xlsx
 from salesflow.state.database import is_record_id
 from salesflow.state.report_jobs import NewJob, ReportJobs
+from salesflow.state.retention import PRUNE_BATCH
 from salesflow.state.tables import ReportJob
 
 logger = logging.getLogger(__name__)
@@ -235,7 +236,7 @@ class ReportService:
         path = self.store.path(job.id, report_format)
         if job.status != JobStatus.COMPLETED or job.file_name is None:
             raise NotFound(f"Report job {job_id!r} has no file yet (status: {job.status})")
-        if not path.exists():
+        if job.file_removed_at is not None or not path.exists():
             raise NotFound(f"The file of report job {job_id!r} was removed after its retention period")
         return ReportFile(path=path, name=job.file_name, media_type=MEDIA_TYPES[report_format])
 
@@ -269,11 +270,15 @@ class ReportService:
         """Hand jobs whose worker died (lease expired) back to the runtime; `run` decides what to do."""
         return await self._send_all(await self.jobs.stale())
 
-    async def remove_expired(self, *, retention_days: int) -> int:
+    async def remove_expired(self, *, retention_days: int, limit: int = PRUNE_BATCH) -> int:
+        """Remove the files of up to `limit` jobs past retention (each job's once: it is marked)."""
         before = self.clock() - timedelta(days=retention_days)
+        expired = await self.jobs.files_expired(before, limit=limit)
         removed = 0
-        for job in await self.jobs.finished_before(before):
+        for job in expired:
             removed += await anyio.to_thread.run_sync(self.store.remove, job.id, ReportFormat(job.format))
+        if expired:
+            await self.jobs.mark_files_removed([job.id for job in expired])
         return removed
 
     def _today(self) -> datetime:

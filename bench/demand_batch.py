@@ -1,11 +1,12 @@
-"""The daily demand-forecast batch: one process pool in the API (embedded) vs chunks on 1 and 2 job workers.
+"""The daily demand-forecast batch: one process pool in the API (embedded) vs chunks on 1 and 2 job workers;
+then report jobs submitted while the batch runs on the 2 workers.
 
-    .venv/bin/python -m bench.demand_batch [--products 200] [--chunk 25]
+    .venv/bin/python -m bench.demand_batch [--products 200] [--chunk 25] [--reports 4]
 
 Real processes: the Java stand-in (a thread) on a seeded store, a private redis-server, a PostgreSQL database
 of the bench's own and `salesflow worker`s. The coordinator is this process (`DemandForecasts.refresh`). The
 baseline, in the same run, is the embedded batch: one spawned process pool of one process. Prints one JSON
-line per shape.
+line per shape. The reports' baseline, in the same run: the same reports on the same workers with no batch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import anyio
 from tests.builders import TODAY, pinned_clock
 from tests.servers import RedisProcess, UvicornThread, postgres_database
 
@@ -27,7 +29,10 @@ from salesflow.config import Settings
 from salesflow.data.cache import cache_prefix
 from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.integration.java_demo import DEV_SECRET, StandinState, create_standin
-from salesflow.resources import build_resources
+from salesflow.models.auth import Role, User
+from salesflow.models.jobs import JobQueue
+from salesflow.models.reports import JobStatus, ReportRequest, ReportType
+from salesflow.resources import Resources, build_resources
 
 
 async def timed_refresh(settings: Settings) -> tuple[float, int]:
@@ -39,6 +44,53 @@ async def timed_refresh(settings: Settings) -> tuple[float, int]:
         started = time.perf_counter()
         result = await resources.demand_forecasts.refresh()
         return time.perf_counter() - started, len(result)
+    finally:
+        await resources.aclose()
+
+
+BENCH_USER = User(subject="bench", username="bench", roles=frozenset({Role.ADMIN}))
+
+
+async def one_report(resources: Resources) -> float:
+    started = time.perf_counter()
+    job = await resources.reports.submit(ReportRequest(report_type=ReportType.COMBINED), user=BENCH_USER)
+    with anyio.fail_after(1800):
+        done = await resources.reports.wait(job.id)
+    if done.status != JobStatus.COMPLETED:
+        raise RuntimeError(f"report job {job.id} {done.status}: {done.error}")
+    return time.perf_counter() - started
+
+
+async def chunks_queued(resources: Resources) -> None:
+    """Returns once the batch's chunks wait in their queue (polled: Redis offers nothing to await)."""
+    while True:
+        if (await resources.jobs.queue_depth()).get((JobQueue.BATCH, "waiting"), 0):
+            return
+        await asyncio.sleep(0.05)
+
+
+async def reports_during_batch(settings: Settings, reports: int) -> dict[str, object]:
+    """Seconds from submission to completion of `reports` combined PDF reports, one after the other: with no
+    batch (baseline), then while the day's batch runs (each started once the batch's chunks are queued)."""
+    resources = await build_resources(settings, clock=pinned_clock)
+    try:
+        idle = [await one_report(resources) for _ in range(reports)]
+        await resources.cache.invalidate(cache_prefix("ml"))
+        started = time.perf_counter()
+        batch = asyncio.create_task(resources.demand_forecasts.refresh())
+        await chunks_queued(resources)
+        during, batch_running = [], []
+        for _ in range(reports):
+            during.append(await one_report(resources))
+            batch_running.append(not batch.done())
+        await batch
+        return {
+            "reports": reports,
+            "report_seconds_no_batch": [round(s, 2) for s in idle],
+            "report_seconds_during_batch": [round(s, 2) for s in during],
+            "batch_still_running_at_each": batch_running,
+            "batch_seconds": round(time.perf_counter() - started, 1),
+        }
     finally:
         await resources.aclose()
 
@@ -117,6 +169,7 @@ async def measure(args: argparse.Namespace, root: Path, state_url: str) -> None:
                     "speed_up_vs_1_worker": round(one / seconds, 2),
                 },
             )
+        emit("reports_during_batch", await reports_during_batch(Settings(**distributed), args.reports))
     finally:
         for worker in workers:
             worker.terminate()
@@ -131,6 +184,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=200)
     parser.add_argument("--chunk", type=int, default=25)
+    parser.add_argument("--reports", type=int, default=4)
     args = parser.parse_args()
     with postgres_database("salesflow_bench") as state_url, tempfile.TemporaryDirectory() as folder:
         asyncio.run(measure(args, Path(folder), state_url))

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -124,6 +125,39 @@ class RedisProcess:
         with contextlib.suppress(redis.RedisError), self.client() as client:
             return bool(client.ping())
         return False
+
+
+@contextmanager
+def dev_server_process(data: Path, **env: str) -> Iterator[tuple[subprocess.Popen[bytes], httpx.Client]]:
+    """`salesflow serve` in DEV mode (no demo Java port, no warm-ups, no scheduler) with `env` on top; its
+    process and a client of its API, once it answers."""
+    port = free_port()
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_"))},
+        "DEV_MODE": "true",
+        "DEV_JAVA_PORT": "0",
+        "PORT": str(port),
+        "DATA_DIR": str(data / "data"),
+        "EXPORT_DIR": str(data / "exports"),
+        "FORECAST_WARM_UP": "false",
+        "IMPORT_WARM_UP": "false",
+        "DEMAND_FORECASTS": "false",
+        "SCHEDULER_ENABLED": "false",
+        **env,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "salesflow.cli", "serve"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", trust_env=False) as api:
+            wait_until(lambda: answers(api), timeout=50, what="the app")
+            yield server, api
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def answers(client: httpx.Client, path: str = "/health") -> bool:

@@ -92,6 +92,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     import uvicorn
 
     from salesflow.api.main import create_app
+    from salesflow.api.protocol import with_header_deadline
 
     raise_descriptor_limit()
 
@@ -99,6 +100,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
         create_app(settings),
         host=host or settings.host,
         port=port or settings.port,
+        http=with_header_deadline(settings.http_header_timeout_seconds),
         log_config=None,  # keep our JSON logging
         proxy_headers=False,
     )
@@ -107,7 +109,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
 
 def raise_descriptor_limit() -> int:
     """Lift the open-file limit to its hard ceiling: at a common default of 1,024, a thousand idle or slow
-    connections left no descriptor for `/health`. (Header-read timeouts belong to the proxy: see README.)"""
+    connections left no descriptor for `/health`."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     ceiling = hard if hard != resource.RLIM_INFINITY else OPEN_FILES_WHEN_UNLIMITED
     if soft == resource.RLIM_INFINITY or soft >= ceiling:

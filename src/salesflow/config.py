@@ -97,6 +97,7 @@ class Settings(StoreSettings):
     # HTTP server
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=1, le=65535)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)  # a request's headers; then closed
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [*DEFAULT_CORS_ORIGINS])
     request_body_max_bytes: int = Field(default=1024 * 1024, ge=1024)  # uploads: IMPORT_MAX_BYTES
     request_header_max_bytes: int = Field(default=16 * 1024, ge=1024)

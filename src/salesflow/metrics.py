@@ -72,6 +72,9 @@ MAILS = Counter("salesflow_mails_total", "E-mails handed to SMTP, by result (sen
 UPLOAD_PARSER_KILLS = Counter(
     "salesflow_upload_parser_kills_total", "Upload parsers stopped in their sandbox, by reason", ["reason"]
 )
+HEADER_TIMEOUTS = Counter(
+    "salesflow_http_header_timeouts_total", "Connections closed because request headers came too slowly"
+)
 
 
 def circuit_changed(state: CircuitState) -> None:

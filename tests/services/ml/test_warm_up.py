@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import httpx
 import pytest
 
 from salesflow.config import Settings
-from tests.servers import answers, free_port, wait_until
+from tests.servers import dev_server_process, wait_until
 
 
 def test_the_app_warms_the_models_up_in_the_background(
@@ -38,34 +35,10 @@ def test_the_app_warms_the_models_up_in_the_background(
 def test_a_served_app_starts_the_upload_parsers_before_the_first_upload(tmp_path: Path) -> None:
     """`salesflow serve` with IMPORT_WARM_UP: the forkserver that forks each upload's parser is running (its
     modules imported) before any upload arrives."""
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_"))},
-        "DEV_MODE": "true",
-        "DEV_JAVA_PORT": "0",
-        "PORT": str(port),
-        "DATA_DIR": str(tmp_path / "data"),
-        "EXPORT_DIR": str(tmp_path / "exports"),
-        "FORECAST_WARM_UP": "false",
-        "DEMAND_FORECASTS": "false",
-        "SCHEDULER_ENABLED": "false",
-        "IMPORT_WARM_UP": "true",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "salesflow.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", trust_env=False) as api:
-            wait_until(lambda: answers(api), timeout=50, what="the app")
-            wait_until(
-                lambda: _forkserver_children(server.pid), timeout=120, what="the upload parsers' forkserver"
-            )
-    finally:
-        server.terminate()
-        server.wait(30)
+    with dev_server_process(tmp_path, IMPORT_WARM_UP="true") as (server, _):
+        wait_until(
+            lambda: _forkserver_children(server.pid), timeout=120, what="the upload parsers' forkserver"
+        )
 
 
 def _forkserver_children(pid: int) -> bool:

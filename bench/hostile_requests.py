@@ -3,17 +3,22 @@
     .venv/bin/python -m bench.hostile_requests [--rows 200000]
 
 Starts `salesflow serve` (DEV mode, demo data in a temporary folder) on a free loopback port and sends, in
-turn: a CSV whose every row breaks three rules, a forecast whose `level` holds 340,000 numbers, and a burst of
-15 report jobs from one user. While each runs another thread polls `/health` every 20 ms. For each: status,
-time, answer size, state-database growth, server RSS, the slowest `/health` answer and the event loop's worst
-lag (the smallest `salesflow_event_loop_lag_seconds` bucket holding every tick of the row). The baseline is
-`/health` polled the same way with nothing in flight. Prints one JSON line per row and the baseline.
+turn: a CSV whose every row breaks three rules, a forecast whose `level` holds 340,000 numbers, a burst of
+15 report jobs from one user, and 1,100 connections that send half their headers and stall (closed by the
+server once `HTTP_HEADER_TIMEOUT_SECONDS`, 10, pass). While each runs another thread polls `/health` every
+20 ms. For each: status, time, answer size, state-database growth, server RSS, the slowest `/health` answer
+and the event loop's worst lag (the smallest `salesflow_event_loop_lag_seconds` bucket holding every tick of
+the row). The baseline is `/health` polled the same way with nothing in flight. Prints one JSON line per row
+and the baseline.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import selectors
+import socket
 import statistics
 import subprocess
 import sys
@@ -30,10 +35,42 @@ from tests.servers import answers, free_port, wait_until
 
 from bench.common import emit
 from bench.hostile_uploads import rss_mb, while_polling
+from salesflow.cli import raise_descriptor_limit
 
 LAG_BUCKETS = "salesflow_event_loop_lag_seconds_bucket"
 LEVELS = [80, 95] * 170_000
 REPORT_BURST = 15
+SLOW_CONNECTIONS = 1_100
+STALLED_HEADERS = b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+GIVE_UP_SECONDS = 120.0
+
+
+def stalled_connections(port: int) -> dict[str, Any]:
+    """Opens `SLOW_CONNECTIONS` that never finish their headers; returns once the server closed them all (or
+    `GIVE_UP_SECONDS` passed): how many it closed and when the last went."""
+    selector = selectors.DefaultSelector()
+    started = time.perf_counter()
+    for _ in range(SLOW_CONNECTIONS):
+        connection = socket.create_connection(("127.0.0.1", port))
+        connection.sendall(STALLED_HEADERS)
+        selector.register(connection, selectors.EVENT_READ, data=connection)
+    closed, last = 0, 0.0
+    while selector.get_map() and time.perf_counter() - started < GIVE_UP_SECONDS:
+        for key, _ in selector.select(timeout=1.0):
+            connection = key.data
+            with contextlib.suppress(ConnectionResetError):
+                if connection.recv(1024):
+                    continue  # an answer: not a stalled request after all
+            selector.unregister(connection)
+            connection.close()
+            closed, last = closed + 1, time.perf_counter() - started
+    for key in list(selector.get_map().values()):
+        key.data.close()
+    return {
+        "connections": SLOW_CONNECTIONS,
+        "closed_by_server": closed,
+        "last_closed_after_s": round(last, 1),
+    }
 
 
 def lag_buckets(api: httpx.Client) -> dict[float, float]:
@@ -85,6 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=200_000)
     rows = parser.parse_args().rows
+    raise_descriptor_limit()  # this process holds the stalled connections
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -133,6 +171,14 @@ def main() -> None:
                 measure(f"{rows:,} rows breaking 3 rules each", api, health, pid, folder, bad_rows)
                 measure(f"level list of {len(LEVELS):,} numbers", api, health, pid, folder, huge_levels)
                 measure(f"{REPORT_BURST} report jobs from one user", api, health, pid, folder, report_burst)
+                measure(
+                    f"{SLOW_CONNECTIONS:,} connections stalled in their headers",
+                    api,
+                    health,
+                    pid,
+                    folder,
+                    lambda: stalled_connections(port),
+                )
                 emit(
                     "hostile_requests_baseline",
                     {

@@ -174,6 +174,8 @@ class Settings(StoreSettings):
     import_parser_cpu_seconds: int = Field(default=60, ge=1)
     import_parser_wall_seconds: float = Field(default=90.0, gt=0)
     import_parsers: int = Field(default=2, ge=1, le=32)
+    import_uploads_waiting: int = Field(default=4, ge=0, le=1000)  # for a parser; past it, a 429
+    import_uploads_per_user: int = Field(default=1, ge=1, le=32)  # being read or waiting; past it, a 429
 
     # Durable state and the job runtime
     state_database_url: str | None = None  # default: sqlite+aiosqlite under DATA_DIR

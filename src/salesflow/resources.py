@@ -34,6 +34,7 @@ from salesflow.services.alerting.pipeline import AlertService
 from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.sales import SalesAnalyticsService
 from salesflow.services.analytics.stock import StockAnalyticsService
+from salesflow.services.excel_import.admission import UploadAdmission
 from salesflow.services.excel_import.pipeline import ImportService, read_and_validate
 from salesflow.services.health import Check, ReadinessChecks, disk_check
 from salesflow.services.ml.anomalies import AnomalyRules, AnomalyService
@@ -322,6 +323,11 @@ def _with_pipelines(
             recorder,
             ImportStore(state, clock=clock),
             Sandbox(preload=[read_and_validate.__module__], concurrency=settings.import_parsers),
+            UploadAdmission(
+                parsers=settings.import_parsers,
+                waiting=settings.import_uploads_waiting,
+                per_user=settings.import_uploads_per_user,
+            ),
             limits=Limits(
                 memory_bytes=settings.import_parser_memory_mb * 2**20,
                 cpu_seconds=settings.import_parser_cpu_seconds,

@@ -61,16 +61,17 @@ async def preview_import(
     decimal_separator: Annotated[str | None, Form(pattern=r"^[.,]$")] = None,
 ) -> ImportPreview:
     """Parse and validate a spreadsheet without writing: every problem at once, and the first rows."""
-    content = await read_upload(file, settings.import_max_bytes)
-    return await service.preview(
-        content,
-        file_name=file.filename or "upload",
-        user=user,
-        sheet=sheet,
-        mapping=_mapping(mapping),
-        date_format=date_format,
-        decimal_separator=decimal_separator,
-    )
+    with service.admission.admit(user):
+        content = await read_upload(file, settings.import_max_bytes)
+        return await service.preview(
+            content,
+            file_name=file.filename or "upload",
+            user=user,
+            sheet=sheet,
+            mapping=_mapping(mapping),
+            date_format=date_format,
+            decimal_separator=decimal_separator,
+        )
 
 
 @router.post(
@@ -111,8 +112,9 @@ async def import_sales(
     user: CurrentUser, service: ImportDep, settings: SettingsDep, file: Annotated[UploadFile, File()]
 ) -> OneShotImport:
     """The frontend's call: preview and commit the valid rows in one go; 422 when no row is valid."""
-    content = await read_upload(file, settings.import_max_bytes)
-    preview = await service.preview(content, file_name=file.filename or "upload", user=user)
+    with service.admission.admit(user):
+        content = await read_upload(file, settings.import_max_bytes)
+        preview = await service.preview(content, file_name=file.filename or "upload", user=user)
     if preview.valid_rows == 0:
         issues = [issue.model_dump() for issue in preview.errors] or [
             {"row": 0, "column": None, "value": None, "reason": "the file has no data rows"}

@@ -1,6 +1,8 @@
 """Excel import pipeline (UC5): read → parse and validate → keep the preview → commit (batched, resumable).
 
 Stages, in order:
+0. admission (`admission.py`): a user's upload is read only while they have no other one in flight and a
+   parser is free or few wait (else a 429 before the body is read into memory).
 1. `read_and_validate`: `read_table` (reading.py) and `parse` (parsing.py), in a disposable process with
    memory, CPU and wall-time limits (`salesflow.sandbox`): every problem of the file at once.
 2. preview: the import is kept (owner, content hash, valid rows, issues) in the state database for 7 days
@@ -37,6 +39,7 @@ from salesflow.models.excel import (
     PreviewRow,
 )
 from salesflow.sandbox import Limits, Sandbox
+from salesflow.services.excel_import.admission import UploadAdmission
 from salesflow.services.excel_import.parsing import ImportRow, Parsed, parse, rows_from_columns
 from salesflow.services.excel_import.reading import read_table
 from salesflow.services.sales_recording import SalesRecorder
@@ -63,6 +66,7 @@ class ImportService:
         recorder: SalesRecorder,
         store: ImportStore,
         sandbox: Sandbox,
+        admission: UploadAdmission,
         *,
         limits: Limits,
         writes_keep_history: bool,
@@ -73,6 +77,7 @@ class ImportService:
         self.recorder = recorder
         self.store = store
         self.sandbox = sandbox
+        self.admission = admission
         self.limits = limits
         self.writes_keep_history = writes_keep_history
         self.max_rows = max_rows

@@ -1,17 +1,22 @@
-"""20 concurrent report jobs in the distributed shape: 1 worker, then 2, and the API's `/health` meanwhile.
+"""20 concurrent report jobs in the distributed shape: 1 worker, then 2, and the API's `/health` meanwhile;
+then one of the 2 workers SIGKILLed while it generates, with the default lease and sweep settings.
 
     .venv/bin/python -m bench.report_jobs [--products 200] [--days 400] [--jobs 20]
 
 Real processes: the Java stand-in (a thread of this process) on a seeded store, a private redis-server, a
 PostgreSQL database of the bench's own, one `salesflow serve` (JOB_BACKEND=redis) and `salesflow worker`s.
 Each round submits `--jobs` combined PDF reports at once and waits for all; another thread polls `/health`
-every 20 ms. Baseline in the same run: `/health` polled with no job in flight. Prints one JSON line per round.
+every 20 ms. Baseline in the same run: `/health` polled with no job in flight. The kill round submits `--jobs`
+jobs, SIGKILLs the worker of the first job seen generating, and times every job's completion (the killed
+worker's jobs are taken again once their lease, `JOB_LEASE_SECONDS`, lapses and a sweep runs). Prints one
+JSON line per round.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -81,6 +86,49 @@ def run_round(api: httpx.Client, health: httpx.Client, jobs: int, token: str) ->
         "completed": sum(j["status"] == "completed" for j in mine),
         "jobs_per_worker": sorted(Counter(j["worker"] for j in mine).values()),
         **health_figures(samples),
+    }
+
+
+def kill_round(
+    api: httpx.Client, token: str, jobs: int, workers: dict[int, subprocess.Popen[bytes]]
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    request = {"report_type": "combined", "format": "pdf"}
+    ids = [api.post("/reports/jobs", json=request, headers=headers).json()["job_id"] for _ in range(jobs)]
+    victim: dict[str, Any] = {}
+
+    def someone_generating() -> bool:
+        for job_id in ids:
+            state = api.get(f"/reports/jobs/{job_id}", headers=headers).json()
+            if state["status"] == "generating" and state["worker"]:
+                victim.update(state)
+                return True
+        return False
+
+    wait_until(someone_generating, timeout=600, interval=0.05, what="a job in progress")
+    pid = int(str(victim["worker"]).rsplit(":", 1)[1])
+    killed_at = time.perf_counter()
+    workers[pid].send_signal(signal.SIGKILL)
+    workers[pid].wait(30)
+    done: dict[str, float] = {}
+
+    def all_done() -> bool:
+        for job_id in set(ids) - set(done):
+            if api.get(f"/reports/jobs/{job_id}", headers=headers).json()["status"] in (
+                "completed",
+                "failed",
+            ):
+                done[job_id] = time.perf_counter() - killed_at
+        return len(done) == len(ids)
+
+    wait_until(all_done, timeout=1800, interval=0.5, what="every job")
+    states = [api.get(f"/reports/jobs/{job_id}", headers=headers).json() for job_id in ids]
+    return {
+        "jobs": jobs,
+        "completed": sum(s["status"] == "completed" for s in states),
+        "killed_workers_job_done_after_s": round(done[victim["job_id"]], 1),
+        "last_job_done_after_s": round(max(done.values()), 1),
+        "taken_again": sum(int(s["attempts"]) > 1 for s in states),
     }
 
 
@@ -158,6 +206,8 @@ def main() -> None:
                     "report_jobs",
                     {"workers": 2, "jobs": args.jobs, **run_round(api, health, args.jobs, token)},
                 )
+                workers = {p.pid: p for p in processes[1:]}
+                emit("report_jobs_worker_killed", kill_round(api, token, 4, workers))
         finally:
             for process in processes:
                 process.terminate()

@@ -3,6 +3,7 @@ time is closed (uvicorn alone keeps it open for as long as the client likes)."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
 from collections.abc import Iterator
@@ -53,11 +54,16 @@ def test_headers_in_time_are_answered_and_a_kept_alive_connection_idles_past_the
 ) -> None:
     """The deadline runs from a connection's start or its request's first byte to the end of the headers:
     the idle time between two requests of a kept-alive connection is uvicorn's keep-alive (5 s)."""
-    with _connect(api) as connection:
+    connection = http.client.HTTPConnection(api.base_url.host, api.base_url.port, timeout=PATIENCE_SECONDS)
+    try:
         for request in range(2):
             if request:
                 time.sleep(2 * float(HEADER_TIMEOUT))  # idle past the header deadline, within the keep-alive
-            connection.sendall(b"GET /api/v1/health HTTP/1.1\r\n")
-            connection.sendall(b"Host: 127.0.0.1\r\n\r\n")
-            answer = connection.recv(65536)
-            assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+            connection.request("GET", "/api/v1/health")
+            answer = connection.getresponse()
+            assert answer.status == 200 and answer.read()
+            if not request:
+                first_socket = connection.sock
+        assert connection.sock is first_socket  # the same connection: the server did not close it
+    finally:
+        connection.close()

@@ -1,0 +1,142 @@
+"""One user's burst of slow uploads against another user's small one (issue 19), in PROD with Java's stand-in.
+
+    .venv/bin/python -m bench.upload_fairness [--uploads 12] [--rows 200000]
+
+A USER sends `--uploads` CSV files at once, each ~20 MB of rows naming products that do not exist (seconds
+each to read); once they are sent, an ADMIN previews a 3-row file. Measured: the ADMIN's answer time, the
+USER's statuses and how long the last one took, the server's peak RSS growth, the slowest `/health` meanwhile.
+Two rounds, each on a fresh `salesflow serve`: the defaults (uploads admitted before their bodies are read:
+one in flight per user, 4 waiting) and, as the same-run baseline, admission opened wide
+(`IMPORT_UPLOADS_PER_USER=32`, `IMPORT_UPLOADS_WAITING=1000`: every upload waits for a parser, as before).
+The ADMIN's 3-row preview with nothing in flight is timed on each server too. One JSON line per round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.builders import TODAY, pinned_clock
+from tests.servers import UvicornThread, answers, free_port, wait_until
+
+from bench.common import emit
+from bench.hostile_uploads import rss_mb, while_polling
+from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.integration.java_demo import DEV_SECRET, StandinState, create_standin
+
+SMALL = b"date,sku,quantity\n2026-03-01,NOPE-1,1\n2026-03-01,NOPE-2,2\n2026-03-01,NOPE-3,3\n"
+ADMIN_PHONE, USER_PHONE = "0000000000", "0600000001"
+WIDE_OPEN = {"IMPORT_UPLOADS_PER_USER": "32", "IMPORT_UPLOADS_WAITING": "1000"}
+
+
+def slow_file(rows: int) -> bytes:
+    """Rows of unknown products with long names: every row is read, matched and reported on."""
+    lines = ["date,sku,product,quantity"] + [
+        f"2026-03-01,NOPE-{k:06d},A product nobody has ever heard of in this shop number {k:06d},1"
+        for k in range(rows)
+    ]
+    return "\n".join(lines).encode()[: 20 * 1024 * 1024 - 1]
+
+
+def preview(base: str, token: str, content: bytes) -> tuple[int, float]:
+    with httpx.Client(base_url=base, timeout=600, trust_env=False) as client:
+        started = time.perf_counter()
+        answer = client.post(
+            "/excel/preview",
+            files={"file": ("sales.csv", content, "text/csv")},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        return answer.status_code, time.perf_counter() - started
+
+
+def run_round(base: str, pid: int, tokens: dict[str, str], burst: list[bytes]) -> dict[str, Any]:
+    alone = preview(base, tokens["ADMIN"], SMALL)[1]
+    hwm_before = rss_mb(pid)["VmHWM"]
+
+    def flood_and_neighbour() -> dict[str, Any]:
+        with ThreadPoolExecutor(len(burst)) as pool:
+            flood = [pool.submit(preview, base, tokens["USER"], content) for content in burst]
+            time.sleep(1.0)  # the burst's bodies are on their way: the neighbour comes after them
+            status, neighbour = preview(base, tokens["ADMIN"], SMALL)
+            answers_ = [future.result() for future in flood]
+        statuses = [s for s, _ in answers_]
+        return {
+            "neighbour_status": status,
+            "neighbour_seconds": round(neighbour, 2),
+            "burst_statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
+            "burst_last_answer_s": round(max(t for _, t in answers_), 1),
+        }
+
+    with httpx.Client(base_url=base, timeout=30, trust_env=False) as health:
+        outcome, _, samples = while_polling(health, flood_and_neighbour)
+    return {
+        "neighbour_alone_seconds": round(alone, 2),
+        **outcome,
+        "peak_rss_growth_mb": round(rss_mb(pid)["VmHWM"] - hwm_before, 1),
+        "health_max_ms": round(max(samples, default=0) * 1000, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uploads", type=int, default=12)
+    parser.add_argument("--rows", type=int, default=200_000)
+    args = parser.parse_args()
+    burst = [slow_file(args.rows)] * args.uploads
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        store = EmbeddedStore(root / "java.duckdb")
+        store.seed_demo(today=TODAY, n_products=100, days=120, seed=3)
+        state = StandinState(store=store, clock=pinned_clock)
+        java = UvicornThread(create_standin(state)).start()
+        tokens = {
+            "ADMIN": state.issue_access_token(state.users[ADMIN_PHONE]),
+            "USER": state.issue_access_token(state.users[USER_PHONE]),
+        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
+        env.update(
+            APP_ENV="test",
+            DATA_SOURCE="java",
+            JAVA_API_URL=f"{java.url}/api/v1",
+            JAVA_JWT_SECRET=DEV_SECRET,
+            JAVA_SERVICE_PHONE=ADMIN_PHONE,
+            JAVA_SERVICE_PASSWORD="password",
+            EXPORT_DIR=str(root / "exports"),
+            DEMAND_FORECASTS="false",
+            FORECAST_WARM_UP="false",
+            SCHEDULER_ENABLED="false",
+            RATE_LIMIT_EXPENSIVE="0",
+        )
+        try:
+            for name, extra in (("admission (defaults)", {}), ("baseline: admission wide open", WIDE_OPEN)):
+                port = free_port()
+                server = subprocess.Popen(
+                    [sys.executable, "-m", "salesflow.cli", "serve"],
+                    env={**env, **extra, "PORT": str(port), "DATA_DIR": str(root / f"api{port}")},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                base = f"http://127.0.0.1:{port}/api/v1"
+                try:
+                    with httpx.Client(base_url=base, timeout=30, trust_env=False) as probe:
+                        wait_until(lambda probe=probe: answers(probe), timeout=120, what="the server")
+                    preview(base, tokens["ADMIN"], SMALL)  # products loaded, parsers started
+                    emit("upload_fairness", {"round": name, **run_round(base, server.pid, tokens, burst)})
+                finally:
+                    server.terminate()
+                    server.wait(60)
+        finally:
+            java.stop()
+            store.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -121,3 +121,12 @@ def test_a_long_string_is_echoed_shortened(prod_api: httpx.Client, tokens: dict[
     answer = prod_api.post("/ml/forecast", json=body, headers=admin(tokens))
     assert answer.status_code == 422 and len(answer.content) < 2_000
     assert answer.json()["detail"][0]["input"].endswith("… (100,000 characters)")
+
+
+def test_a_method_not_allowed_names_every_method_of_the_path(
+    prod_api: httpx.Client, tokens: dict[str, str]
+) -> None:
+    """`/reports/jobs` is served by a GET and a POST route: Starlette's 405 named only the first's methods."""
+    answer = prod_api.request("PUT", "/reports/jobs", headers=admin(tokens))
+    assert answer.status_code == 405
+    assert {m.strip() for m in answer.headers["allow"].split(",")} >= {"GET", "POST"}

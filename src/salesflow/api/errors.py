@@ -8,9 +8,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from salesflow import errors
 
@@ -184,6 +187,27 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers; unexpected exceptions are handled by `RequestContextMiddleware`."""
     app.add_exception_handler(errors.SalesflowError, _salesflow_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+
+
+async def _http_error_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI's answer, but a 405's `Allow` lists every method the document gives the path: the router
+    named only those of the first route it matched (a path with a GET and a POST route said `Allow: POST`)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        named = {m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()}
+        documented = _documented_methods(request.app, request.url.path)
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(named | documented))}
+    return await http_exception_handler(request, exc)
+
+
+def _documented_methods(app: FastAPI, path: str) -> set[str]:
+    if not hasattr(app.state, "paths_methods"):  # built once: the document does not change while serving
+        app.state.paths_methods = [
+            (compile_path(template)[0], {method.upper() for method in item})
+            for template, item in app.openapi()["paths"].items()
+        ]
+    return {m for pattern, methods in app.state.paths_methods if pattern.match(path) for m in methods}
 
 
 def _jsonable(value: object) -> object:

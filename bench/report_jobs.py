@@ -163,6 +163,7 @@ def main() -> None:
             DEMAND_FORECASTS="false",
             FORECAST_WARM_UP="false",
             SCHEDULER_ENABLED="false",
+            REPORT_JOBS_PER_USER="1000",  # one user's jobs measure the workers here, not fairness
         )
 
         def spawn(command: str, name: str, **extra: str) -> None:

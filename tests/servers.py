@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import redis
 import uvicorn
+from prometheus_client import REGISTRY
 from starlette.types import ASGIApp
 
 STARTUP_DEADLINE_SECONDS = 30.0
@@ -158,6 +159,14 @@ def dev_server_process(data: Path, **env: str) -> Iterator[tuple[subprocess.Pope
     finally:
         server.terminate()
         server.wait(30)
+
+
+def late_loop_ticks(later_than: str = "1.0") -> float:
+    """Ticks of this process's event loops (every app served here watches its own) that came more than
+    `later_than` seconds late, so far: read before and after a request to see whether it stalled a loop."""
+    total = REGISTRY.get_sample_value("salesflow_event_loop_lag_seconds_count") or 0.0
+    within = REGISTRY.get_sample_value("salesflow_event_loop_lag_seconds_bucket", {"le": later_than}) or 0.0
+    return total - within
 
 
 def answers(client: httpx.Client, path: str = "/health") -> bool:

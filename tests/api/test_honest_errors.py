@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from salesflow.config import Settings
+from tests.servers import late_loop_ticks
 
 
 @pytest.fixture
@@ -108,7 +109,10 @@ def test_a_huge_list_is_refused_by_its_size_and_not_echoed(
 ) -> None:
     """`level` with 340,000 numbers (two distinct) once held the event loop ~10 s per request."""
     body = {"scope": "GLOBAL", "forecast_days": 7, "level": [80, 95] * 170_000}
+    late_before = late_loop_ticks()
     answer = prod_api.post("/ml/forecast", json=body, headers=admin(tokens))
+    assert prod_api.get("/health").status_code == 200  # the loop has turned since: a stall is counted
+    assert late_loop_ticks() == late_before  # no event loop stalled a second or more meanwhile
     assert answer.status_code == 422 and len(answer.content) < 2_000
     [issue] = answer.json()["detail"]
     assert issue["loc"][-1] == "level" and issue["input"][-1] == "… (340,000 items)"

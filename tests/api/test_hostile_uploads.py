@@ -21,6 +21,7 @@ from salesflow.sandbox import Limits, Sandbox
 from salesflow.services.excel_import.parsing import MAX_LISTED_ISSUES
 from salesflow.services.excel_import.reading import Table, read_table
 from tests import hostile
+from tests.servers import late_loop_ticks
 
 # Health answers from the same event loop as the upload; on this shared machine allow for scheduling noise.
 HEALTH_BOUND_S = 1.0
@@ -79,7 +80,9 @@ def test_hostile_file_gets_a_clear_answer_and_the_server_stays_healthy(
     api: httpx.Client, sku: str, index: int
 ) -> None:
     case = hostile.corpus(sku)[index]
+    late_before = late_loop_ticks()
     response, elapsed, slowest_health = upload_while_polling_health(api, case.content)
+    assert late_loop_ticks() == late_before  # no event loop stalled a second or more meanwhile
     assert response.status_code == case.status, response.text
     assert case.says in detail_of(response)
     assert elapsed < 30  # within the parser's limits, never the minutes it once took

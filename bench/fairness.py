@@ -1,14 +1,15 @@
-"""One user's burst of slow uploads against another user's small one (issue 19), in PROD with Java's stand-in.
+"""One user's bursts against another user's requests (issue 19), in PROD with Java's stand-in.
 
-    .venv/bin/python -m bench.upload_fairness [--uploads 12] [--rows 200000]
+    .venv/bin/python -m bench.fairness [--uploads 12] [--rows 200000] [--reports 15]
 
-A USER sends `--uploads` CSV files at once, each ~20 MB of rows naming products that do not exist (seconds
-each to read); once they are sent, an ADMIN previews a 3-row file. Measured: the ADMIN's answer time, the
-USER's statuses and how long the last one took, the server's peak RSS growth, the slowest `/health` meanwhile.
-Two rounds, each on a fresh `salesflow serve`: the defaults (uploads admitted before their bodies are read:
-one in flight per user, 4 waiting) and, as the same-run baseline, admission opened wide
-(`IMPORT_UPLOADS_PER_USER=32`, `IMPORT_UPLOADS_WAITING=1000`: every upload waits for a parser, as before).
-The ADMIN's 3-row preview with nothing in flight is timed on each server too. One JSON line per round.
+Uploads: a USER sends `--uploads` CSV files at once, each ~20 MB of rows naming products that do not exist
+(seconds each to read); a second later an ADMIN previews a 3-row file. Reports: the USER submits
+`--reports` combined PDF report jobs at once; then the ADMIN asks `POST /reports/generate` for a sales PDF and
+waits for it. Measured: the ADMIN's answer times (and each alone, on the same server), the USER's statuses,
+the server's peak RSS growth, the slowest `/health` meanwhile. Two rounds, each on a fresh `salesflow
+serve`: the defaults (one upload in flight per user and 4 waiting; 5 report jobs per user) and, as the
+same-run baseline, those bounds opened wide (every upload waits for a parser and every report job is
+accepted, as before). One JSON line per round.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from salesflow.integration.java_demo import DEV_SECRET, StandinState, create_sta
 
 SMALL = b"date,sku,quantity\n2026-03-01,NOPE-1,1\n2026-03-01,NOPE-2,2\n2026-03-01,NOPE-3,3\n"
 ADMIN_PHONE, USER_PHONE = "0000000000", "0600000001"
-WIDE_OPEN = {"IMPORT_UPLOADS_PER_USER": "32", "IMPORT_UPLOADS_WAITING": "1000"}
+WIDE_OPEN = {
+    "IMPORT_UPLOADS_PER_USER": "32",
+    "IMPORT_UPLOADS_WAITING": "1000",
+    "REPORT_JOBS_PER_USER": "1000",
+}
+COMBINED = {"report_type": "combined", "format": "pdf"}
+SALES = {"report_type": "sales", "format": "pdf", "period": "monthly"}
 
 
 def slow_file(rows: int) -> bytes:
@@ -57,7 +64,33 @@ def preview(base: str, token: str, content: bytes) -> tuple[int, float]:
         return answer.status_code, time.perf_counter() - started
 
 
-def run_round(base: str, pid: int, tokens: dict[str, str], burst: list[bytes]) -> dict[str, Any]:
+def generate(base: str, token: str) -> tuple[int, float]:
+    with httpx.Client(base_url=base, timeout=600, trust_env=False) as client:
+        started = time.perf_counter()
+        answer = client.post("/reports/generate", json=SALES, headers={"Authorization": f"Bearer {token}"})
+        return answer.status_code, time.perf_counter() - started
+
+
+def report_round(base: str, tokens: dict[str, str], reports: int) -> dict[str, Any]:
+    generate(base, tokens["ADMIN"])  # the first report of a process loads fonts and data
+    alone = generate(base, tokens["ADMIN"])[1]
+    with httpx.Client(base_url=base, timeout=60, trust_env=False) as client:
+        flooder = {"Authorization": f"Bearer {tokens['USER']}"}
+        statuses = [
+            client.post("/reports/jobs", json=COMBINED, headers=flooder).status_code for _ in range(reports)
+        ]
+    status, neighbour = generate(base, tokens["ADMIN"])
+    return {
+        "report_neighbour_alone_seconds": round(alone, 2),
+        "report_neighbour_status": status,
+        "report_neighbour_seconds": round(neighbour, 2),
+        "report_burst_statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
+    }
+
+
+def run_round(
+    base: str, pid: int, tokens: dict[str, str], burst: list[bytes], reports: int
+) -> dict[str, Any]:
     alone = preview(base, tokens["ADMIN"], SMALL)[1]
     hwm_before = rss_mb(pid)["VmHWM"]
 
@@ -77,18 +110,21 @@ def run_round(base: str, pid: int, tokens: dict[str, str], burst: list[bytes]) -
 
     with httpx.Client(base_url=base, timeout=30, trust_env=False) as health:
         outcome, _, samples = while_polling(health, flood_and_neighbour)
-    return {
-        "neighbour_alone_seconds": round(alone, 2),
-        **outcome,
-        "peak_rss_growth_mb": round(rss_mb(pid)["VmHWM"] - hwm_before, 1),
-        "health_max_ms": round(max(samples, default=0) * 1000, 1),
-    }
+        figures = {
+            "neighbour_alone_seconds": round(alone, 2),
+            **outcome,
+            "peak_rss_growth_mb": round(rss_mb(pid)["VmHWM"] - hwm_before, 1),
+            "health_max_ms": round(max(samples, default=0) * 1000, 1),
+        }
+        reported, _, samples = while_polling(health, lambda: report_round(base, tokens, reports))
+    return {**figures, **reported, "report_health_max_ms": round(max(samples, default=0) * 1000, 1)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uploads", type=int, default=12)
     parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--reports", type=int, default=15)
     args = parser.parse_args()
     burst = [slow_file(args.rows)] * args.uploads
     with tempfile.TemporaryDirectory() as folder:
@@ -129,7 +165,8 @@ def main() -> None:
                     with httpx.Client(base_url=base, timeout=30, trust_env=False) as probe:
                         wait_until(lambda probe=probe: answers(probe), timeout=120, what="the server")
                     preview(base, tokens["ADMIN"], SMALL)  # products loaded, parsers started
-                    emit("upload_fairness", {"round": name, **run_round(base, server.pid, tokens, burst)})
+                    figures = run_round(base, server.pid, tokens, burst, args.reports)
+                    emit("fairness", {"round": name, **figures})
                 finally:
                     server.terminate()
                     server.wait(60)

@@ -9,15 +9,19 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import orjson
+from tests.builders import TODAY, pinned_clock
+from tests.servers import UvicornThread
 
 from salesflow.config import Settings
 from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.integration.java_demo import DEV_SECRET, StandinState, create_standin
 from salesflow.services.ml.strategies import FORECASTERS
 
 
@@ -71,6 +75,44 @@ def bench_settings(folder: Path, **overrides: Any) -> Settings:
         import_warm_up=False,
         **overrides,
     )
+
+
+SERVICE_PHONE = "0000000000"  # the stand-in's ADMIN: the service account of the benches' processes
+
+
+@contextmanager
+def java_standin(folder: Path, *, products: int, days: int) -> Iterator[tuple[StandinState, str]]:
+    """The Java stand-in (a thread of this process) on a demo store seeded in `folder`: its state and URL."""
+    store = EmbeddedStore(folder / "java.duckdb")
+    try:
+        store.seed_demo(today=TODAY, n_products=products, days=days, seed=3)
+        state = StandinState(store=store, clock=pinned_clock)
+        java = UvicornThread(create_standin(state)).start()
+        try:
+            yield state, java.url
+        finally:
+            java.stop()
+    finally:
+        store.close()
+
+
+def standin_env(java_url: str, folder: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `salesflow serve` or `worker` process on the stand-in at `java_url` (PROD rules,
+    no warm-ups, no demand batch, no scheduler), with `extra` on top."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
+    return env | {
+        "APP_ENV": "test",
+        "DATA_SOURCE": "java",
+        "JAVA_API_URL": f"{java_url}/api/v1",
+        "JAVA_JWT_SECRET": DEV_SECRET,
+        "JAVA_SERVICE_PHONE": SERVICE_PHONE,
+        "JAVA_SERVICE_PASSWORD": "password",
+        "EXPORT_DIR": str(folder / "exports"),
+        "DEMAND_FORECASTS": "false",
+        "FORECAST_WARM_UP": "false",
+        "SCHEDULER_ENABLED": "false",
+        **extra,
+    }
 
 
 def emit(bench: str, figures: dict[str, Any]) -> None:

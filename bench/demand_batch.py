@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,13 +21,12 @@ from pathlib import Path
 
 import anyio
 from tests.builders import TODAY, pinned_clock
-from tests.servers import RedisProcess, UvicornThread, postgres_database
+from tests.servers import RedisProcess, postgres_database
 
-from bench.common import emit
+from bench.common import SERVICE_PHONE, emit, java_standin, standin_env
 from salesflow.config import Settings
 from salesflow.data.cache import cache_prefix
-from salesflow.data.sources.embedded import EmbeddedStore
-from salesflow.integration.java_demo import DEV_SECRET, StandinState, create_standin
+from salesflow.integration.java_demo import DEV_SECRET
 from salesflow.models.auth import Role, User
 from salesflow.models.jobs import JobQueue
 from salesflow.models.reports import JobStatus, ReportRequest, ReportType
@@ -96,10 +94,11 @@ async def reports_during_batch(settings: Settings, reports: int) -> dict[str, ob
 
 
 async def measure(args: argparse.Namespace, root: Path, state_url: str) -> None:
-    store = EmbeddedStore(root / "java.duckdb")
-    store.seed_demo(today=TODAY, n_products=args.products, days=400, seed=3)
-    state = StandinState(store=store, clock=pinned_clock)
-    java = UvicornThread(create_standin(state)).start()
+    with java_standin(root, products=args.products, days=400) as (_, java_url):
+        await measure_on(args, root, state_url, java_url)
+
+
+async def measure_on(args: argparse.Namespace, root: Path, state_url: str, java_url: str) -> None:
     (root / "redis").mkdir()
     redis = RedisProcess(root / "redis").start()
     workers: list[subprocess.Popen[bytes]] = []
@@ -107,9 +106,9 @@ async def measure(args: argparse.Namespace, root: Path, state_url: str) -> None:
         "_env_file": None,
         "app_env": "test",
         "data_source": "java",
-        "java_api_url": f"{java.url}/api/v1",
+        "java_api_url": f"{java_url}/api/v1",
         "java_jwt_secret": DEV_SECRET,
-        "java_service_phone": "0000000000",
+        "java_service_phone": SERVICE_PHONE,
         "java_service_password": "password",
         "redis_url": redis.url,
         "data_dir": root / "coordinator",
@@ -119,25 +118,13 @@ async def measure(args: argparse.Namespace, root: Path, state_url: str) -> None:
         "scheduler_enabled": False,
         "demand_chunk_products": args.chunk,
     }
-    distributed = {
-        **base,
-        "job_backend": "redis",
-        "state_database_url": state_url,
-    }
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
-    env.update(
-        APP_ENV="test",
-        DATA_SOURCE="java",
-        JAVA_API_URL=f"{java.url}/api/v1",
-        JAVA_JWT_SECRET=DEV_SECRET,
-        JAVA_SERVICE_PHONE="0000000000",
-        JAVA_SERVICE_PASSWORD="password",
+    distributed = {**base, "job_backend": "redis", "state_database_url": state_url}
+    env = standin_env(
+        java_url,
+        root,
         REDIS_URL=redis.url,
         JOB_BACKEND="redis",
-        STATE_DATABASE_URL=str(distributed["state_database_url"]),
-        EXPORT_DIR=str(root / "exports"),
-        DEMAND_FORECASTS="false",
-        SCHEDULER_ENABLED="false",
+        STATE_DATABASE_URL=state_url,
         # One chunk at a time per worker (one core each): workers, not one worker's threads, are compared.
         JOB_WORKER_CONCURRENCY="1",
     )
@@ -175,9 +162,7 @@ async def measure(args: argparse.Namespace, root: Path, state_url: str) -> None:
             worker.terminate()
         for worker in workers:
             worker.wait(30)
-        java.stop()
         redis.stop()
-        store.close()
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ accepted, as before). One JSON line per round.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,16 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.builders import TODAY, pinned_clock
-from tests.servers import UvicornThread, answers, free_port, wait_until
+from tests.servers import answers, free_port, wait_until
 
-from bench.common import emit
+from bench.common import SERVICE_PHONE, emit, java_standin, standin_env
 from bench.hostile_uploads import rss_mb, while_polling
-from salesflow.data.sources.embedded import EmbeddedStore
-from salesflow.integration.java_demo import DEV_SECRET, StandinState, create_standin
 
 SMALL = b"date,sku,quantity\n2026-03-01,NOPE-1,1\n2026-03-01,NOPE-2,2\n2026-03-01,NOPE-3,3\n"
-ADMIN_PHONE, USER_PHONE = "0000000000", "0600000001"
+USER_PHONE = "0600000001"
 WIDE_OPEN = {
     "IMPORT_UPLOADS_PER_USER": "32",
     "IMPORT_UPLOADS_WAITING": "1000",
@@ -127,52 +123,34 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=15)
     args = parser.parse_args()
     burst = [slow_file(args.rows)] * args.uploads
-    with tempfile.TemporaryDirectory() as folder:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        java_standin(Path(folder), products=100, days=120) as (state, java_url),
+    ):
         root = Path(folder)
-        store = EmbeddedStore(root / "java.duckdb")
-        store.seed_demo(today=TODAY, n_products=100, days=120, seed=3)
-        state = StandinState(store=store, clock=pinned_clock)
-        java = UvicornThread(create_standin(state)).start()
         tokens = {
-            "ADMIN": state.issue_access_token(state.users[ADMIN_PHONE]),
+            "ADMIN": state.issue_access_token(state.users[SERVICE_PHONE]),
             "USER": state.issue_access_token(state.users[USER_PHONE]),
         }
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
-        env.update(
-            APP_ENV="test",
-            DATA_SOURCE="java",
-            JAVA_API_URL=f"{java.url}/api/v1",
-            JAVA_JWT_SECRET=DEV_SECRET,
-            JAVA_SERVICE_PHONE=ADMIN_PHONE,
-            JAVA_SERVICE_PASSWORD="password",
-            EXPORT_DIR=str(root / "exports"),
-            DEMAND_FORECASTS="false",
-            FORECAST_WARM_UP="false",
-            SCHEDULER_ENABLED="false",
-            RATE_LIMIT_EXPENSIVE="0",
-        )
-        try:
-            for name, extra in (("admission (defaults)", {}), ("baseline: admission wide open", WIDE_OPEN)):
-                port = free_port()
-                server = subprocess.Popen(
-                    [sys.executable, "-m", "salesflow.cli", "serve"],
-                    env={**env, **extra, "PORT": str(port), "DATA_DIR": str(root / f"api{port}")},
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-                base = f"http://127.0.0.1:{port}/api/v1"
-                try:
-                    with httpx.Client(base_url=base, timeout=30, trust_env=False) as probe:
-                        wait_until(lambda probe=probe: answers(probe), timeout=120, what="the server")
-                    preview(base, tokens["ADMIN"], SMALL)  # products loaded, parsers started
-                    figures = run_round(base, server.pid, tokens, burst, args.reports)
-                    emit("fairness", {"round": name, **figures})
-                finally:
-                    server.terminate()
-                    server.wait(60)
-        finally:
-            java.stop()
-            store.close()
+        env = standin_env(java_url, root, RATE_LIMIT_EXPENSIVE="0")
+        for name, extra in (("admission (defaults)", {}), ("baseline: admission wide open", WIDE_OPEN)):
+            port = free_port()
+            server = subprocess.Popen(
+                [sys.executable, "-m", "salesflow.cli", "serve"],
+                env={**env, **extra, "PORT": str(port), "DATA_DIR": str(root / f"api{port}")},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            base = f"http://127.0.0.1:{port}/api/v1"
+            try:
+                with httpx.Client(base_url=base, timeout=30, trust_env=False) as probe:
+                    wait_until(lambda probe=probe: answers(probe), timeout=120, what="the server")
+                preview(base, tokens["ADMIN"], SMALL)  # products loaded, parsers started
+                figures = run_round(base, server.pid, tokens, burst, args.reports)
+                emit("fairness", {"round": name, **figures})
+            finally:
+                server.terminate()
+                server.wait(60)
 
 
 if __name__ == "__main__":

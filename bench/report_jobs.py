@@ -15,7 +15,6 @@ JSON line per round.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import statistics
 import subprocess
@@ -28,12 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.builders import TODAY, pinned_clock
-from tests.servers import RedisProcess, UvicornThread, answers, free_port, postgres_database, wait_until
+from tests.servers import RedisProcess, answers, free_port, postgres_database, wait_until
 
-from bench.common import emit
-from salesflow.data.sources.embedded import EmbeddedStore
-from salesflow.integration.java_demo import DEV_SECRET, StandinState, create_standin
+from bench.common import SERVICE_PHONE, emit, java_standin, standin_env
 
 
 def poll_health(client: httpx.Client, done: threading.Event, samples: list[float]) -> None:
@@ -139,30 +135,21 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20)
     args = parser.parse_args()
     processes: list[subprocess.Popen[bytes]] = []
-    with postgres_database("salesflow_bench") as state_url, tempfile.TemporaryDirectory() as folder:
+    with (
+        postgres_database("salesflow_bench") as state_url,
+        tempfile.TemporaryDirectory() as folder,
+        java_standin(Path(folder), products=args.products, days=args.days) as (state, java_url),
+    ):
         root = Path(folder)
-        store = EmbeddedStore(root / "java.duckdb")
-        store.seed_demo(today=TODAY, n_products=args.products, days=args.days, seed=3)
-        state = StandinState(store=store, clock=pinned_clock)
-        java = UvicornThread(create_standin(state)).start()
         (root / "redis").mkdir()
         redis = RedisProcess(root / "redis").start()
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_", "DEV_", "APP_", "SYSTEM_"))}
-        env.update(
-            APP_ENV="test",
-            DATA_SOURCE="java",
-            JAVA_API_URL=f"{java.url}/api/v1",
-            JAVA_JWT_SECRET=DEV_SECRET,
-            JAVA_SERVICE_PHONE="0000000000",
-            JAVA_SERVICE_PASSWORD="password",
+        env = standin_env(
+            java_url,
+            root,
             REDIS_URL=redis.url,
             JOB_BACKEND="redis",
             STATE_DATABASE_URL=state_url,
-            EXPORT_DIR=str(root / "exports"),
-            DEMAND_FORECASTS="false",
-            FORECAST_WARM_UP="false",
-            SCHEDULER_ENABLED="false",
             REPORT_JOBS_PER_USER="1000",  # one user's jobs measure the workers here, not fairness
         )
 
@@ -184,7 +171,7 @@ def main() -> None:
                 httpx.Client(base_url=base, timeout=60, trust_env=False) as health,
             ):
                 wait_until(lambda: answers(health), timeout=120, what="the API")
-                token = state.issue_access_token(state.users["0000000000"])
+                token = state.issue_access_token(state.users[SERVICE_PHONE])
                 idle: list[float] = []
                 stop = threading.Event()
                 poller = threading.Thread(target=poll_health, args=(health, stop, idle))
@@ -214,9 +201,7 @@ def main() -> None:
                 process.terminate()
             for process in processes:
                 process.wait(30)
-            java.stop()
             redis.stop()
-            store.close()
 
 
 if __name__ == "__main__":

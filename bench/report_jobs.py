@@ -94,11 +94,17 @@ def kill_round(
     victim: dict[str, Any] = {}
 
     def someone_generating() -> bool:
+        finished = 0
         for job_id in ids:
             state = api.get(f"/reports/jobs/{job_id}", headers=headers).json()
             if state["status"] == "generating" and state["worker"]:
                 victim.update(state)
                 return True
+            finished += state["status"] in ("completed", "failed")
+        if finished == len(ids):
+            raise RuntimeError(
+                "every job finished before one was seen generating: use more --products/--days"
+            )
         return False
 
     wait_until(someone_generating, timeout=600, interval=0.05, what="a job in progress")
@@ -195,7 +201,7 @@ def main() -> None:
                     {"workers": 2, "jobs": args.jobs, **run_round(api, health, args.jobs, token)},
                 )
                 workers = {p.pid: p for p in processes[1:]}
-                emit("report_jobs_worker_killed", kill_round(api, token, 4, workers))
+                emit("report_jobs_worker_killed", kill_round(api, token, args.jobs, workers))
         finally:
             for process in processes:
                 process.terminate()

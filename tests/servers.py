@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import redis
 import uvicorn
-from prometheus_client import REGISTRY
 from starlette.types import ASGIApp
+
+from salesflow.metrics import EVENT_LOOP_LAG
 
 STARTUP_DEADLINE_SECONDS = 30.0
 
@@ -161,12 +162,13 @@ def dev_server_process(data: Path, **env: str) -> Iterator[tuple[subprocess.Pope
         server.wait(30)
 
 
-def late_loop_ticks(later_than: str = "1.0") -> float:
+def late_loop_ticks(later_than: float = 1.0) -> float:
     """Ticks of this process's event loops (every app served here watches its own) that came more than
-    `later_than` seconds late, so far: read before and after a request to see whether it stalled a loop."""
-    total = REGISTRY.get_sample_value("salesflow_event_loop_lag_seconds_count") or 0.0
-    within = REGISTRY.get_sample_value("salesflow_event_loop_lag_seconds_bucket", {"le": later_than}) or 0.0
-    return total - within
+    `later_than` seconds late, so far: read before and after a request to see whether it stalled a loop.
+    One collection: its cumulative buckets come from one pass, so a tick observed meanwhile counts in both."""
+    [family] = EVENT_LOOP_LAG.collect()
+    buckets = {float(s.labels["le"]): s.value for s in family.samples if s.name.endswith("_bucket")}
+    return buckets[float("inf")] - buckets[later_than]
 
 
 def answers(client: httpx.Client, path: str = "/health") -> bool:

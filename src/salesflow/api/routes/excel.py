@@ -13,8 +13,11 @@ from openpyxl import Workbook
 from salesflow.api.deps import CurrentUser, ImportDep, SettingsDep, limit_expensive, require_roles
 from salesflow.api.envelope import EnvelopeRoute
 from salesflow.api.errors import RowsRejectedBody, ValidationErrorBody, documented, documented_file
+from salesflow.config import Settings
 from salesflow.errors import InvalidInput, PayloadTooLarge, RowsRejected
+from salesflow.models.auth import User
 from salesflow.models.excel import CommitRequest, ImportList, ImportPreview, ImportState, OneShotImport
+from salesflow.services.excel_import.pipeline import ImportService
 from salesflow.services.reports.artifacts import XLSX_MEDIA_TYPE
 
 CSV_MEDIA_TYPE = "text/csv"
@@ -61,6 +64,30 @@ async def preview_import(
     decimal_separator: Annotated[str | None, Form(pattern=r"^[.,]$")] = None,
 ) -> ImportPreview:
     """Parse and validate a spreadsheet without writing: every problem at once, and the first rows."""
+    return await _preview_upload(
+        file,
+        service,
+        settings,
+        user,
+        sheet=sheet,
+        mapping=_mapping(mapping),
+        date_format=date_format,
+        decimal_separator=decimal_separator,
+    )
+
+
+async def _preview_upload(
+    file: UploadFile,
+    service: ImportService,
+    settings: Settings,
+    user: User,
+    *,
+    sheet: str | None = None,
+    mapping: dict[str, str] | None = None,
+    date_format: str | None = None,
+    decimal_separator: str | None = None,
+) -> ImportPreview:
+    """The upload read and previewed once admitted (its body is read into memory only then)."""
     with service.admission.admit(user):
         content = await read_upload(file, settings.import_max_bytes)
         return await service.preview(
@@ -68,7 +95,7 @@ async def preview_import(
             file_name=file.filename or "upload",
             user=user,
             sheet=sheet,
-            mapping=_mapping(mapping),
+            mapping=mapping,
             date_format=date_format,
             decimal_separator=decimal_separator,
         )
@@ -112,9 +139,7 @@ async def import_sales(
     user: CurrentUser, service: ImportDep, settings: SettingsDep, file: Annotated[UploadFile, File()]
 ) -> OneShotImport:
     """The frontend's call: preview and commit the valid rows in one go; 422 when no row is valid."""
-    with service.admission.admit(user):
-        content = await read_upload(file, settings.import_max_bytes)
-        preview = await service.preview(content, file_name=file.filename or "upload", user=user)
+    preview = await _preview_upload(file, service, settings, user)
     if preview.valid_rows == 0:
         issues = [issue.model_dump() for issue in preview.errors] or [
             {"row": 0, "column": None, "value": None, "reason": "the file has no data rows"}

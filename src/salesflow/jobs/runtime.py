@@ -1,7 +1,10 @@
 """Broker and tasks. Embedded (`JOB_BACKEND=memory`, the default): Taskiq's in-memory broker runs jobs in the
 API process, off the event loop (rendering goes to a worker thread). Distributed (`JOB_BACKEND=redis`):
-taskiq-redis's Redis Streams broker with acknowledgement after execution, so a message whose worker dies is
-delivered again (after `REPORT_JOB_TIMEOUT_SECONDS` idle); `salesflow worker` processes consume it.
+taskiq-redis's Redis Streams broker with acknowledgement after execution; `salesflow worker` processes
+consume it. A worker reads one message per free slot (nothing it has read waits unstarted) and keeps a key
+alive while it lives: once a worker's key lapses, the sweep adds the messages it had taken to their stream
+again (`hand_back_dead_consumers`), so they are taken within a lease and a sweep, not after Redis's idle
+timeout (`REPORT_JOB_TIMEOUT_SECONDS`, the last resort).
 
 Each `JobQueue` is a stream of its own and a worker takes each of its queues with a receiver and slots of
 its own: a report job or an alert check never waits behind the day's demand-forecast chunks.
@@ -13,9 +16,14 @@ the record, the lease and the outcome in the state database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
-from collections.abc import Awaitable, Callable
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -28,6 +36,7 @@ from taskiq_redis import RedisStreamBroker
 
 from salesflow.config import Settings
 from salesflow.errors import QueueUnavailable
+from salesflow.heartbeat import beating
 from salesflow.metrics import JobMetrics
 from salesflow.models.jobs import JobQueue
 from salesflow.models.reports import JobOutcome
@@ -39,6 +48,8 @@ QUEUE = "salesflow:jobs"
 STREAMS = {JobQueue.INTERACTIVE: QUEUE, JobQueue.BATCH: f"{QUEUE}:batch"}
 CONSUMER_GROUP = "salesflow-workers"
 QUEUE_ALIVE = f"{QUEUE}:alive"
+CONSUMER_ALIVE = f"{QUEUE}:consumer:"  # + a worker's consumer name: present while that worker lives
+HAND_BACK_BATCH = 100  # messages of one dead consumer moved per sweep and stream
 HAND_BACK_SECONDS = 15.0  # a stopping process waits no longer to hand its jobs back
 GENERATE_REPORT = "salesflow.reports.generate"
 FORECAST_DEMAND_CHUNK = "salesflow.demand.forecast_chunk"
@@ -92,10 +103,13 @@ class RunningJobs(TaskiqMiddleware):
 class JobRuntime:
     """The broker with this service's tasks registered, and the way to enqueue each."""
 
-    def __init__(self, broker: AsyncBroker, *, grace_seconds: float = 30.0) -> None:
+    def __init__(
+        self, broker: AsyncBroker, *, grace_seconds: float = 30.0, lease_seconds: float = 20.0
+    ) -> None:
         self.running = RunningJobs()
         self.broker = broker.with_middlewares(JobMetrics(), self.running)
         self.grace_seconds = grace_seconds
+        self.lease_seconds = lease_seconds
         # Set by the composition root: hands back the jobs this process held when they were cancelled.
         self.hand_back: Callable[..., Awaitable[int]] | None = None
         self._closed = False
@@ -121,14 +135,20 @@ class JobRuntime:
                 url=settings.redis_url,
                 queue_name=QUEUE,
                 consumer_group_name=CONSUMER_GROUP,
+                consumer_name=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
                 idle_timeout=int(settings.report_job_timeout_seconds * 1000),
-                # Read no more than a worker runs at once: the rest stays in the stream for other workers.
-                xread_count=settings.job_worker_concurrency,
+                # One message a read: the receiver reads only when a slot is free, so a worker holds no
+                # message it has not started (a killed one loses none; the rest waits for other workers).
+                xread_count=1,
                 unacknowledged_lock_timeout=settings.report_job_timeout_seconds,
             )
         else:
             broker = InMemoryBroker()
-        return cls(broker, grace_seconds=settings.job_shutdown_grace_seconds)
+        return cls(
+            broker,
+            grace_seconds=settings.job_shutdown_grace_seconds,
+            lease_seconds=settings.job_lease_seconds,
+        )
 
     @property
     def distributed(self) -> bool:
@@ -159,6 +179,83 @@ class JobRuntime:
         view.queue_name = STREAMS[queue]
         view.additional_streams = {}
         return view
+
+    @asynccontextmanager
+    async def consuming(self) -> AsyncIterator[None]:
+        """Say that this process's consumer lives while the block runs: a key renewed every third of
+        `lease_seconds`, removed at the end. Whoever sweeps hands a lapsed consumer's messages back."""
+        if not isinstance(self.broker, RedisStreamBroker):
+            raise TypeError("only the Redis broker has consumers")
+        key, pool = CONSUMER_ALIVE + self.broker.consumer_name, self.broker.connection_pool
+        lease_ms = int(self.lease_seconds * 1000)
+
+        async def beat() -> bool:
+            try:
+                async with Redis(connection_pool=pool) as redis:
+                    await redis.set(key, b"1", px=lease_ms)
+            except (RedisError, OSError):  # Redis is away: the receivers wait for it too; the next beat tries
+                logger.warning("worker's alive key not renewed", exc_info=True)
+            return True
+
+        await beat()
+        try:
+            async with beating(beat, self.lease_seconds / 3):
+                yield
+        finally:  # gone at once, not a lease later: what it still holds is handed back sooner
+            shielded = anyio.CancelScope(shield=True)
+            with shielded, anyio.move_on_after(HAND_BACK_SECONDS), contextlib.suppress(RedisError, OSError):
+                async with Redis(connection_pool=pool) as redis:
+                    await redis.delete(key)
+
+    async def hand_back_dead_consumers(self) -> int:
+        """Add the messages a dead worker had taken (its alive key lapsed, idle a lease) to their stream
+        again, acknowledge the originals and remove the worker from the consumer group; how many were
+        moved. Claiming them first (conditional on their idle time) makes two sweepers move each once."""
+        if not isinstance(self.broker, RedisStreamBroker):
+            return 0
+        lease_ms = int(self.lease_seconds * 1000)
+        moved = 0
+        async with Redis(connection_pool=self.broker.connection_pool) as redis:
+            for stream in STREAMS.values():
+                try:
+                    consumers = await redis.xinfo_consumers(stream, CONSUMER_GROUP)
+                except ResponseError:  # no stream or group yet
+                    continue
+                for consumer in consumers:
+                    name = _text(consumer["name"])
+                    if int(consumer["idle"]) < lease_ms or await redis.exists(CONSUMER_ALIVE + name):
+                        continue
+                    moved += await self._move_taken(redis, stream, name, min_idle_ms=lease_ms)
+        return moved
+
+    async def _move_taken(self, redis: Redis, stream: str, consumer: str, *, min_idle_ms: int) -> int:
+        """Up to `HAND_BACK_BATCH` of `consumer`'s unacknowledged messages, added anew to `stream`; the
+        consumer is removed once it holds none."""
+        assert isinstance(self.broker, RedisStreamBroker)
+        pending = await redis.xpending_range(
+            stream, CONSUMER_GROUP, min="-", max="+", count=HAND_BACK_BATCH, consumername=consumer
+        )
+        if not pending:
+            await redis.xgroup_delconsumer(stream, CONSUMER_GROUP, consumer)
+            return 0
+        claimed = await redis.xclaim(
+            stream,
+            CONSUMER_GROUP,
+            self.broker.consumer_name,
+            min_idle_time=min_idle_ms,
+            message_ids=[entry["message_id"] for entry in pending],
+        )
+        for message_id, fields in claimed:
+            async with redis.pipeline(transaction=True) as pipe:
+                if fields:  # None: the entry itself was deleted from the stream; only its claim is left
+                    pipe.xadd(stream, fields)
+                pipe.xack(stream, CONSUMER_GROUP, message_id)
+                await pipe.execute()
+        if claimed:
+            logger.info(
+                "messages of a dead worker handed back", extra={"consumer": consumer, "count": len(claimed)}
+            )
+        return len(claimed)
 
     async def queue_depth(self) -> dict[tuple[JobQueue, str], int]:
         """Per queue, messages not yet delivered to a worker (`waiting`) and delivered but not yet

@@ -1,6 +1,6 @@
-"""The periodic sweep: jobs whose worker died go back to the runtime, jobs queued while the job queue was away
-are sent to it, report files past retention go away, and so do state records past theirs (a bounded batch a
-pass: `state/retention.py`).
+"""The periodic sweep: jobs (and messages) whose worker died go back to the runtime, jobs queued while the job
+queue was away are sent to it, report files past retention go away, and so do state records past theirs (a
+bounded batch a pass: `state/retention.py`).
 
 Every API process sweeps every `JOB_SWEEP_SECONDS`; a job handed back twice is still run once (its claim is
 conditional), and removing a removed file is a no-op. (APScheduler takes this over with the schedules.)
@@ -20,7 +20,11 @@ logger = logging.getLogger(__name__)
 
 
 async def sweep_once(resources: Resources) -> tuple[int, int]:
-    requeued = await resources.reports.requeue_stale() + await resources.reports.send_unsent()
+    requeued = (
+        await resources.jobs.hand_back_dead_consumers()
+        + await resources.reports.requeue_stale()
+        + await resources.reports.send_unsent()
+    )
     settings = resources.settings
     removed = await resources.reports.remove_expired(retention_days=settings.report_retention_days)
     past = resources.reports.clock() - timedelta(days=settings.state_retention_days)

@@ -47,42 +47,47 @@ async def run_worker(settings: Settings) -> int:
     if settings.worker_metrics_port:
         metrics_server, _ = start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     try:
-        jobs = resources.jobs
-        jobs.broker.is_worker_process = True
-        no_more_messages = asyncio.Event()
-        receiving = [
-            asyncio.create_task(_receive(resources, queue, settings.job_worker_concurrency, no_more_messages))
-            for queue in dict.fromkeys(settings.job_worker_queues)
-        ]
-        # Workers sweep too: a job whose worker died is handed back by whoever notices its lease expired
-        # (Redis only redelivers an unacknowledged message when new ones arrive).
-        sweeper = asyncio.create_task(sweep_jobs(resources))
-        watch = asyncio.create_task(watch_event_loop())
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, _stop_or_exit, stop)
-        logger.info(
-            "worker started",
-            extra={"concurrency": settings.job_worker_concurrency, "queues": settings.job_worker_queues},
-        )
-        await stop.wait()
-        logger.info("worker stopping", extra={"running_jobs": len(jobs.running.tasks)})
-        no_more_messages.set()
-        sweeper.cancel()
-        await jobs.stop_jobs()
-        # From here on nothing of value is left to lose: a stuck close must not keep the process alive.
-        _exit_after(CLOSE_SECONDS + STOP_SECONDS)
-        with anyio.move_on_after(STOP_SECONDS):
-            await asyncio.gather(*receiving, return_exceptions=True)
-        for task in (*receiving, watch):
-            task.cancel()
-        await asyncio.gather(*receiving, sweeper, watch, return_exceptions=True)
+        async with resources.jobs.consuming():
+            await _work(resources)
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()
         await resources.aclose()
     return 0
+
+
+async def _work(resources: Resources) -> None:
+    """Take the queues' messages until a signal; then stop taking them, stop the jobs and let go."""
+    settings, jobs = resources.settings, resources.jobs
+    jobs.broker.is_worker_process = True
+    no_more_messages = asyncio.Event()
+    receiving = [
+        asyncio.create_task(_receive(resources, queue, settings.job_worker_concurrency, no_more_messages))
+        for queue in dict.fromkeys(settings.job_worker_queues)
+    ]
+    # Workers sweep too: a dead worker's jobs and messages are handed back by whoever notices first.
+    sweeper = asyncio.create_task(sweep_jobs(resources))
+    watch = asyncio.create_task(watch_event_loop())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _stop_or_exit, stop)
+    logger.info(
+        "worker started",
+        extra={"concurrency": settings.job_worker_concurrency, "queues": settings.job_worker_queues},
+    )
+    await stop.wait()
+    logger.info("worker stopping", extra={"running_jobs": len(jobs.running.tasks)})
+    no_more_messages.set()
+    sweeper.cancel()
+    await jobs.stop_jobs()
+    # From here on nothing of value is left to lose: a stuck close must not keep the process alive.
+    _exit_after(CLOSE_SECONDS + STOP_SECONDS)
+    with anyio.move_on_after(STOP_SECONDS):
+        await asyncio.gather(*receiving, return_exceptions=True)
+    for task in (*receiving, watch):
+        task.cancel()
+    await asyncio.gather(*receiving, sweeper, watch, return_exceptions=True)
 
 
 async def _receive(

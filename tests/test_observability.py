@@ -1,8 +1,10 @@
-"""JSON log lines carry the request id and the structured fields; the event-loop watch sees a blocked loop."""
+"""JSON log lines carry the request id and the structured fields; the event-loop watch sees a blocked loop
+and the garbage collector's pauses."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import resource
 import time
@@ -69,3 +71,23 @@ def test_serving_lifts_the_open_file_limit_to_its_ceiling() -> None:
         assert raised == (hard if hard != resource.RLIM_INFINITY else OPEN_FILES_WHEN_UNLIMITED)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_garbage_collection_pauses_are_measured_by_generation() -> None:
+    before = _gc_pauses()
+    callbacks = len(gc.callbacks)
+    watch = asyncio.create_task(watch_event_loop(tick_seconds=0.01))
+    try:
+        await asyncio.sleep(0)  # the watch has registered its callback and sleeps on its timer
+        gc.collect()  # a full collection: generation 2
+        # The watch records what it noted at its tick, due before this later timer: an ordering, not a wait.
+        await asyncio.sleep(0.02)
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
+    assert _gc_pauses() >= before + 1
+    assert len(gc.callbacks) == callbacks  # a stopped watch leaves no callback behind
+
+
+def _gc_pauses() -> float:
+    return REGISTRY.get_sample_value("salesflow_gc_pause_seconds_count", {"generation": "2"}) or 0.0

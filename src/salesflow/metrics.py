@@ -48,6 +48,12 @@ EVENT_LOOP_LAG = Histogram(
     "How late the event loop woke a timer (every request of the process waited as long)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+GC_PAUSE = Histogram(
+    "salesflow_gc_pause_seconds",
+    "How long a garbage collection stopped the process, by generation (the event loop waited as long)",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
 JOB_DURATION = Histogram(
     "salesflow_job_duration_seconds",
     "Time a background job ran, by task and status",

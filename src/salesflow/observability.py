@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import logging
 import sys
 import time
+from collections import deque
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
-from salesflow.metrics import EVENT_LOOP_LAG
+from salesflow.metrics import EVENT_LOOP_LAG, GC_PAUSE
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -66,12 +69,39 @@ async def watch_event_loop(
     tick_seconds: float = LOOP_TICK_SECONDS, warn_seconds: float = LOOP_LAG_WARN_SECONDS
 ) -> None:
     """Measure how late the loop wakes a sleeper (`salesflow_event_loop_lag_seconds`): anything that blocks
-    it (CPU work, a blocking call) delays every request of the process by as much."""
+    it (CPU work, a blocking call, a garbage collection: `salesflow_gc_pause_seconds`) delays every request of
+    the process by as much."""
     logger = logging.getLogger(__name__)
-    while True:
-        started = time.monotonic()
-        await asyncio.sleep(tick_seconds)
-        lag = max(0.0, time.monotonic() - started - tick_seconds)
-        EVENT_LOOP_LAG.observe(lag)
-        if lag > warn_seconds:
-            logger.warning("event loop blocked", extra={"lag_seconds": round(lag, 3)})
+    pauses = GarbageCollectionPauses()
+    gc.callbacks.append(pauses)
+    try:
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(tick_seconds)
+            lag = max(0.0, time.monotonic() - started - tick_seconds)
+            EVENT_LOOP_LAG.observe(lag)
+            pauses.record()
+            if lag > warn_seconds:
+                logger.warning("event loop blocked", extra={"lag_seconds": round(lag, 3)})
+    finally:
+        gc.callbacks.remove(pauses)
+
+
+class GarbageCollectionPauses:
+    """A `gc.callbacks` entry timing each collection. It only notes the pause (a collection can start inside
+    any allocation, even one holding a metric's lock); `record` observes the notes from the event loop."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self._pauses: deque[tuple[int, float]] = deque(maxlen=10_000)
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._pauses.append((info["generation"], time.perf_counter() - self._started))
+
+    def record(self) -> None:
+        while self._pauses:
+            generation, seconds = self._pauses.popleft()
+            GC_PAUSE.labels(generation=str(generation)).observe(seconds)

@@ -491,12 +491,12 @@ def run_load(shape: Shape, seconds: int, rounds: int = 3) -> None:
     wrk(shape.api_urls, cached, admin, 10)  # warm-up, not recorded
     figures: dict[str, list[dict[str, float]]] = {"/health": [], cached: []}
     before = _duration_buckets(shape, "/api/v1/analytics/sales")
-    lag_before = _lag_buckets(shape)
+    lag_before, gc_before = _lag_buckets(shape), _gc_buckets(shape)
     for _ in range(rounds):  # alternated, so that both see the same machine
         for path in figures:
             figures[path].append(wrk(shape.api_urls, path, admin, 15))
     after = _duration_buckets(shape, "/api/v1/analytics/sales")
-    lag_after = _lag_buckets(shape)
+    lag_after, gc_after = _lag_buckets(shape), _gc_buckets(shape)
     # The service's own view of the same requests: its latency histogram, from handler entry to last byte.
     served = {le: after[le] - before.get(le, 0.0) for le in after}
     total = served["+Inf"]
@@ -507,6 +507,9 @@ def run_load(shape: Shape, seconds: int, rounds: int = 3) -> None:
     ticks = lagged["+Inf"]
     lag_p99 = next(le for le, count in lagged.items() if count >= 0.99 * ticks)
     lag_p50 = next(le for le, count in lagged.items() if count >= 0.5 * ticks)
+    # Full collections meanwhile: how many, and the bucket the slowest fell in (a pause stops every request).
+    full = {le: gc_after[le] - gc_before.get(le, 0.0) for le in gc_after}
+    slowest_full = next(le for le, count in full.items() if count >= full["+Inf"]) if full["+Inf"] else "none"
     emit(
         "production_server_side",
         {
@@ -515,6 +518,9 @@ def run_load(shape: Shape, seconds: int, rounds: int = 3) -> None:
             "p99_at_most_s": within,
             "event_loop_lag_p50_at_most_s": lag_p50,
             "event_loop_lag_p99_at_most_s": lag_p99,
+            "event_loop_lags_over_100ms": ticks - lagged["0.1"],
+            "full_gc_pauses": full["+Inf"],
+            "slowest_full_gc_pause_at_most_s": slowest_full,
         },
     )
     for path, runs in figures.items():
@@ -544,6 +550,14 @@ def _lag_buckets(shape: Shape) -> dict[str, float]:
     """`salesflow_event_loop_lag_seconds` buckets, summed over the API processes."""
     return _summed_buckets(
         shape, re.compile(r'salesflow_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)')
+    )
+
+
+def _gc_buckets(shape: Shape) -> dict[str, float]:
+    """`salesflow_gc_pause_seconds` buckets of full collections (generation 2), summed over the API
+    processes."""
+    return _summed_buckets(
+        shape, re.compile(r'salesflow_gc_pause_seconds_bucket\{generation="2",le="([^"]+)"\} (\S+)')
     )
 
 

@@ -155,6 +155,8 @@ class Settings(StoreSettings):
     demand_forecasts: bool = True  # reorder points from the daily batch of forecasts once it has run
     demand_forecast_workers: int = Field(default=1, ge=1, le=16)
     demand_chunk_products: int = Field(default=100, ge=1)  # products per batch job (JOB_BACKEND=redis)
+    # The batch's forecasts are scored once their days are known (GET /ml/accuracy); kept this long.
+    forecast_accuracy_days: int = Field(default=91, ge=14, le=730)
     forecast_warm_up: bool = True  # compile the models at start so that the first forecast is quick
     import_warm_up: bool = True  # start the upload parsers' forkserver at start: the first upload is quick
 

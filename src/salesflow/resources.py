@@ -37,6 +37,7 @@ from salesflow.services.analytics.stock import StockAnalyticsService
 from salesflow.services.excel_import.admission import UploadAdmission
 from salesflow.services.excel_import.pipeline import ImportService, read_and_validate
 from salesflow.services.health import Check, ReadinessChecks, disk_check
+from salesflow.services.ml.accuracy import ForecastAccuracy
 from salesflow.services.ml.anomalies import AnomalyRules, AnomalyService
 from salesflow.services.ml.demand_forecasts import DemandForecasts
 from salesflow.services.ml.forecasting import ForecastService
@@ -50,6 +51,7 @@ from salesflow.services.shop_calendar import ShopCalendar
 from salesflow.state.alerts import Alerts
 from salesflow.state.database import StateDatabase, default_url
 from salesflow.state.demand_batches import DemandBatches
+from salesflow.state.forecast_scores import ForecastScores
 from salesflow.state.imports import ImportStore
 from salesflow.state.outbox import Outbox
 from salesflow.state.report_jobs import ReportJobs
@@ -226,11 +228,15 @@ def _with_pipelines(
     recorder = SalesRecorder(source, lines, cache)
     ml_ttl, history = settings.cache_ttl_ml_seconds, settings.sales_history_days
     forecasts = ForecastService(lines, cache, ttl_seconds=ml_ttl, history_days=history)
+    accuracy = ForecastAccuracy(
+        ForecastScores(state, clock=clock), lines, kept_days=settings.forecast_accuracy_days
+    )
     demand_forecasts = DemandForecasts(
         lines,
         cache,
         forecasts,
         DemandBatches(state, clock=clock),
+        accuracy,
         lead_days=settings.reorder_lead_days,
         workers=settings.demand_forecast_workers,
         # With job workers, the batch is split into chunks they share; embedded, one process pool runs it.
@@ -269,7 +275,9 @@ def _with_pipelines(
     anomalies = AnomalyService(lines, cache, ttl_seconds=ml_ttl, history_days=history, rules=anomaly_rules)
     reports = ReportService(
         ReportJobs(state, clock=clock),
-        ReportGatherer(sales_analytics, stock_analytics, forecasts, anomalies, formats=settings.formats),
+        ReportGatherer(
+            sales_analytics, stock_analytics, forecasts, anomalies, accuracy, formats=settings.formats
+        ),
         ArtifactStore(settings.export_dir),
         enqueue=jobs.enqueue_report,
         business_tz=ZoneInfo(settings.business_tz),

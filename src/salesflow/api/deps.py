@@ -23,6 +23,7 @@ from salesflow.services.alerting.pipeline import AlertService
 from salesflow.services.analytics.sales import SalesAnalyticsService
 from salesflow.services.analytics.stock import StockAnalyticsService
 from salesflow.services.excel_import.pipeline import ImportService
+from salesflow.services.ml.accuracy import ForecastAccuracy
 from salesflow.services.ml.anomalies import AnomalyService
 from salesflow.services.ml.forecasting import ForecastService
 from salesflow.services.reports.pipeline import ReportService
@@ -71,6 +72,10 @@ async def get_anomalies(resources: ResourcesDep) -> AnomalyService:
     return resources.anomalies
 
 
+async def get_accuracy(resources: ResourcesDep) -> ForecastAccuracy:
+    return resources.demand_forecasts.accuracy
+
+
 async def get_imports(resources: ResourcesDep) -> ImportService:
     return resources.imports
 
@@ -94,6 +99,7 @@ ReportsDep = Annotated[ReportService, Depends(get_reports)]
 SchedulesDep = Annotated[ScheduleService, Depends(get_schedules)]
 ForecastDep = Annotated[ForecastService, Depends(get_forecasts)]
 AnomalyDep = Annotated[AnomalyService, Depends(get_anomalies)]
+AccuracyDep = Annotated[ForecastAccuracy, Depends(get_accuracy)]
 SalesAnalyticsDep = Annotated[SalesAnalyticsService, Depends(get_sales_analytics)]
 StockAnalyticsDep = Annotated[StockAnalyticsService, Depends(get_stock_analytics)]
 CacheDep = Annotated[Cache, Depends(get_cache)]

@@ -28,7 +28,8 @@ async def sweep_once(resources: Resources) -> tuple[int, int]:
     settings = resources.settings
     removed = await resources.reports.remove_expired(retention_days=settings.report_retention_days)
     past = resources.reports.clock() - timedelta(days=settings.state_retention_days)
-    pruned = await prune(resources.state, before=past)
+    forecasts_before = resources.lines.today() - timedelta(days=settings.forecast_accuracy_days)
+    pruned = await prune(resources.state, before=past, forecasts_before=forecasts_before)
     if requeued or removed or any(pruned.values()):
         logger.info("job sweep", extra={"requeued": requeued, "files_removed": removed, "pruned": pruned})
     return requeued, removed

@@ -151,3 +151,40 @@ class AnomalyResponse(BaseModel):
     product: ProductInfo | None
     model: str
     threshold: float
+
+
+class ScoredAccuracy(BaseModel):
+    """How forecasts did against the days they forecast (each over `horizon_days` days from its first)."""
+
+    forecasts: int  # scored forecasts summed here
+    days: int  # series-days
+    actual_units: float
+    forecast_units: float
+    wape: float | None  # Σ|actual − forecast| / Σ actual (None: nothing sold)
+    naive_wape: float | None  # the same for seasonal naive (the same weekday last week)
+    mase: float | None  # mean absolute error over the in-sample seasonal-naive error, averaged
+    naive_mase: float | None
+    coverage_80: float | None  # share of days inside the 80% band
+    coverage_95: float | None
+
+
+class ProductAccuracy(ScoredAccuracy):
+    product_id: int
+    sku: str | None
+    name: str | None
+
+
+class AccuracyResponse(BaseModel):
+    """`GET /ml/accuracy`: the forecasts made over the last `weeks` weeks whose days are known, scored."""
+
+    weeks: int
+    horizon_days: int
+    first_forecast: date  # forecasts made from this day …
+    last_forecast: date  # … to this one (its last forecast day was yesterday)
+    shop: ScoredAccuracy  # the whole shop's daily sales
+    products: ScoredAccuracy  # every product's forecasts together
+    items: list[ProductAccuracy]  # per product, the most sold first
+    total: int
+    offset: int
+    limit: int
+    summary: str  # one line a manager reads

@@ -3,21 +3,22 @@
 Kept for good: schedules, open and acknowledged alerts, mail not yet sent. Pruned once older than the
 retention: sent or failed mail, finished alert checks, resolved alerts, failed report jobs and completed ones
 whose file is gone (`REPORT_RETENTION_DAYS`, the report sweep: a row never goes before its file). Imports go
-after their own week, demand batches after a week.
+after their own week, demand batches after a week. Scored forecasts go after `FORECAST_ACCURACY_DAYS`, the
+oldest day of them a pass (a day is one row per product).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from salesflow.models.alerts import AlertState
 from salesflow.models.reports import JobStatus
 from salesflow.state.database import StateDatabase
 from salesflow.state.outbox import FAILED, SENT
-from salesflow.state.tables import Alert, AlertCheck, OutgoingMail, ReportJob
+from salesflow.state.tables import Alert, AlertCheck, ForecastScore, OutgoingMail, ReportJob
 
 PRUNE_BATCH = 500  # rows per table a pass: a backlog of years goes over several sweeps, never in one
 
@@ -44,9 +45,14 @@ def _past(before: datetime) -> dict[str, tuple[InstrumentedAttribute[str], Colum
     }
 
 
-async def prune(db: StateDatabase, *, before: datetime, batch: int = PRUNE_BATCH) -> dict[str, int]:
-    """Delete up to `batch` rows past retention from each table; how many went, per table."""
+async def prune(
+    db: StateDatabase, *, before: datetime, forecasts_before: date | None = None, batch: int = PRUNE_BATCH
+) -> dict[str, int]:
+    """Delete up to `batch` rows past retention from each table (forecasts: the oldest day made before
+    `forecasts_before`); how many went, per table."""
     removed: dict[str, int] = {}
+    if forecasts_before is not None:
+        removed[ForecastScore.__tablename__] = await _prune_oldest_forecasts(db, forecasts_before)
     for table, (key, past) in _past(before).items():
         doomed = select(key).where(past).limit(batch).scalar_subquery()
         async with db.session() as session, session.begin():
@@ -55,3 +61,16 @@ async def prune(db: StateDatabase, *, before: datetime, batch: int = PRUNE_BATCH
             )
         removed[table] = int(result.rowcount)  # type: ignore[attr-defined]
     return removed
+
+
+async def _prune_oldest_forecasts(db: StateDatabase, before: date) -> int:
+    async with db.session() as session, session.begin():
+        oldest = await session.scalar(select(func.min(ForecastScore.as_of)))
+        if oldest is None or oldest >= before:
+            return 0
+        result = await session.execute(
+            delete(ForecastScore)
+            .where(ForecastScore.as_of == oldest)
+            .execution_options(synchronize_session=False)
+        )
+    return int(result.rowcount)  # type: ignore[attr-defined]

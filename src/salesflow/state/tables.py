@@ -198,3 +198,25 @@ class DemandBatch(Base):
     as_of: Mapped[date] = mapped_column(Date, primary_key=True)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     figures: Mapped[dict[str, float]] = mapped_column(JSON)  # product id (text) → units a day
+
+
+class ForecastScore(Base):
+    """One day's forecast of one series (a product, or the whole shop: `SHOP_SERIES`) over the horizon the UI
+    shows, kept until its days are known, then scored against them (and seasonal naive) and kept small."""
+
+    __tablename__ = "forecast_scores"
+
+    as_of: Mapped[date] = mapped_column(Date, primary_key=True)  # the forecast's first day
+    product_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    # Until scored: the forecast's days (mean, bands, seasonal naive); then None.
+    forecast: Mapped[dict[str, list[float]] | None] = mapped_column(JSON, nullable=True)
+    scale: Mapped[float | None] = mapped_column(Float, nullable=True)  # in-sample seasonal-naive error a day
+    scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    days: Mapped[int] = mapped_column(Integer, default=0)
+    actual: Mapped[float] = mapped_column(Float, default=0.0)  # Σ actual over the days
+    predicted: Mapped[float] = mapped_column(Float, default=0.0)  # Σ forecast
+    abs_error: Mapped[float] = mapped_column(Float, default=0.0)  # Σ |actual − forecast|
+    naive_abs_error: Mapped[float] = mapped_column(Float, default=0.0)  # Σ |actual − seasonal naive|
+    in_80: Mapped[int] = mapped_column(Integer, default=0)  # days inside the 80% band
+    in_95: Mapped[int] = mapped_column(Integer, default=0)

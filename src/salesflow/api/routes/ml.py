@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from typing import Annotated
 
-from salesflow.api.deps import AnomalyDep, CurrentUser, ForecastDep, limit_expensive
+from fastapi import APIRouter, Depends, Query, Response
+
+from salesflow.api.deps import AccuracyDep, AnomalyDep, CurrentUser, ForecastDep, limit_expensive
 from salesflow.api.envelope import EnvelopeRoute
-from salesflow.api.errors import documented
-from salesflow.models.ml import AnomalyRequest, AnomalyResponse, ForecastRequest, ForecastResponse
+from salesflow.api.errors import MAX_OFFSET, documented
+from salesflow.errors import InvalidInput
+from salesflow.models.ml import (
+    AccuracyResponse,
+    AnomalyRequest,
+    AnomalyResponse,
+    ForecastRequest,
+    ForecastResponse,
+)
 
 router = APIRouter(prefix="/ml", tags=["ml"], route_class=EnvelopeRoute)
 
@@ -32,3 +41,22 @@ async def post_forecast(request: ForecastRequest, user: CurrentUser, service: Fo
 async def post_anomalies(request: AnomalyRequest, user: CurrentUser, service: AnomalyDep) -> Response:
     """Unusual days (or weeks) in the sales history, each explained; sends no e-mail."""
     return Response(await service.detect_json(request, scope=user.scope), media_type="application/json")
+
+
+@router.get("/accuracy", response_model=AccuracyResponse, responses=documented(502, 503, 504))
+async def get_accuracy(
+    user: CurrentUser,
+    service: AccuracyDep,
+    weeks: Annotated[int, Query(ge=1, le=104)] = 4,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> AccuracyResponse:
+    """How good the day's forecasts have been over the last `weeks` weeks (each scored once its 7 days are
+    known), for the whole shop and per product (the most sold first), against seasonal naive."""
+    if weeks > service.max_weeks:
+        raise InvalidInput(
+            f"forecasts are kept {service.kept_days} days: at most {service.max_weeks} weeks",
+            field="weeks",
+            value=weeks,
+        )
+    return await service.report(weeks=weeks, offset=offset, limit=limit)

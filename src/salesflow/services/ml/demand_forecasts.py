@@ -29,9 +29,11 @@ from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
 from salesflow.models.ml import DEFAULT_LEVELS, Bucket, ForecastRequest, ProductInfo
 from salesflow.services.analytics.demand import SettledDemand
+from salesflow.services.ml.accuracy import ForecastAccuracy
 from salesflow.services.ml.forecasting import FORECAST_DAYS, ForecastService, forecast_many
 from salesflow.services.ml.series import build_series
 from salesflow.state.demand_batches import KEPT_DAYS, DemandBatches
+from salesflow.state.forecast_scores import SHOP_SERIES
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class DemandForecasts:
         cache: Cache,
         forecasts: ForecastService,
         batches: DemandBatches,
+        accuracy: ForecastAccuracy,
         *,
         lead_days: int,
         workers: int = 1,
@@ -63,6 +66,7 @@ class DemandForecasts:
         self.cache = cache
         self.forecasts = forecasts
         self.batches = batches
+        self.accuracy = accuracy
         self.lead_days = lead_days
         # The history and length of a request's forecast, so that requests can be answered from the batch.
         self.history_days = forecasts.loader.history_days
@@ -116,16 +120,19 @@ class DemandForecasts:
         figures = {int(k): float(v) for k, v in result.items()}
         if computed:
             await self.batches.save(as_of, figures)
+            await self._record_shop_forecast(as_of)
             self.refreshes += 1
             logger.info("demand forecasts refreshed", extra={"products": len(result), "as_of": str(as_of)})
         return figures
 
     async def run(self) -> None:
-        """Keep today's batch made: compute it when missing, check again every few minutes."""
+        """Keep today's batch made (compute it when missing) and the forecasts whose days are known scored;
+        check again every few minutes."""
         while True:
             try:
                 if not await self.batches.has(self.lines.today()):
                     await self.refresh()
+                await self.accuracy.score_due()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the day's demand is settled already; try again at the next check
@@ -206,10 +213,19 @@ class DemandForecasts:
             if pool is None:
                 _stop(executor)
         demand: dict[int, float] = {}
-        for pid, forecast in zip(products["product_id"].tolist(), forecasts, strict=True):
-            await self.forecasts.keep(int(pid), forecast, metric=BATCH_METRIC, model=BATCH_MODEL)
-            demand[int(pid)] = float(np.mean(forecast.mean[: self.lead_days]))
+        by_product = dict(zip((int(pid) for pid in products["product_id"].tolist()), forecasts, strict=True))
+        for pid, forecast in by_product.items():
+            await self.forecasts.keep(pid, forecast, metric=BATCH_METRIC, model=BATCH_MODEL)
+            demand[pid] = float(np.mean(forecast.mean[: self.lead_days]))
+        await self.accuracy.record(as_of, by_product)
         return demand
+
+    async def _record_shop_forecast(self, as_of: date) -> None:
+        """The whole shop's forecast of the day (the one `POST /ml/forecast` answers for GLOBAL), kept to be
+        scored beside the products'."""
+        request = ForecastRequest(metric=BATCH_METRIC, model=BATCH_MODEL)
+        shop = await self.forecasts.daily_forecast(None, request, as_of)
+        await self.accuracy.record(as_of, {SHOP_SERIES: shop})
 
 
 def _spawn_pool(workers: int) -> ProcessPoolExecutor:

@@ -23,10 +23,12 @@ from salesflow.models.ml import (
 from salesflow.models.reports import ReportType
 from salesflow.services.analytics.sales import SalesAnalyticsService, percent_change
 from salesflow.services.analytics.stock import StockAnalyticsService
+from salesflow.services.ml.accuracy import ForecastAccuracy
 from salesflow.services.ml.anomalies import AnomalyService
 from salesflow.services.ml.forecasting import ForecastService
 
 FORECAST_DAYS = 30
+ACCURACY_WEEKS = 4  # how far back the combined report's line on forecast accuracy looks
 HISTORY_GRACE_DAYS = 7  # a year-before window whose first sale comes later than this is partial history
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -44,6 +46,7 @@ class ReportContent:
     forecast: ForecastResponse | None = None
     revenue_forecast: ForecastResponse | None = None
     anomalies: AnomalyResponse | None = None
+    accuracy: str | None = None  # how good the forecasts have been lately, in one line
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -68,9 +71,11 @@ class ReportGatherer:
         stock: StockAnalyticsService,
         forecasts: ForecastService,
         anomalies: AnomalyService,
+        accuracy: ForecastAccuracy,
         *,
         formats: Formats,
     ) -> None:
+        self.accuracy = accuracy
         self.sales = sales
         self.stock = stock
         self.forecasts = forecasts
@@ -98,7 +103,7 @@ class ReportGatherer:
     async def gather(
         self, report_type: ReportType, query: SalesQuery, *, scope: str, generated_at: datetime
     ) -> ReportContent:
-        sales = last_year = stock = forecast = revenue_forecast = anomalies = None
+        sales = last_year = stock = forecast = revenue_forecast = anomalies = accuracy = None
         if report_type in (ReportType.SALES, ReportType.COMBINED):
             sales = await self.sales_of(query, scope=scope)
             last_year = await self._last_year(sales, scope=scope)
@@ -124,6 +129,8 @@ class ReportGatherer:
                 inside = [a for a in found.anomalies if sales.start_date <= a.date <= sales.end_date]
                 found = found.model_copy(update={"anomalies": inside, "count": len(inside)})
             anomalies = found
+            weeks = min(ACCURACY_WEEKS, self.accuracy.max_weeks)
+            accuracy = (await self.accuracy.report(weeks=weeks, offset=0, limit=1)).summary
         label = sales.period_label if sales else f"as of {stock.as_of.isoformat()}" if stock else ""
         titles = {
             ReportType.SALES: "Sales report",
@@ -142,6 +149,7 @@ class ReportGatherer:
             forecast=forecast,
             revenue_forecast=revenue_forecast,
             anomalies=anomalies,
+            accuracy=accuracy,
         )
 
 
@@ -186,6 +194,8 @@ def highlights(content: ReportContent) -> list[str]:
         revenue = f" ({money(content.revenue_forecast.summary.total)})" if content.revenue_forecast else ""
         outlook = f"about {units(f.summary.total)} units{revenue}"
         lines.append(f"Next {len(f.dates)} days: {outlook}, trend {f.summary.trend}.")
+    if content.accuracy is not None:
+        lines.append(content.accuracy)
     if content.anomalies is not None:
         count = len(content.anomalies.anomalies)
         lines.append(

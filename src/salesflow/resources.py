@@ -227,7 +227,13 @@ def _with_pipelines(
     ttl = settings.cache_ttl_analytics_seconds
     recorder = SalesRecorder(source, lines, cache)
     ml_ttl, history = settings.cache_ttl_ml_seconds, settings.sales_history_days
-    forecasts = ForecastService(lines, cache, ttl_seconds=ml_ttl, history_days=history)
+    calendar = ShopCalendar.from_settings(
+        country=settings.shop_country,
+        subdivision=settings.shop_subdivision,
+        closed_dates=settings.closed_dates,
+        closed_weekdays=settings.shop_closed_weekdays,
+    )
+    forecasts = ForecastService(lines, cache, ttl_seconds=ml_ttl, history_days=history, calendar=calendar)
     accuracy = ForecastAccuracy(
         ForecastScores(state, clock=clock), lines, kept_days=settings.forecast_accuracy_days
     )
@@ -265,12 +271,7 @@ def _with_pipelines(
         min_units=settings.anomaly_min_units,
         min_revenue=settings.anomaly_min_revenue,
         min_history_days=settings.anomaly_min_history_days,
-        calendar=ShopCalendar.from_settings(
-            country=settings.shop_country,
-            subdivision=settings.shop_subdivision,
-            closed_dates=settings.closed_dates,
-            closed_weekdays=settings.shop_closed_weekdays,
-        ),
+        calendar=calendar,
     )
     anomalies = AnomalyService(lines, cache, ttl_seconds=ml_ttl, history_days=history, rules=anomaly_rules)
     reports = ReportService(

@@ -115,6 +115,7 @@ class DailyForecast(BaseModel):
     model: ModelInfo
     recent: list[float]  # the history's last days (the summary's trend compares the forecast with them)
     backtest: DailyBacktest | None
+    closed: list[date] = []  # forecast days the shop is closed (forecast as 0)
 
 
 class ForecastResponse(BaseModel):
@@ -130,6 +131,7 @@ class ForecastResponse(BaseModel):
     upper: dict[str, list[float]]
     model: ModelInfo
     backtest: Backtest | None
+    closed_days: list[date] = []  # days of the answer on which the shop is closed: forecast as 0
 
 
 class Anomaly(BaseModel):

@@ -25,6 +25,7 @@ class QuietDay:
 
     reason: str
     closed: bool
+    holiday: bool = False  # a public holiday, or a closure around one
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class ShopCalendar:
         if weekly_closing and day.weekday() in self.closed_weekdays:
             return QuietDay(f"a weekly closing day ({day.strftime('%A')})", closed=True)
         name = self.holiday(day)
-        return QuietDay(f"{name}, a public holiday", closed=False) if name else None
+        return QuietDay(f"{name}, a public holiday", closed=False, holiday=True) if name else None
 
     def holiday(self, day: date) -> str | None:
         calendar = self._country_holidays
@@ -91,7 +92,7 @@ class ShopCalendar:
             if names:
                 for k in range(i, end + 1):
                     if k not in reasons or not reasons[k].closed:
-                        reasons[k] = QuietDay(f"the shop closed around {names[0]}", closed=True)
+                        reasons[k] = QuietDay(f"the shop closed around {names[0]}", closed=True, holiday=True)
             i = end + 1
         return reasons
 
@@ -111,3 +112,30 @@ class ShopCalendar:
                     reasons[i] = QuietDay(f"it includes {day.isoformat()}, {why.reason}", closed=False)
                     break
         return reasons
+
+    def closed_days(
+        self, days: Sequence[date], shop_sales: np.ndarray, ahead: Sequence[date]
+    ) -> frozenset[date]:
+        """The days of `days` (the shop's daily sales: `shop_sales`) on which it was closed, and those of
+        `ahead` on which it will be: planned closures, weekly closing days, a public holiday it was closed on
+        the last time, and a date it was closed on a year before around a holiday (Christmas week)."""
+        expected = {i: why for i, why in self.expected_days(days, shop_sales).items() if shop_sales[i] == 0}
+        around_holidays = {days[i] for i, why in expected.items() if why.holiday}
+        closed = around_holidays | {days[i] for i, why in expected.items() if why.closed}
+        last_time: dict[str, bool] = {}  # holiday → closed the last time it came (history runs oldest first)
+        for day, sold in zip(days, shop_sales, strict=True):
+            if name := self.holiday(day):
+                last_time[name] = sold == 0
+        for day in ahead:
+            why = self.quiet(day)
+            name = self.holiday(day)
+            if (why and why.closed) or (name and last_time.get(name)) or _year_before(day) in around_holidays:
+                closed.add(day)
+        return frozenset(closed)
+
+
+def _year_before(day: date) -> date:
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - 1, day=28)

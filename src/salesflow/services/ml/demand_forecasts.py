@@ -201,11 +201,17 @@ class DemandForecasts:
             ]
 
         all_series = await anyio.to_thread.run_sync(series)
+        closed = await self.forecasts.closed_days(as_of, self.days)
         executor = pool or _spawn_pool(self.workers)
         try:
             forecasts = await anyio.to_thread.run_sync(
                 lambda: forecast_many(
-                    all_series, first_day=as_of, days=self.days, level=DEFAULT_LEVELS, executor=executor
+                    all_series,
+                    first_day=as_of,
+                    days=self.days,
+                    level=DEFAULT_LEVELS,
+                    executor=executor,
+                    closed=closed,
                 ),
                 abandon_on_cancel=True,  # a shutdown must not wait for the batch to finish
             )

@@ -43,6 +43,7 @@ from salesflow.services.ml.series import (
     SEASON,
     SeriesLoader,
     bucket_sums,
+    build_series,
     horizon,
     require_known,
 )
@@ -53,6 +54,7 @@ from salesflow.services.ml.strategies import (
     SeasonalNaive,
     finite_history,
 )
+from salesflow.services.shop_calendar import ShopCalendar
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +98,21 @@ def daily_forecast_key(
 class ForecastService:
     """`POST /ml/forecast`."""
 
-    def __init__(self, lines: SaleLineCache, cache: Cache, *, ttl_seconds: int, history_days: int) -> None:
+    def __init__(
+        self,
+        lines: SaleLineCache,
+        cache: Cache,
+        *,
+        ttl_seconds: int,
+        history_days: int,
+        calendar: ShopCalendar | None = None,
+    ) -> None:
         self.lines = lines
         self.cache = cache
         self.ttl_seconds = ttl_seconds
         self.loader = SeriesLoader(lines, history_days=history_days)
+        self.calendar = calendar
+        self._closed: dict[tuple[date, int], frozenset[date]] = {}  # (today, days) → the shop's closed days
         # numba compiles statsforecast's models on first use, and two threads compiling at once can fail:
         # model fitting runs in one worker thread at a time (it is CPU-bound anyway).
         self._fitting = anyio.CapacityLimiter(1)
@@ -147,9 +159,15 @@ class ForecastService:
             daily = await self.loader.series(
                 product, request.model_copy(update={"period": Bucket.DAILY}), today
             )
+            closed = await self.closed_days(today, days)
             return await anyio.to_thread.run_sync(
                 lambda: forecast_series(
-                    daily.values, model=request.model, level=request.level, days=days, first_day=today
+                    daily.values,
+                    model=request.model,
+                    level=request.level,
+                    days=days,
+                    first_day=today,
+                    closed=closed,
                 ),
                 limiter=self._fitting,
             )
@@ -161,6 +179,33 @@ class ForecastService:
             encode=_encode_daily_forecast,
             decode=DailyForecast.model_validate_json,
         )
+
+    async def closed_days(self, today: date, days: int) -> frozenset[date]:
+        """The days the shop was closed in the history, and will be in the `days` from `today` (the shop's
+        calendar read against its daily sales); kept per day."""
+        if self.calendar is None:
+            return frozenset()
+        if (today, days) not in self._closed:
+            first_day = today - timedelta(days=self.loader.history_days - 1)
+            lines = await self.lines.window(first_day, today - timedelta(days=1))
+            calendar = self.calendar
+
+            def closures() -> frozenset[date]:
+                shop = build_series(
+                    lines,
+                    product=None,
+                    bucket=Bucket.DAILY,
+                    metric="quantity",
+                    today=today,
+                    first_day=first_day,
+                )
+                ahead = [today + timedelta(days=i) for i in range(days)]
+                return calendar.closed_days(shop.starts, shop.values, ahead)
+
+            if len(self._closed) > 8:
+                self._closed.clear()
+            self._closed[today, days] = await anyio.to_thread.run_sync(closures)
+        return self._closed[today, days]
 
     async def keep(self, product_id: int, forecast: DailyForecast, *, metric: str, model: str) -> None:
         """Cache a forecast made elsewhere (the day's batch) where requests will look for it."""
@@ -202,12 +247,20 @@ def make_strategy(name: str, *, season_length: int, h: int) -> Forecaster | Auto
 
 
 def forecast_series(
-    values: FloatArray, *, model: str, level: Sequence[int], days: int, first_day: date
+    values: FloatArray,
+    *,
+    model: str,
+    level: Sequence[int],
+    days: int,
+    first_day: date,
+    closed: frozenset[date] = frozenset(),
 ) -> DailyForecast:
-    """Fit once, forecast `days` days from `first_day`, keep the backtest (pure; CPU-heavy)."""
+    """Fit once, forecast `days` days from `first_day`, keep the backtest (pure; CPU-heavy). The days of
+    `closed` (the shop's calendar) are left out of the fit, and forecast as 0."""
     season = SEASON[Bucket.DAILY]
     level = sorted(set(level))
-    y = finite_history(values)
+    history = finite_history(values)
+    y = without_closures(history, first_day, closed)
     strategy = make_strategy(model, season_length=season, h=SELECTION_DAYS)
     if len(y) == 0:
         forecast: dict[str, FloatArray] = {"mean": np.zeros(days)} | {
@@ -236,15 +289,34 @@ def forecast_series(
                 history_periods=len(y),
             )
         forecast = {k: np.maximum(v, 0.0) for k, v in strategy.predict(days, level).items()}
+    ahead = [first_day + timedelta(days=i) for i in range(days)]
+    shut = np.array([day in closed for day in ahead], dtype=bool)
+    for values_ in forecast.values():
+        values_[shut] = 0.0
     return DailyForecast(
         first_day=first_day,
         mean=forecast["mean"].tolist(),
         lower={str(lv): forecast[f"lo-{lv}"].tolist() for lv in level},
         upper={str(lv): forecast[f"hi-{lv}"].tolist() for lv in level},
         model=info,
-        recent=y[-(days + RECENT_DAYS_KEPT) :].tolist(),
+        recent=history[-(days + RECENT_DAYS_KEPT) :].tolist(),
         backtest=daily_backtest(y, strategy, season_length=season) if len(y) else None,
+        closed=[day for day, is_shut in zip(ahead, shut, strict=True) if is_shut],
     )
+
+
+def without_closures(y: FloatArray, first_day: date, closed: frozenset[date]) -> FloatArray:
+    """The history (its last day the day before `first_day`) with each day the shop was closed and sold
+    nothing replaced by the same weekday a week before: a closure does not pull the level or the season
+    down. A closure in the first week stays 0."""
+    if not closed or not len(y):
+        return y
+    filled = y.copy()
+    start = first_day - timedelta(days=len(y))
+    for i in range(SEASON[Bucket.DAILY], len(y)):
+        if filled[i] == 0 and start + timedelta(days=i) in closed:
+            filled[i] = filled[i - SEASON[Bucket.DAILY]]
+    return filled
 
 
 def shaped(
@@ -274,6 +346,7 @@ def shaped(
         upper={str(lv): np.round(buckets[f"hi-{lv}"], 2).tolist() for lv in request.level},
         model=forecast.model,
         backtest=scored(forecast.backtest, BACKTEST_BUCKET_DAYS[size]) if forecast.backtest else None,
+        closed_days=[day for day in forecast.closed if day < forecast.first_day + timedelta(days=days)],
     )
 
 
@@ -359,17 +432,20 @@ def forecast_many(
     level: Sequence[int],
     model: str = "auto",
     executor: Executor | None = None,
+    closed: frozenset[date] = frozenset(),
 ) -> list[DailyForecast]:
     """Forecast every series (the batch path); with an executor, in parallel processes."""
-    jobs = [(y, model, tuple(level), days, first_day) for y in series]
+    jobs = [(y, model, tuple(level), days, first_day, closed) for y in series]
     if executor is None:
         return [_forecast_one(job) for job in jobs]
     return list(executor.map(_forecast_one, jobs, chunksize=8))
 
 
-def _forecast_one(job: tuple[FloatArray, str, tuple[int, ...], int, date]) -> DailyForecast:
-    y, model, level, days, first_day = job
-    return forecast_series(y, model=model, level=level, days=days, first_day=first_day)
+def _forecast_one(
+    job: tuple[FloatArray, str, tuple[int, ...], int, date, frozenset[date]],
+) -> DailyForecast:
+    y, model, level, days, first_day, closed = job
+    return forecast_series(y, model=model, level=level, days=days, first_day=first_day, closed=closed)
 
 
 def _model_info(strategy: Forecaster | AutoForecaster, season: int, n: int) -> ModelInfo:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from statsforecast import models as sf
 
 from bench.common import candidates_option, emit
 from salesflow.services.ml import metrics
@@ -68,14 +69,46 @@ def forecast_one(
         model.fit(y)
         ours = model.predict(horizon, [95])
         theta = Theta(season_length=model.period_).fit(y).predict(horizon)["mean"]
-        return key, {**ours, "theta": theta}, None
+        baselines = same_run_baselines(y, horizon, model_season or 1)
+        return key, {**ours, "theta": theta, **baselines}, None
     except Exception as exc:  # a failed series is counted and reported, never silently dropped
         flat = np.full(horizon, y[-1])
         return (
             key,
-            {"mean": flat, "lo-95": flat, "hi-95": flat, "theta": flat},
+            {"mean": flat, "lo-95": flat, "hi-95": flat, "theta": flat, **same_run_baselines(y, horizon, 1)},
             f"{type(exc).__name__}: {exc}",
         )
+
+
+def same_run_baselines(y: np.ndarray, horizon: int, season: int) -> dict[str, np.ndarray]:
+    """statsforecast's standard Theta, seasonal naive and M4's Naive2, on the metric's season."""
+    m = season if season > 1 and len(y) >= 2 * season else 1
+    return {
+        "sf_theta": np.asarray(
+            sf.Theta(season_length=m).fit(y=y).predict(h=horizon)["mean"], dtype=np.float64
+        ),
+        "seasonal_naive": np.resize(y[-m:], horizon) if m > 1 else np.full(horizon, y[-1]),
+        "naive2": naive2(y, horizon, season),
+    }
+
+
+def naive2(y: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """M4's Naive2: the last value of the seasonally adjusted series (classical multiplicative decomposition)
+    when the series is seasonal by M4's test (the ACF at lag `season` over its 90% limit), else naive."""
+    n = len(y)
+    flat = np.full(horizon, y[-1])
+    if season <= 1 or n < 3 * season or np.any(y <= 0):
+        return flat
+    x = y - y.mean()
+    acf = np.array([np.dot(x[: n - k], x[k:]) for k in range(1, season + 1)]) / float(np.dot(x, x))
+    if abs(acf[-1]) <= 1.645 * np.sqrt((1 + 2 * np.sum(acf[:-1] ** 2)) / n):
+        return flat
+    trend = pd.Series(y).rolling(season, center=True).mean().rolling(2).mean().shift(-1).to_numpy()
+    position = np.arange(n) % season
+    index = np.array([np.nanmean((y / trend)[position == k]) for k in range(season)])
+    index *= season / index.sum()
+    adjusted_last = y[-1] / index[position[-1]]
+    return np.asarray(adjusted_last * index[np.arange(n, n + horizon) % season], dtype=np.float64)
 
 
 def score(
@@ -160,9 +193,18 @@ def main() -> None:
         "theta_smape": round(theta_smape, 3),
         "theta_mase": round(theta_mase, 3),
     }
-    if args.naive2 is not None:
-        naive2 = read_naive2(args.naive2, args.horizon)
-        smape2, mase2, left_out2 = score(train, test, {k: naive2[k] for k in forecasts}, args.season_length)
+    for name in ("sf_theta", "seasonal_naive"):
+        base_smape, base_mase, _ = score(
+            train, test, {k: f[name] for k, f in outputs.items()}, args.season_length
+        )
+        figures |= {f"{name}_smape": round(base_smape, 3), f"{name}_mase": round(base_mase, 3)}
+    # Naive2: the official forecasts when given, else computed the M4 way on the model's season.
+    official = read_naive2(args.naive2, args.horizon) if args.naive2 is not None else None
+    if official is not None or args.model_season > 1:
+        naive2_of = official or {k: f["naive2"] for k, f in outputs.items()}
+        smape2, mase2, left_out2 = score(
+            train, test, {k: naive2_of[k] for k in forecasts}, args.season_length
+        )
         figures |= {
             "naive2_smape": round(smape2, 3),
             "naive2_mase": round(mase2, 3),

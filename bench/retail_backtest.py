@@ -46,12 +46,14 @@ def daily_series(lines: pd.DataFrame) -> np.ndarray:
 LAST_DAY = pd.Timestamp("2011-12-09")
 
 
-def evaluate(job: tuple[np.ndarray, tuple[tuple[str, ...], ...]]) -> tuple[float, ...]:
+def evaluate(job: tuple[np.ndarray, tuple[tuple[str, ...], ...], float | None]) -> tuple[float, ...]:
     """MASE of ours, seasonal naive and Theta; absolute errors and actuals (for WAPE); days inside our 80% and
     95% intervals."""
-    y, candidates = job
+    y, candidates, switch_ratio = job
     train, actual = y[:-HOLDOUT], y[-HOLDOUT:]
     model = AutoForecaster(season_length=SEASON, horizon=HOLDOUT, smooth_candidates=candidates)
+    if switch_ratio is not None:
+        model.switch_ratio = switch_ratio
     forecast = model.fit(train).predict(HOLDOUT, LEVELS)
     ours = forecast["mean"]
     naive = np.maximum(SeasonalNaive(season_length=SEASON).fit(train).predict(HOLDOUT)["mean"], 0)
@@ -84,6 +86,9 @@ def main() -> None:
         default=SMOOTH_CANDIDATES,
         help="auto's smooth candidates, the default first: theta+ets,theta,... (to choose on --split dev)",
     )
+    parser.add_argument(
+        "--switch-ratio", type=float, help="instead of auto's default (to choose on --split dev)"
+    )
     args = parser.parse_args()
     raw = pd.read_parquet(args.parquet)
     kept = ~raw["InvoiceNo"].str.startswith("A") & (raw["UnitPrice"] >= 0)
@@ -104,7 +109,11 @@ def main() -> None:
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=2) as pool:
         results = dict(
-            zip(series, pool.map(evaluate, [(y, args.candidates) for y in series.values()]), strict=True)
+            zip(
+                series,
+                pool.map(evaluate, [(y, args.candidates, args.switch_ratio) for y in series.values()]),
+                strict=True,
+            )
         )
     wall = time.perf_counter() - started
     product_rows = [results[code] for code in usable]
@@ -135,6 +144,7 @@ def main() -> None:
         {
             "split": args.split,
             "candidates": ",".join("+".join(c) for c in args.candidates),
+            "switch_ratio": args.switch_ratio,
             "cancellations": "skipped" if args.skip_cancellations else "netted",
             "holdout_days": HOLDOUT,
             "global": summary([results["GLOBAL"]]),

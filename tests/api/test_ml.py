@@ -217,3 +217,19 @@ def test_ml_requests_read_through_the_line_cache(
         response = prod_api.post(path, json={**body, "forecast_days": body["forecast_days"] + 1})
         assert response.status_code == 200, response.text
     state.fail_next = []
+
+
+def test_a_units_forecast_carries_its_money_at_a_stated_price(dev_api: httpx.Client) -> None:
+    """Money is the units at one price: every bucket's revenue is its units × `unit_price` (to the cent), so a
+    daily and a weekly view of the same days agree in money as in units."""
+    for scope in ({"scope": "GLOBAL"}, {"scope": "PRODUCT", "product_id": 1}):
+        daily = dev_api.post("/ml/forecast", json={**scope, "forecast_days": 14}).json()
+        weekly = dev_api.post("/ml/forecast", json={**scope, "forecast_days": 14, "period": "weekly"}).json()
+        price = daily["unit_price"]
+        assert price is not None and price > 0 and weekly["unit_price"] == price
+        for body in (daily, weekly):
+            assert body["revenue"] == [round(units * price, 2) for units in body["predictions"]]
+        # Units are rounded to the cent per bucket: the views differ by that rounding only.
+        assert sum(daily["revenue"]) == pytest.approx(sum(weekly["revenue"]), abs=16 * 0.005 * price + 0.05)
+    money = dev_api.post("/ml/forecast", json={"scope": "GLOBAL", "metric": "revenue"}).json()
+    assert money["revenue"] is None and money["unit_price"] is None  # already money

@@ -132,6 +132,9 @@ class ForecastResponse(BaseModel):
     model: ModelInfo
     backtest: Backtest | None
     closed_days: list[date] = []  # days of the answer on which the shop is closed: forecast as 0
+    # A units forecast in money: each bucket's (rounded) units × `unit_price`, so the two always agree.
+    unit_price: float | None = None  # a product's catalogue price; the shop's revenue per unit, last 28 days
+    revenue: list[float] | None = None
 
 
 class Anomaly(BaseModel):

@@ -35,17 +35,10 @@ class Score:
 
 
 @dataclass(frozen=True)
-class Totals:
+class Totals(Score):
     """Scores summed over forecasts (one series, or many)."""
 
     forecasts: int
-    days: int
-    actual: float
-    predicted: float
-    abs_error: float
-    naive_abs_error: float
-    in_80: int
-    in_95: int
     mase: float | None  # the mean over forecasts that have a scale
     naive_mase: float | None
 

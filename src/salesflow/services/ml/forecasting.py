@@ -69,6 +69,7 @@ FORECAST_DAYS = 91
 SELECTION_DAYS = 28
 # A 30-day bucket does not fit in the 28 held-out days: those answers score their backtest by week.
 BACKTEST_BUCKET_DAYS = {1: 1, 7: 7, 30: 7}
+PRICE_DAYS = 28  # the whole shop's units are turned into money at its revenue per unit over these days
 RECENT_DAYS_KEPT = 30  # history kept beyond the forecast's length, for the summary's comparison
 DAILY_FORECAST_TTL_SECONDS = 26 * 3600  # the key holds the day; this only bounds what a day leaves behind
 
@@ -137,7 +138,10 @@ class ForecastService:
 
         async def compute() -> bytes:
             forecast = await self.daily_forecast(product, request, today)
-            return shaped(forecast, request, product).model_dump_json().encode()
+            answer = shaped(forecast, request, product)
+            if request.metric == "quantity":
+                answer = in_money(answer, await self.unit_price(product, today))
+            return answer.model_dump_json().encode()
 
         return await self.cache.get_or_compute(key, self.ttl_seconds, compute, encode=bytes, decode=bytes)
 
@@ -179,6 +183,17 @@ class ForecastService:
             encode=_encode_daily_forecast,
             decode=DailyForecast.model_validate_json,
         )
+
+    async def unit_price(self, product: ProductInfo | None, today: date) -> float | None:
+        """The price a units forecast is turned into money at: the product's catalogue price, or for the
+        whole shop its revenue per unit over the last `PRICE_DAYS` days (its mix); None when unknown."""
+        if product is not None:
+            products = await self.lines.products()
+            price = products.loc[products["product_id"] == product.id, "price"]
+            return float(price.iloc[0]) if len(price) and np.isfinite(price.iloc[0]) else None
+        lines = await self.lines.window(today - timedelta(days=PRICE_DAYS), today - timedelta(days=1))
+        units = float(lines["quantity"].sum())
+        return round(float(lines["subtotal"].sum()) / units, 4) if units > 0 else None
 
     async def closed_days(self, today: date, days: int) -> frozenset[date]:
         """The days the shop was closed in the history, and will be in the `days` from `today` (the shop's
@@ -348,6 +363,14 @@ def shaped(
         backtest=scored(forecast.backtest, BACKTEST_BUCKET_DAYS[size]) if forecast.backtest else None,
         closed_days=[day for day in forecast.closed if day < forecast.first_day + timedelta(days=days)],
     )
+
+
+def in_money(answer: ForecastResponse, unit_price: float | None) -> ForecastResponse:
+    """The answer's units at `unit_price`, bucket by bucket (from the rounded units: the sums agree)."""
+    if unit_price is None:
+        return answer
+    revenue = [round(units * unit_price, 2) for units in answer.predictions]
+    return answer.model_copy(update={"unit_price": unit_price, "revenue": revenue})
 
 
 def aggregate(forecast: dict[str, FloatArray], size: int, level: Sequence[int]) -> dict[str, FloatArray]:

@@ -44,7 +44,6 @@ class ReportContent:
     last_year: SalesAnalytics | None = None  # the same days a year (52 weeks) before, when history has them
     stock: StockAnalytics | None = None
     forecast: ForecastResponse | None = None
-    revenue_forecast: ForecastResponse | None = None
     anomalies: AnomalyResponse | None = None
     accuracy: str | None = None  # how good the forecasts have been lately, in one line
     notes: list[str] = field(default_factory=list)
@@ -103,7 +102,7 @@ class ReportGatherer:
     async def gather(
         self, report_type: ReportType, query: SalesQuery, *, scope: str, generated_at: datetime
     ) -> ReportContent:
-        sales = last_year = stock = forecast = revenue_forecast = anomalies = accuracy = None
+        sales = last_year = stock = forecast = anomalies = accuracy = None
         if report_type in (ReportType.SALES, ReportType.COMBINED):
             sales = await self.sales_of(query, scope=scope)
             last_year = await self._last_year(sales, scope=scope)
@@ -115,10 +114,6 @@ class ReportGatherer:
             request = ForecastRequest(scope=Scope.GLOBAL, forecast_days=FORECAST_DAYS, period=Bucket.DAILY)
             forecast = ForecastResponse.model_validate(
                 orjson.loads(await self.forecasts.forecast_json(request, scope=scope))
-            )
-            in_money = request.model_copy(update={"metric": "revenue"})
-            revenue_forecast = ForecastResponse.model_validate(
-                orjson.loads(await self.forecasts.forecast_json(in_money, scope=scope))
             )
             found = AnomalyResponse.model_validate(
                 orjson.loads(
@@ -147,7 +142,6 @@ class ReportGatherer:
             last_year=last_year,
             stock=stock,
             forecast=forecast,
-            revenue_forecast=revenue_forecast,
             anomalies=anomalies,
             accuracy=accuracy,
         )
@@ -191,7 +185,7 @@ def highlights(content: ReportContent) -> list[str]:
         )
     if content.forecast is not None:
         f = content.forecast
-        revenue = f" ({money(content.revenue_forecast.summary.total)})" if content.revenue_forecast else ""
+        revenue = f" ({money(sum(f.revenue))})" if f.revenue is not None else ""
         outlook = f"about {units(f.summary.total)} units{revenue}"
         lines.append(f"Next {len(f.dates)} days: {outlook}, trend {f.summary.trend}.")
     if content.accuracy is not None:

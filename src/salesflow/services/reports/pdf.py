@@ -363,8 +363,7 @@ def _forecast_section(content: ReportContent) -> list[Flowable]:
         level,
     )
     s = forecast.summary
-    revenue = content.revenue_forecast
-    money = f" worth about {f.money(revenue.summary.total)}" if revenue is not None else ""
+    money = f" worth about {f.money(sum(forecast.revenue))}" if forecast.revenue is not None else ""
     band = f" The shaded band is where {level}% of days are expected to fall." if level else ""
     return [
         Paragraph(f"Outlook: the next {len(forecast.dates)} days", _H2),

@@ -14,7 +14,7 @@ from salesflow.config import Settings
 from salesflow.jobs.runtime import CONSUMER_ALIVE, CONSUMER_GROUP, STREAMS, JobRuntime
 from salesflow.models.jobs import JobQueue
 
-LEASE_SECONDS = 0.5
+LEASE_SECONDS = 2.0  # a loaded machine must not let the live worker's key lapse between its beats
 STREAM = STREAMS[JobQueue.INTERACTIVE]
 
 

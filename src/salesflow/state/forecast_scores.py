@@ -125,38 +125,42 @@ class ForecastScores:
                     .execution_options(synchronize_session=False)
                 )
 
-    async def totals(
-        self, *, first: date, last: date, products: bool, offset: int = 0, limit: int | None = None
-    ) -> tuple[Totals, list[tuple[int, Totals]], int]:
-        """Scored forecasts made from `first` to `last`: the shop's (or all products') summed, and, for
-        products, each product's (the most sold first, a page of them) with how many products there are."""
-        is_product = ForecastScore.product_id != SHOP_SERIES
-        scored = (
-            ForecastScore.scored_at.is_not(None),
-            ForecastScore.as_of >= first,
-            ForecastScore.as_of <= last,
-            is_product if products else ForecastScore.product_id == SHOP_SERIES,
+    async def totals(self, *, first: date, last: date, products: bool) -> Totals:
+        """Scored forecasts made from `first` to `last`, summed: the shop's, or all products'."""
+        async with self.db.session() as session:
+            return _totals(
+                (await session.execute(select(*_sums()).where(*_scored(first, last, products)))).one()
+            )
+
+    async def per_product(
+        self, *, first: date, last: date, offset: int, limit: int
+    ) -> tuple[list[tuple[int, Totals]], int]:
+        """Each product's scored forecasts made from `first` to `last`, summed (the most sold first, a page),
+        and how many products there are."""
+        scored = _scored(first, last, products=True)
+        count = select(func.count(func.distinct(ForecastScore.product_id))).where(*scored)
+        page = (
+            select(ForecastScore.product_id, *_sums())
+            .where(*scored)
+            .group_by(ForecastScore.product_id)
+            .order_by(func.sum(ForecastScore.actual).desc(), ForecastScore.product_id)
+            .offset(offset)
+            .limit(limit)
         )
         async with self.db.session() as session:
-            overall = (await session.execute(select(*_sums()).where(*scored))).one()
-            if not products:
-                return _totals(overall), [], 0
-            count = int(
-                await session.scalar(
-                    select(func.count(func.distinct(ForecastScore.product_id))).where(*scored)
-                )
-                or 0
-            )
-            page = (
-                select(ForecastScore.product_id, *_sums())
-                .where(*scored)
-                .group_by(ForecastScore.product_id)
-                .order_by(func.sum(ForecastScore.actual).desc(), ForecastScore.product_id)
-                .offset(offset)
-                .limit(limit)
-            )
+            total = int(await session.scalar(count) or 0)
             rows = (await session.execute(page)).all()
-        return _totals(overall), [(int(row.product_id), _totals(row)) for row in rows], count
+        return [(int(row.product_id), _totals(row)) for row in rows], total
+
+
+def _scored(first: date, last: date, products: bool) -> tuple[ColumnElement[bool], ...]:
+    series = ForecastScore.product_id != SHOP_SERIES if products else ForecastScore.product_id == SHOP_SERIES
+    return (
+        ForecastScore.scored_at.is_not(None),
+        ForecastScore.as_of >= first,
+        ForecastScore.as_of <= last,
+        series,
+    )
 
 
 def _sums() -> tuple[ColumnElement[Any], ...]:

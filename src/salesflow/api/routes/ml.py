@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query, Response
 from salesflow.api.deps import AccuracyDep, AnomalyDep, CurrentUser, ForecastDep, limit_expensive
 from salesflow.api.envelope import EnvelopeRoute
 from salesflow.api.errors import MAX_OFFSET, documented
-from salesflow.errors import InvalidInput
 from salesflow.models.ml import (
     AccuracyResponse,
     AnomalyRequest,
@@ -43,7 +42,12 @@ async def post_anomalies(request: AnomalyRequest, user: CurrentUser, service: An
     return Response(await service.detect_json(request, scope=user.scope), media_type="application/json")
 
 
-@router.get("/accuracy", response_model=AccuracyResponse, responses=documented(502, 503, 504))
+@router.get(
+    "/accuracy",
+    response_model=AccuracyResponse,
+    responses=documented(429, 502, 503, 504),
+    dependencies=[Depends(limit_expensive)],
+)
 async def get_accuracy(
     user: CurrentUser,
     service: AccuracyDep,
@@ -53,10 +57,4 @@ async def get_accuracy(
 ) -> AccuracyResponse:
     """How good the day's forecasts have been over the last `weeks` weeks (each scored once its 7 days are
     known), for the whole shop and per product (the most sold first), against seasonal naive."""
-    if weeks > service.max_weeks:
-        raise InvalidInput(
-            f"forecasts are kept {service.kept_days} days: at most {service.max_weeks} weeks",
-            field="weeks",
-            value=weeks,
-        )
     return await service.report(weeks=weeks, offset=offset, limit=limit)

@@ -21,16 +21,26 @@ import numpy as np
 import pandas as pd
 
 from salesflow.data.sale_lines import SaleLineCache
-from salesflow.models.ml import AccuracyResponse, DailyForecast, ProductAccuracy, ScoredAccuracy
+from salesflow.errors import InvalidInput
+from salesflow.models.ml import (
+    AccuracyResponse,
+    Bucket,
+    DailyForecast,
+    ForecastRequest,
+    ProductAccuracy,
+    ScoredAccuracy,
+)
 from salesflow.services.ml import metrics
+from salesflow.services.ml.series import SEASON
 from salesflow.state.forecast_scores import SHOP_SERIES, ForecastScores, Score, Totals
 from salesflow.state.tables import ForecastScore
 
 logger = logging.getLogger(__name__)
 
-HORIZON_DAYS = 7  # what is scored: the first week of each day's forecast, the UI's default horizon
-SEASON_DAYS = 7
-BANDS = ("80", "95")
+# What is scored: each day's forecast over the horizon the UI asks for by default (a week).
+HORIZON_DAYS: int = ForecastRequest.model_fields["forecast_days"].default
+SEASON_DAYS = SEASON[Bucket.DAILY]
+BANDS = ("80", "95")  # the bands scored (the table keeps a count for each)
 SCORE_BATCH = 5_000  # forecasts scored a pass: a day of a large catalogue; a backlog takes several passes
 
 
@@ -108,12 +118,10 @@ class ForecastAccuracy:
         return len(scores)
 
     async def report(self, *, weeks: int, offset: int, limit: int) -> AccuracyResponse:
-        last = self.lines.today() - timedelta(days=HORIZON_DAYS)
-        first = last - timedelta(days=7 * weeks - 1)
-        shop, _, _ = await self.scores.totals(first=first, last=last, products=False)
-        overall, page, total = await self.scores.totals(
-            first=first, last=last, products=True, offset=offset, limit=limit
-        )
+        """`GET /ml/accuracy`: the last `weeks` weeks of scored forecasts, and a page of products."""
+        first, last = self._window(weeks)
+        shop, products = await self._overall(first, last)
+        page, total = await self.scores.per_product(first=first, last=last, offset=offset, limit=limit)
         catalogue = (await self.lines.products()).set_index("product_id")
         items = [
             ProductAccuracy(
@@ -124,20 +132,41 @@ class ForecastAccuracy:
             )
             for pid, totals in page
         ]
-        shop_figures, product_figures = _figures(shop), _figures(overall)
         return AccuracyResponse(
             weeks=weeks,
             horizon_days=HORIZON_DAYS,
             first_forecast=first,
             last_forecast=last,
-            shop=shop_figures,
-            products=product_figures,
+            shop=shop,
+            products=products,
             items=items,
             total=total,
             offset=offset,
             limit=limit,
-            summary=summary_line(weeks, shop_figures, product_figures),
+            summary=summary_line(weeks, shop, products),
         )
+
+    async def summary(self, weeks: int) -> str:
+        """The one line on the last `weeks` weeks (at most what is kept) that the combined report shows."""
+        weeks = min(weeks, self.max_weeks)
+        return summary_line(weeks, *await self._overall(*self._window(weeks)))
+
+    def _window(self, weeks: int) -> tuple[date, date]:
+        """The days the forecasts of the last `weeks` weeks were made on (the newest: its days are known)."""
+        if weeks > self.max_weeks:
+            raise InvalidInput(
+                f"forecasts are kept {self.kept_days} days: at most {self.max_weeks} weeks",
+                field="weeks",
+                value=weeks,
+            )
+        last = self.lines.today() - timedelta(days=HORIZON_DAYS)
+        return last - timedelta(days=7 * weeks - 1), last
+
+    async def _overall(self, first: date, last: date) -> tuple[ScoredAccuracy, ScoredAccuracy]:
+        """The shop's forecasts and all products' together."""
+        shop = await self.scores.totals(first=first, last=last, products=False)
+        products = await self.scores.totals(first=first, last=last, products=True)
+        return _figures(shop), _figures(products)
 
 
 def summary_line(weeks: int, shop: ScoredAccuracy, products: ScoredAccuracy) -> str:

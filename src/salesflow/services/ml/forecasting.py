@@ -35,6 +35,7 @@ from salesflow.models.ml import (
     ForecastSummary,
     ModelInfo,
     ProductInfo,
+    ProductRef,
 )
 from salesflow.services.ml import metrics
 from salesflow.services.ml.selection import MODEL_FAILURES, AutoForecaster, fallback_model
@@ -43,7 +44,6 @@ from salesflow.services.ml.series import (
     SEASON,
     SeriesLoader,
     bucket_sums,
-    build_series,
     horizon,
     require_known,
 )
@@ -201,25 +201,14 @@ class ForecastService:
         if self.calendar is None:
             return frozenset()
         if (today, days) not in self._closed:
-            first_day = today - timedelta(days=self.loader.history_days - 1)
-            lines = await self.lines.window(first_day, today - timedelta(days=1))
-            calendar = self.calendar
-
-            def closures() -> frozenset[date]:
-                shop = build_series(
-                    lines,
-                    product=None,
-                    bucket=Bucket.DAILY,
-                    metric="quantity",
-                    today=today,
-                    first_day=first_day,
-                )
-                ahead = [today + timedelta(days=i) for i in range(days)]
-                return calendar.closed_days(shop.starts, shop.values, ahead)
-
+            shop = await self.loader.series(None, ProductRef(period=Bucket.DAILY, metric="quantity"), today)
+            ahead = [today + timedelta(days=i) for i in range(days)]
+            closed = await anyio.to_thread.run_sync(
+                self.calendar.closed_days, shop.starts, shop.values, ahead
+            )
             if len(self._closed) > 8:
                 self._closed.clear()
-            self._closed[today, days] = await anyio.to_thread.run_sync(closures)
+            self._closed[today, days] = closed
         return self._closed[today, days]
 
     async def keep(self, product_id: int, forecast: DailyForecast, *, metric: str, model: str) -> None:
@@ -306,8 +295,8 @@ def forecast_series(
         forecast = {k: np.maximum(v, 0.0) for k, v in strategy.predict(days, level).items()}
     ahead = [first_day + timedelta(days=i) for i in range(days)]
     shut = np.array([day in closed for day in ahead], dtype=bool)
-    for values_ in forecast.values():
-        values_[shut] = 0.0
+    for band in forecast.values():
+        band[shut] = 0.0
     return DailyForecast(
         first_day=first_day,
         mean=forecast["mean"].tolist(),

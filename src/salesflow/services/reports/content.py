@@ -74,10 +74,10 @@ class ReportGatherer:
         *,
         formats: Formats,
     ) -> None:
-        self.accuracy = accuracy
         self.sales = sales
         self.stock = stock
         self.forecasts = forecasts
+        self.accuracy = accuracy
         self.anomalies = anomalies
         self.formats = formats
 
@@ -124,8 +124,7 @@ class ReportGatherer:
                 inside = [a for a in found.anomalies if sales.start_date <= a.date <= sales.end_date]
                 found = found.model_copy(update={"anomalies": inside, "count": len(inside)})
             anomalies = found
-            weeks = min(ACCURACY_WEEKS, self.accuracy.max_weeks)
-            accuracy = (await self.accuracy.report(weeks=weeks, offset=0, limit=1)).summary
+            accuracy = await self.accuracy.summary(ACCURACY_WEEKS)
         label = sales.period_label if sales else f"as of {stock.as_of.isoformat()}" if stock else ""
         titles = {
             ReportType.SALES: "Sales report",

@@ -7,9 +7,9 @@
    Time and peak RSS (this process and the pool's workers).
 2. HTTP, uncached: `salesflow serve` on the same store without the batch; the time from process start to the
    first answered forecast, then the median latency of uncached PRODUCT forecasts, against `/health`.
-3. HTTP, from the batch: the service with the day's batch on (2 processes); once the batch has landed (stock
-   analytics says `demand_source: forecast`), the median latency of PRODUCT forecasts of products not asked
-   for before, against `/health`. Prints one JSON line per phase.
+3. HTTP, from the batch: the service with the day's batch on (2 processes); once the batch has landed (its
+   `/metrics` show `salesflow_demand_batch_completed_timestamp_seconds`), the median latency of PRODUCT
+   forecasts of products not asked for before, against `/health`. Prints one JSON line per phase.
 """
 
 from __future__ import annotations
@@ -124,8 +124,12 @@ def _product(product_id: int) -> dict[str, object]:
 
 
 def _batch_landed(client: httpx.Client) -> bool:
-    stock = client.get("/analytics/stock").raise_for_status().json()
-    return any(p["demand_source"] == "forecast" for p in stock["critical_products"])
+    """The service says it completed the day's batch (its stock figures use it from the next day on)."""
+    metrics = client.get(str(client.base_url.join("/metrics"))).raise_for_status().text
+    completed = next(
+        line for line in metrics.splitlines() if line.startswith("salesflow_demand_batch_completed_timestamp")
+    )
+    return float(completed.split()[-1]) > 0
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 the per-series `auto` in the same run, on the last 28 days held out.
 
     .venv/bin/python -m bench.global_model [--products 50] [--train-on top|all] [--split dev|final]
-        [--features direct|recursive]
+        [--features direct|recursive|recursive-encoded]
 
 One model for all products, M5-style "direct" features that need no recursion over the 28 days: lags of 28 to
 56 days, means of the 4 and 8 weeks that end 28 days back (the same weekday, and all days), day of week and of
@@ -11,8 +11,10 @@ objective, as M5's winners used for counts with many zeros). `--train-on all` fi
 enough history (the scored products are still the top ones). Designs are compared with `--split dev` (the 28
 days before the last 28 held out, everything after them dropped); `final` scores the last 28 days, once.
 `--features recursive` uses recent lags instead (1–7, 14, 21, 28 days, means of the last 7 and 28 days) and
-forecasts one day at a time, each forecast becoming the next day's lag. The mean of the global model and
-`auto` is scored too. Parameters are common defaults. Prints one JSON line.
+forecasts one day at a time, each forecast becoming the next day's lag; `recursive-encoded` adds the rolling
+14-day mean, 28-day spread and share of zero days, the month, and the product and its stock-code family (first
+three characters; the shop has no categories) as LightGBM categorical features. The mean of the global model
+and `auto` is scored too. Parameters are common defaults. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -35,8 +37,11 @@ LAGS = (28, 35, 42, 49, 56)
 RECENT_LAGS = (1, 2, 3, 4, 5, 6, 7, 14, 21, 28)
 
 
-def recent_features(s: pd.Series, days: pd.DatetimeIndex, price: float) -> pd.DataFrame:
-    """One row per day from the days just before it (for a recursive forecast: one day at a time)."""
+def recent_features(
+    s: pd.Series, days: pd.DatetimeIndex, price: float, encoding: tuple[int, int] | None = None
+) -> pd.DataFrame:
+    """One row per day from the days just before it (for a recursive forecast: one day at a time);
+    `encoding` (product, family) adds the richer rolling statistics and the categorical codes."""
     frame = pd.DataFrame({f"lag_{k}": s.shift(k) for k in RECENT_LAGS})
     frame["mean_7"] = s.shift(1).rolling(7, min_periods=1).mean()
     frame["mean_28"] = s.shift(1).rolling(28, min_periods=7).mean()
@@ -44,11 +49,22 @@ def recent_features(s: pd.Series, days: pd.DatetimeIndex, price: float) -> pd.Da
     frame["dow"] = days.day_of_week
     frame["dom"] = days.day
     frame["price"] = price
+    if encoding is not None:
+        frame["mean_14"] = s.shift(1).rolling(14, min_periods=1).mean()
+        frame["std_28"] = s.shift(1).rolling(28, min_periods=7).std()
+        frame["zero_share_28"] = (s.shift(1) == 0).rolling(28, min_periods=7).mean()
+        frame["month"] = days.month
+        frame["product"], frame["family"] = encoding
     return frame
 
 
 def recursive_forecast(
-    model: lgb.LGBMRegressor, y: np.ndarray, start: pd.Timestamp, price: float, columns: list[str]
+    model: lgb.LGBMRegressor,
+    y: np.ndarray,
+    start: pd.Timestamp,
+    price: float,
+    columns: list[str],
+    encoding: tuple[int, int] | None,
 ) -> np.ndarray:
     """28 days ahead, each day's forecast becoming the next day's lag 1 (y is already scaled)."""
     values = list(y)
@@ -56,7 +72,7 @@ def recursive_forecast(
     for step in range(HOLDOUT):
         n = len(y) + step
         window = pd.Series([*values[-60:], np.nan])
-        row = recent_features(window, days[n - len(window) + 1 : n + 1], price).iloc[[-1]]
+        row = recent_features(window, days[n - len(window) + 1 : n + 1], price, encoding).iloc[[-1]]
         values.append(max(float(model.predict(row[columns])[0]), 0.0))
     return np.asarray(values[len(y) :])
 
@@ -86,7 +102,10 @@ def main() -> None:
     parser.add_argument("--train-on", choices=("top", "all"), default="top")
     parser.add_argument("--split", choices=("dev", "final"), default="dev")
     parser.add_argument(
-        "--features", choices=("direct", "recursive"), default="direct", help="lags ≥ 28 days, or recent lags"
+        "--features",
+        choices=("direct", "recursive", "recursive-encoded"),
+        default="direct",
+        help="lags ≥ 28 days, or recent lags (with product encodings)",
     )
     args = parser.parse_args()
     raw = pd.read_parquet(args.parquet)
@@ -113,15 +132,22 @@ def main() -> None:
     prices = sold.groupby("StockCode")["UnitPrice"].median()
     started = time.perf_counter()
     train_rows, test_rows, scales = [], [], {}
+    encoded = args.features == "recursive-encoded"
+    products_seen = {code: i for i, code in enumerate(every)}
+    families = {family: i for i, family in enumerate(sorted({str(code)[:3] for code in every}))}
+
+    def encoding(code: str) -> tuple[int, int] | None:
+        return (products_seen[code], families[str(code)[:3]]) if encoded else None
+
     end = LAST_DAY - pd.Timedelta(days=cut)
     for code, y in every.items():
         scale = float(np.mean(y[:-HOLDOUT])) or 1.0
         scales[code] = scale
         start = end - pd.Timedelta(days=len(y) - 1)
-        if args.features == "recursive":
+        if args.features != "direct":
             scaled = pd.Series(y / scale)
             days = pd.date_range(start, periods=len(y), freq="D")
-            frame = recent_features(scaled, days, float(prices.get(code, 1.0)))
+            frame = recent_features(scaled, days, float(prices.get(code, 1.0)), encoding(code))
             frame = frame.assign(target=scaled, code=code)
             train_rows.append(frame.iloc[:-HOLDOUT].dropna(subset=["lag_28"]))
             continue
@@ -144,13 +170,16 @@ def main() -> None:
         random_state=0,
         verbose=-1,
     )
-    model.fit(train[columns], train["target"])
+    model.fit(
+        train[columns], train["target"], categorical_feature=["product", "family"] if encoded else "auto"
+    )
     global_forecasts: dict[str, np.ndarray] = {}
-    if args.features == "recursive":
+    if args.features != "direct":
         for code, y in series.items():
             start = end - pd.Timedelta(days=len(y) - 1)
             history_scaled = y[:-HOLDOUT] / scales[code]
-            path = recursive_forecast(model, history_scaled, start, float(prices.get(code, 1.0)), columns)
+            price = float(prices.get(code, 1.0))
+            path = recursive_forecast(model, history_scaled, start, price, columns, encoding(code))
             global_forecasts[code] = path * scales[code]
     else:
         test = pd.concat(test_rows, ignore_index=True)

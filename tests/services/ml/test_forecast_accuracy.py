@@ -107,6 +107,24 @@ async def test_the_days_forecasts_are_scored_once_their_days_are_known(
         await resources.aclose()
 
 
+async def test_a_chunk_of_the_batch_records_its_products_forecasts(
+    make_settings: Callable[..., Settings], store_file: object
+) -> None:
+    """With job workers the batch runs as chunks (`compute_chunk`, a worker's job): each chunk keeps its
+    products' forecasts to be scored, and a chunk delivered twice keeps them once."""
+    settings = make_settings(demand_forecasts=True)
+    resources = await build_resources(settings, clock=pinned_clock)
+    try:
+        ids = sorted(int(p) for p in (await resources.lines.products())["product_id"].tolist())[:5]
+        for _ in range(2):
+            await resources.demand_forecasts.compute_chunk(TODAY, 0, 1, ids)
+        async with resources.state.session() as session:
+            rows = (await session.execute(select(ForecastScore.as_of, ForecastScore.product_id))).all()
+        assert sorted(rows) == [(TODAY, pid) for pid in ids]
+    finally:
+        await resources.aclose()
+
+
 def test_any_user_reads_the_accuracy_and_the_window_is_bounded(
     serve: Callable[..., httpx.Client], make_settings: Callable[..., Settings], tokens: dict[str, str]
 ) -> None:

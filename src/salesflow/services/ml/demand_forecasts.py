@@ -27,6 +27,8 @@ import orjson
 
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
+from salesflow.metrics import DEMAND_BATCH_COMPLETED
+from salesflow.models.cache import CachePipeline
 from salesflow.models.ml import DEFAULT_LEVELS, Bucket, ForecastRequest, ProductInfo
 from salesflow.services.analytics.demand import SettledDemand
 from salesflow.services.ml.accuracy import ForecastAccuracy
@@ -84,11 +86,16 @@ class DemandForecasts:
 
     def chunk_key(self, as_of: date, index: int, count: int) -> str:
         return cache_key(
-            "ml", "shared", kind="demand-chunk", as_of=as_of, lead=self.lead_days, chunk=f"{index}/{count}"
+            CachePipeline.ML,
+            "shared",
+            kind="demand-chunk",
+            as_of=as_of,
+            lead=self.lead_days,
+            chunk=f"{index}/{count}",
         )
 
     def key(self, as_of: date) -> str:
-        return cache_key("ml", "shared", kind="demand", as_of=as_of, lead=self.lead_days)
+        return cache_key(CachePipeline.ML, "shared", kind="demand", as_of=as_of, lead=self.lead_days)
 
     async def daily_demand(self, as_of: date) -> SettledDemand | None:
         """The demand settled for business day `as_of`: the newest batch completed before the day began
@@ -122,6 +129,7 @@ class DemandForecasts:
             await self.batches.save(as_of, figures)
             await self._record_shop_forecast(as_of)
             self.refreshes += 1
+            DEMAND_BATCH_COMPLETED.set_to_current_time()
             logger.info("demand forecasts refreshed", extra={"products": len(result), "as_of": str(as_of)})
         return figures
 

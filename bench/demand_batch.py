@@ -28,6 +28,7 @@ from salesflow.config import Settings
 from salesflow.data.cache import cache_prefix
 from salesflow.integration.java_demo import DEV_SECRET
 from salesflow.models.auth import Role, User
+from salesflow.models.cache import CachePipeline
 from salesflow.models.jobs import JobQueue
 from salesflow.models.reports import JobStatus, ReportRequest, ReportType
 from salesflow.resources import Resources, build_resources
@@ -38,7 +39,7 @@ async def timed_refresh(settings: Settings) -> tuple[float, int]:
     try:
         await resources.lines.products()  # the cold load is not the batch's
         await resources.lines.window(TODAY, TODAY)
-        await resources.cache.invalidate(cache_prefix("ml"))
+        await resources.cache.invalidate(cache_prefix(CachePipeline.ML))
         started = time.perf_counter()
         result = await resources.demand_forecasts.refresh()
         return time.perf_counter() - started, len(result)
@@ -73,7 +74,7 @@ async def reports_during_batch(settings: Settings, reports: int) -> dict[str, ob
     resources = await build_resources(settings, clock=pinned_clock)
     try:
         idle = [await one_report(resources) for _ in range(reports)]
-        await resources.cache.invalidate(cache_prefix("ml"))
+        await resources.cache.invalidate(cache_prefix(CachePipeline.ML))
         started = time.perf_counter()
         batch = asyncio.create_task(resources.demand_forecasts.refresh())
         await chunks_queued(resources)

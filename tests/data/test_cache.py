@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from salesflow.data.cache import Cache, MemoryBackend, RedisBackend, cache_key, cache_prefix
+from salesflow.models.cache import CachePipeline
 from tests.servers import RedisProcess
 
 
@@ -37,15 +38,17 @@ def counter() -> tuple[list[int], Callable[[], asyncio.Future[dict[str, int]]]]:
 
 
 def test_keys_are_built_in_one_place_with_sorted_parameters() -> None:
-    key = cache_key("analytics", "admin", period="weekly", end="2026-11-26")
+    key = cache_key(CachePipeline.ANALYTICS, "admin", period="weekly", end="2026-11-26")
     assert key == "sf:v1:analytics:admin:end=2026-11-26&period=weekly"
-    assert key.startswith(cache_prefix("analytics")) and key.startswith(cache_prefix("analytics", "admin"))
-    assert not key.startswith(cache_prefix("analytics", "user"))
+    assert key.startswith(cache_prefix(CachePipeline.ANALYTICS)) and key.startswith(
+        cache_prefix(CachePipeline.ANALYTICS, "admin")
+    )
+    assert not key.startswith(cache_prefix(CachePipeline.ANALYTICS, "user"))
 
 
 async def test_second_request_is_a_hit_stored_in_redis(cache: Cache, redis_server: RedisProcess) -> None:
     calls, compute = counter()
-    key = cache_key("analytics", "admin", period="daily")
+    key = cache_key(CachePipeline.ANALYTICS, "admin", period="daily")
     assert await cache.get_or_compute(key, 60, compute) == {"revenue": 1250}
     assert await cache.get_or_compute(key, 60, compute) == {"revenue": 1250}
     assert len(calls) == 1
@@ -57,7 +60,7 @@ async def test_second_request_is_a_hit_stored_in_redis(cache: Cache, redis_serve
 
 async def test_one_computation_per_key_under_concurrency(cache: Cache) -> None:
     calls, compute = counter()
-    key = cache_key("analytics", "admin", period="weekly")
+    key = cache_key(CachePipeline.ANALYTICS, "admin", period="weekly")
     results = await asyncio.gather(*(cache.get_or_compute(key, 60, compute) for _ in range(20)))
     assert results == [{"revenue": 1250}] * 20
     assert len(calls) == 1
@@ -74,7 +77,7 @@ async def test_one_computation_per_key_across_processes(redis_url: str) -> None:
         await gate.wait()
         return await compute()
 
-    key = cache_key("ml", "admin", model="auto")
+    key = cache_key(CachePipeline.ML, "admin", model="auto")
     task = asyncio.create_task(first.get_or_compute(key, 60, slow))
     await wait_for(lambda: first.stats().misses == 1)
     waiting = asyncio.create_task(second.get_or_compute(key, 60, compute))
@@ -99,7 +102,7 @@ async def test_a_computation_longer_than_the_lock_keeps_it_and_runs_once(redis_u
         await asyncio.sleep(3 * LOCK_SECONDS)
         return await compute()
 
-    key = cache_key("ml", "admin", batch="demand")
+    key = cache_key(CachePipeline.ML, "admin", batch="demand")
     task = asyncio.create_task(first.get_or_compute(key, 60, long))
     await wait_for(lambda: first.stats().misses == 1)
     waiting = second.get_or_compute(key, 60, compute, wait_seconds=60)
@@ -114,7 +117,7 @@ async def test_a_lock_is_released_only_by_its_holder(redis_url: str, redis_serve
     """After a computation the lock is gone, and a lapsed holder never deletes another process's lock."""
     cache = Cache(redis=RedisBackend.from_url(redis_url), memory=MemoryBackend())
     _, compute = counter()
-    key = cache_key("ml", "admin", batch="release")
+    key = cache_key(CachePipeline.ML, "admin", batch="release")
     await cache.get_or_compute(key, 60, compute)
     with redis_server.client() as client:
         assert not client.exists(f"{key}:lock")
@@ -129,13 +132,13 @@ async def test_a_lock_is_released_only_by_its_holder(redis_url: str, redis_serve
 
 async def test_invalidation_scans_only_its_prefix(cache: Cache, redis_server: RedisProcess) -> None:
     _, compute = counter()
-    keep = cache_key("ml", "admin", x=1)
-    for key in (cache_key("analytics", "admin", p=i) for i in range(1200)):
+    keep = cache_key(CachePipeline.ML, "admin", x=1)
+    for key in (cache_key(CachePipeline.ANALYTICS, "admin", p=i) for i in range(1200)):
         await cache.get_or_compute(key, 60, compute)
     await cache.get_or_compute(keep, 60, compute)
     with redis_server.client() as client:
         client.set("someone-else:analytics", b"not ours")
-        assert await cache.invalidate(cache_prefix("analytics")) == 1200
+        assert await cache.invalidate(cache_prefix(CachePipeline.ANALYTICS)) == 1200
         assert client.exists(keep) and client.get("someone-else:analytics") == b"not ours"
         assert not any(k.startswith(b"sf:v1:analytics") for k in client.scan_iter())
 
@@ -144,20 +147,20 @@ async def test_redis_outage_falls_back_to_memory_and_recovers(
     cache: Cache, redis_server: RedisProcess
 ) -> None:
     _, compute = counter()
-    before = cache_key("analytics", "admin", period="daily")
+    before = cache_key(CachePipeline.ANALYTICS, "admin", period="daily")
     await cache.get_or_compute(before, 60, compute)
 
     redis_server.stop()
-    during = cache_key("analytics", "admin", period="weekly")
+    during = cache_key(CachePipeline.ANALYTICS, "admin", period="weekly")
     assert await cache.get_or_compute(during, 60, compute) == {"revenue": 1250}
     assert cache.stats().backend == "memory" and cache.stats().redis_errors >= 1
     assert await cache.get_or_compute(during, 60, compute) == {"revenue": 1250}  # served from memory
-    await cache.invalidate(cache_prefix("analytics"))  # must also reach Redis once it is back
+    await cache.invalidate(cache_prefix(CachePipeline.ANALYTICS))  # must also reach Redis once it is back
 
     redis_server.start()
     await wait_for(lambda: cache.stats().backend == "redis")
     with redis_server.client() as client:
-        after = cache_key("analytics", "admin", period="monthly")
+        after = cache_key(CachePipeline.ANALYTICS, "admin", period="monthly")
         await cache.get_or_compute(after, 60, compute)
         assert client.exists(after)
 
@@ -165,12 +168,12 @@ async def test_redis_outage_falls_back_to_memory_and_recovers(
 async def test_invalidation_during_outage_is_replayed_on_redis(cache: Cache, redis_url: str) -> None:
     """Entries written before an outage must not come back after it if they were invalidated meanwhile."""
     _, compute = counter()
-    key = cache_key("analytics", "admin", period="quarterly")
+    key = cache_key(CachePipeline.ANALYTICS, "admin", period="quarterly")
     await cache.get_or_compute(key, 60, compute)
     backend = cache.redis
     assert backend is not None
     cache._on_redis_failure(ConnectionError("simulated blip"))  # Redis itself stays up and keeps the key
-    await cache.invalidate(cache_prefix("analytics"))
+    await cache.invalidate(cache_prefix(CachePipeline.ANALYTICS))
     await wait_for(lambda: cache.stats().backend == "redis")
     assert await backend.get(key) is None
 
@@ -190,11 +193,11 @@ async def test_memory_backend_expires_and_evicts_least_recently_used() -> None:
 async def test_without_redis_the_memory_cache_serves(redis_url: str) -> None:
     cache = Cache(redis=None, memory=MemoryBackend())
     calls, compute = counter()
-    key = cache_key("analytics", "user", period="daily")
+    key = cache_key(CachePipeline.ANALYTICS, "user", period="daily")
     await cache.get_or_compute(key, 60, compute)
     await cache.get_or_compute(key, 60, compute)
     assert len(calls) == 1 and cache.stats().backend == "memory"
-    assert await cache.invalidate(cache_prefix("analytics")) == 1
+    assert await cache.invalidate(cache_prefix(CachePipeline.ANALYTICS)) == 1
 
 
 async def test_after_redis_returns_the_cache_stays_on_it(cache: Cache, redis_server: RedisProcess) -> None:
@@ -204,12 +207,12 @@ async def test_after_redis_returns_the_cache_stays_on_it(cache: Cache, redis_ser
     async def burst(tag: str) -> None:
         # Eight at once: eight pooled connections.
         await asyncio.gather(
-            *(cache.get_raw(cache_key("analytics", "admin", tag=tag, n=n)) for n in range(8))
+            *(cache.get_raw(cache_key(CachePipeline.ANALYTICS, "admin", tag=tag, n=n)) for n in range(8))
         )
 
     await burst("before")
     redis_server.stop()
-    await cache.get_raw(cache_key("analytics", "admin", tag="during"))
+    await cache.get_raw(cache_key(CachePipeline.ANALYTICS, "admin", tag="during"))
     assert cache.stats().backend == "memory"
     redis_server.start()
     await wait_for(lambda: cache.stats().backend == "redis")

@@ -12,8 +12,8 @@ import math
 
 from salesflow.data.cache import Cache, cache_key
 from salesflow.errors import TooManyRequests
+from salesflow.models.cache import CachePipeline
 
-PIPELINE = "ratelimit"
 WINDOW_SECONDS = 60
 AUTH_FAILURES = "auth-failures"
 EXPENSIVE = "expensive"
@@ -21,7 +21,7 @@ EXPENSIVE = "expensive"
 
 async def count_request(cache: Cache, bucket: str, identity: str, *, limit: int, what: str) -> None:
     """Count one request of `identity` in `bucket`; 429 once the window holds more than `limit`."""
-    count, left = await cache.count(cache_key(PIPELINE, bucket, who=identity), WINDOW_SECONDS)
+    count, left = await cache.count(cache_key(CachePipeline.RATE_LIMIT, bucket, who=identity), WINDOW_SECONDS)
     if count > limit:
         retry_after = max(math.ceil(left), 1)
         raise TooManyRequests(

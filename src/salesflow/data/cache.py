@@ -27,6 +27,7 @@ from redis.exceptions import LockError, RedisError
 
 from salesflow.heartbeat import beating
 from salesflow.metrics import CACHE_LOOKUPS
+from salesflow.models.cache import CachePipeline
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ LOCK_SECONDS = 60.0  # a cross-process lock's expiry, renewed every third of it 
 _LOCK_POLL_SECONDS = 0.05
 
 
-def cache_key(pipeline: str, scope: str, **params: object) -> str:
+def cache_key(pipeline: CachePipeline, scope: str, **params: object) -> str:
     """The one place cache keys are built; every parameter that changes the answer must be passed."""
     # Values are quoted: no value (an id from a URL, say) can spell another key's parameters.
     encoded = "&".join(f"{name}={quote(str(params[name]), safe='')}" for name in sorted(params))
@@ -50,7 +51,7 @@ def _pipeline(key: str) -> str:
     return rest.split(":", 1)[0] if not namespaced and rest else "other"
 
 
-def cache_prefix(pipeline: str | None = None, scope: str | None = None) -> str:
+def cache_prefix(pipeline: CachePipeline | None = None, scope: str | None = None) -> str:
     """Prefix for invalidation: everything, a pipeline, or one scope of a pipeline."""
     parts = [NAMESPACE, *(part for part in (pipeline, scope) if part is not None)]
     return ":".join(parts) + ":"

@@ -38,11 +38,12 @@ import pyarrow as pa
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sources.base import SALE_LINE_COLUMNS, DataSource, conform
 from salesflow.errors import UpstreamError
+from salesflow.models.cache import CachePipeline
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-SNAPSHOT_KEY = cache_key("lines", "shared", kind="snapshot")
+SNAPSHOT_KEY = cache_key(CachePipeline.LINES, "shared", kind="snapshot")
 _SNAPSHOT_TTL_SECONDS = 24 * 3600
 _SNAPSHOT_MIN_INTERVAL_SECONDS = 60.0
 RefreshKind = Literal["full", "extend", "tail"]

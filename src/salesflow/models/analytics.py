@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from salesflow.models.alerts import AlertKind, Severity
+
 
 class Period(StrEnum):
     DAILY = "daily"
@@ -137,16 +139,17 @@ class StockAnalytics(BaseModel):
     reorder_suggestions: list[ProductStock]
 
 
-AlertKind = Literal["OUT_OF_STOCK", "LOW_STOCK", "URGENT_REORDER"]
+# The alert kinds stock analytics raises (the alerts pipeline adds the others).
+StockAlertKind = Literal[AlertKind.OUT_OF_STOCK, AlertKind.LOW_STOCK, AlertKind.URGENT_REORDER]
 
 
 class StockAlert(BaseModel):
     product_id: int
     message: str
-    severity: Literal["low", "medium", "high"]
+    severity: Severity
     sku: str
     name: str
-    kind: AlertKind
+    kind: StockAlertKind
     current_stock: int
     threshold: int
     coverage_days: float | None

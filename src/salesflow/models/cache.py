@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
+
+
+class CachePipeline(StrEnum):
+    """The pipelines whose results are cached: the first part of every cache key."""
+
+    ANALYTICS = "analytics"
+    ML = "ml"
+    LINES = "lines"  # the sale-line snapshot every pipeline reads
+    RATE_LIMIT = "ratelimit"
 
 
 class CacheStatsPublic(BaseModel):
@@ -16,9 +26,9 @@ class CacheStatsPublic(BaseModel):
 
 
 class CacheInvalidateRequest(BaseModel):
-    """Which cached results to drop: a pipeline name (e.g. `analytics`), or everything when omitted."""
+    """Which cached results to drop: a pipeline (e.g. `analytics`), or everything when omitted."""
 
-    pipeline: str | None = Field(default=None, pattern=r"^[a-z_]{1,40}$")
+    pipeline: CachePipeline | None = None
 
 
 class CacheInvalidateResult(BaseModel):

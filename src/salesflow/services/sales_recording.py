@@ -8,9 +8,10 @@ from salesflow.data.cache import Cache, cache_prefix
 from salesflow.data.sale_lines import SaleLineCache
 from salesflow.data.sources.base import DataSource, SaleInput, WriteResult
 from salesflow.models.auth import User
+from salesflow.models.cache import CachePipeline
 
 # Pipelines whose cached results depend on sales.
-DEPENDENT_PIPELINES = ("analytics", "ml")
+DEPENDENT_PIPELINES = (CachePipeline.ANALYTICS, CachePipeline.ML)
 
 
 class SalesRecorder:

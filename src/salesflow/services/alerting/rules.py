@@ -78,7 +78,7 @@ def _stock_condition(row: dict[str, Any], rule: DemandRule, *, hold_only: bool =
         "unit_price": _rounded(row["unit_price"]),
         "sales_at_risk": alert.at_stake,
     }
-    if alert.kind == "OUT_OF_STOCK":
+    if alert.kind == AlertKind.OUT_OF_STOCK:
         numbers["lost_sales_per_day"] = _rounded(row["daily_demand"] * row["unit_price"])
     return Condition(
         kind=alert.kind,

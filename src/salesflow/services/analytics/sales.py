@@ -28,9 +28,9 @@ from salesflow.models.analytics import (
     SalesQuery,
     TopProduct,
 )
+from salesflow.models.cache import CachePipeline
 from salesflow.services.analytics.windows import Window, resolve_window
 
-PIPELINE = "analytics"
 TOP_PRODUCTS = 5
 _WEEKDAYS = {
     "en": ["Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays"],
@@ -62,7 +62,12 @@ class SalesAnalyticsService:
             query, today=self.lines.today(), max_days=self.max_window_days, language=self.language
         )
         key = cache_key(
-            PIPELINE, scope, kind="sales", period=query.period, first=window.first, last=window.last
+            CachePipeline.ANALYTICS,
+            scope,
+            kind="sales",
+            period=query.period,
+            first=window.first,
+            last=window.last,
         )
 
         async def compute() -> bytes:

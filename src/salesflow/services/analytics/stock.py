@@ -25,20 +25,20 @@ import pandas as pd
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
 from salesflow.formatting import Formats
+from salesflow.models.alerts import AlertKind, Severity
 from salesflow.models.analytics import (
-    AlertKind,
     Period,
     ProductStock,
     StockAlert,
+    StockAlertKind,
     StockAlerts,
     StockAnalytics,
     StockKpis,
 )
+from salesflow.models.cache import CachePipeline
 from salesflow.services.analytics import demand
 from salesflow.services.analytics.windows import period_label
 
-Severity = Literal["low", "medium", "high"]
-PIPELINE = "analytics"
 YEAR_DAYS = 365
 OVER_A_YEAR = 366.0  # coverage is capped here: read it as "over a year"
 MIN_SELLING_DAYS = 2  # days with a sale in the year before a product has a demand rate
@@ -82,7 +82,9 @@ class StockAnalyticsService:
         as_of = self.lines.today()
         forecast = await self._forecast(as_of)
         # Keyed by the demand in use: when the day's forecast batch lands, the next read computes afresh.
-        key = cache_key(PIPELINE, scope, kind="stock", period=period, as_of=as_of, demand=_demand(forecast))
+        key = cache_key(
+            CachePipeline.ANALYTICS, scope, kind="stock", period=period, as_of=as_of, demand=_demand(forecast)
+        )
 
         async def compute() -> bytes:
             states = await self._states(as_of, forecast)
@@ -102,7 +104,7 @@ class StockAnalyticsService:
         """Out-of-stock, low-stock and urgent-reorder alerts, as JSON bytes (cached)."""
         as_of = self.lines.today()
         forecast = await self._forecast(as_of)
-        key = cache_key(PIPELINE, scope, kind="alerts", as_of=as_of, demand=_demand(forecast))
+        key = cache_key(CachePipeline.ANALYTICS, scope, kind="alerts", as_of=as_of, demand=_demand(forecast))
 
         async def compute() -> bytes:
             states = await self._states(as_of, forecast)
@@ -277,12 +279,12 @@ def stock_severity(row: dict[str, Any], rule: demand.DemandRule, *, margin: floa
     )
 
 
-def stock_alert_kind(row: dict[str, Any]) -> AlertKind:
+def stock_alert_kind(row: dict[str, Any]) -> StockAlertKind:
     if row["status"] == "OUT_OF_STOCK":
-        return "OUT_OF_STOCK"
-    return (
-        "LOW_STOCK" if row["status"] == "LOW_STOCK" and row["suggested_order_qty"] > 0 else "URGENT_REORDER"
-    )
+        return AlertKind.OUT_OF_STOCK
+    if row["status"] == "LOW_STOCK" and row["suggested_order_qty"] > 0:
+        return AlertKind.LOW_STOCK
+    return AlertKind.URGENT_REORDER
 
 
 def _stock_report(

@@ -23,12 +23,12 @@ from sklearn.ensemble import IsolationForest
 
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
+from salesflow.models.cache import CachePipeline
 from salesflow.models.ml import DEFAULT_ANOMALY_MODEL, Anomaly, AnomalyRequest, AnomalyResponse, Bucket
 from salesflow.services.ml.series import SEASON, Series, SeriesLoader, require_known
 from salesflow.services.ml.strategies import FloatArray
 from salesflow.services.shop_calendar import QuietDay, ShopCalendar
 
-PIPELINE = "ml"
 MAD_TO_SD = 1.4826  # MAD of a normal distribution × this = its standard deviation
 YEAR_IN_WEEKS_DAYS = 364  # 52 weeks: the same weekday a year apart
 
@@ -446,7 +446,7 @@ class AnomalyService:
         today = self.lines.today()
         product = await self.loader.product(request)
         key = cache_key(
-            PIPELINE,
+            CachePipeline.ML,
             scope,
             kind="anomalies",
             product=product.id if product else "all",

@@ -24,6 +24,7 @@ import numpy as np
 
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
+from salesflow.models.cache import CachePipeline
 from salesflow.models.ml import (
     Accuracy,
     Backtest,
@@ -58,7 +59,6 @@ from salesflow.services.shop_calendar import ShopCalendar
 
 logger = logging.getLogger(__name__)
 
-PIPELINE = "ml"
 TREND_TOLERANCE = 0.05  # within ±5% of the recent level: "stable"
 MODELS = ("auto", *FORECASTERS)
 # Every forecast covers 13 weeks, so that each request the UI offers (1–90 days, by day, week or 30 days) is
@@ -84,7 +84,7 @@ def daily_forecast_key(
 ) -> str:
     """Where the day's forecast of a series is cached, shared by all callers (the batch writes it too)."""
     return cache_key(
-        PIPELINE,
+        CachePipeline.ML,
         "shared",
         kind="daily-forecast",
         product="all" if product_id is None else product_id,
@@ -124,7 +124,7 @@ class ForecastService:
         today = self.lines.today()
         product = await self.loader.product(request)
         key = cache_key(
-            PIPELINE,
+            CachePipeline.ML,
             scope,
             kind="forecast",
             product=product.id if product else "all",

@@ -359,8 +359,11 @@ def test_a_worker_stopped_past_its_grace_hands_its_job_back_at_once(
     api = serve(distributed.model_copy(update={"job_lease_seconds": 600.0}))
     admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
     lease = {"JOB_LEASE_SECONDS": "600"}
-    stopping = start_worker(JOB_SHUTDOWN_GRACE_SECONDS="0", **lease)
-    java.delay_seconds = 30.0  # the job is still reading from Java when the worker is stopped
+    # The job is still reading from Java when the worker is stopped, however slow the machine: the read takes
+    # a minute, and this worker waits for it (by default a Java call gives up after 20 s and fails the job).
+    patient = {"JAVA_DEADLINE_SECONDS": "120", "JAVA_TIMEOUT_SECONDS": "120"}
+    stopping = start_worker(JOB_SHUTDOWN_GRACE_SECONDS="0", **lease, **patient)
+    java.delay_seconds = 60.0
     job_id = api.post("/reports/jobs", json={"report_type": "sales", "format": "pdf"}, headers=admin).json()[
         "job_id"
     ]

@@ -24,9 +24,10 @@ import numpy as np
 from statsforecast import models as sf
 
 from bench.common import emit
-from bench.forecast_m4 import read_m4
+from bench.forecast_m4 import half_of, read_m4
 from salesflow.services.ml import metrics
 
+MOST_COMBINED = 4  # models in a combination
 MODELS: dict[str, Callable[[int], Any]] = {
     "dotm": lambda m: sf.DynamicOptimizedTheta(season_length=m),
     "ets": lambda m: sf.AutoETS(season_length=m),
@@ -64,10 +65,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     train, test = read_m4(args.train), read_m4(args.test)
-    keys = sorted(train)
-    if args.half != "all":
-        keys = keys[0 if args.half == "dev" else 1 :: 2]
-    jobs = [(key, train[key], args.season_length, args.horizon) for key in keys]
+    jobs = [(key, train[key], args.season_length, args.horizon) for key in half_of(train, args.half)]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(forecast_all, jobs, chunksize=4))
 
@@ -82,7 +80,7 @@ def main() -> None:
         )
 
     scores: dict[str, float] = {}
-    for size in range(2, len(MODELS) + 1)[:3]:
+    for size in range(2, MOST_COMBINED + 1):
         for names in itertools.combinations(MODELS, size):
             scores["mean(" + "+".join(names) + ")"] = smape_of(lambda f: np.mean(f, axis=0), names)
             if size > 2:

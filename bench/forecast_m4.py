@@ -37,6 +37,13 @@ def read_m4(path: Path) -> dict[str, np.ndarray]:
     return {str(key): row[~np.isnan(row)] for key, row in zip(frame.iloc[:, 0], values, strict=True)}
 
 
+def half_of(series: dict[str, np.ndarray], half: str) -> list[str]:
+    """The series ids of a half (`dev`: every other id in order, to choose on; `holdout`: the rest, scored
+    once), or all of them."""
+    keys = sorted(series)
+    return keys if half == "all" else keys[0 if half == "dev" else 1 :: 2]
+
+
 def read_long(path: Path, drop: list[str]) -> dict[str, np.ndarray]:
     """A long `id,date,value` file (the M4 Daily training excerpt), series in date order."""
     frame = pd.read_csv(path, parse_dates=["date"]).sort_values(["id", "date"])
@@ -150,10 +157,8 @@ def main() -> None:
     train = read_long(args.train, args.drop) if args.train_long else read_m4(args.train)
     test = read_m4(args.test)
     started = time.perf_counter()
-    if args.half != "all":  # a development half to choose on, the other half scored once
-        keys = sorted(train)
-        kept = set(keys[0 if args.half == "dev" else 1 :: 2])
-        train = {key: y for key, y in train.items() if key in kept}
+    kept = set(half_of(train, args.half))
+    train = {key: y for key, y in train.items() if key in kept}
     jobs = [
         (key, y, args.model_season, args.horizon, args.switch_ratio, args.candidates)
         for key, y in train.items()

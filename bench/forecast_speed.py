@@ -25,12 +25,13 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from tests.servers import wait_until
+from tests.servers import sample, wait_until
 
 from bench.analytics import Service
 from bench.common import emit
 from salesflow.data.sale_lines import business_days
 from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.metrics import DEMAND_BATCH_COMPLETED_METRIC
 from salesflow.models.ml import DEFAULT_LEVELS, Bucket, ProductInfo
 from salesflow.services.ml.forecasting import FORECAST_DAYS, forecast_many
 from salesflow.services.ml.series import build_series
@@ -125,11 +126,8 @@ def _product(product_id: int) -> dict[str, object]:
 
 def _batch_landed(client: httpx.Client) -> bool:
     """The service says it completed the day's batch (its stock figures use it from the next day on)."""
-    metrics = client.get(str(client.base_url.join("/metrics"))).raise_for_status().text
-    completed = next(
-        line for line in metrics.splitlines() if line.startswith("salesflow_demand_batch_completed_timestamp")
-    )
-    return float(completed.split()[-1]) > 0
+    metrics = client.get(client.base_url.copy_with(path="/metrics")).raise_for_status().text
+    return sample(metrics, DEMAND_BATCH_COMPLETED_METRIC) > 0
 
 
 def main() -> None:

@@ -10,27 +10,18 @@ from ipaddress import ip_network
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from salesflow.api.deps import client_address
 from salesflow.config import Settings
 from tests.builders import make_token
+from tests.servers import sample
 
 METRICS_TOKEN = "m" * 32
 
 
 def metrics_of(client: httpx.Client, **headers: str) -> httpx.Response:
     return client.get(client.base_url.copy_with(path="/metrics"), headers=headers)
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one sample of the exposition (0 when absent)."""
-    for family in text_string_to_metric_families(text):
-        for found in family.samples:
-            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
-                return float(found.value)
-    return 0.0
 
 
 def test_metrics_count_requests_per_route_and_cache_lookups_per_pipeline(dev_api: httpx.Client) -> None:

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from salesflow.config import Settings
-from salesflow.metrics import DEMAND_BATCH_COMPLETED
+from salesflow.metrics import DEMAND_BATCH_COMPLETED_METRIC
 from salesflow.models.analytics import Period
 from salesflow.models.ml import Bucket, ForecastRequest, Scope
 from salesflow.resources import build_resources
@@ -38,7 +38,7 @@ async def test_a_days_demand_is_settled_before_it_begins(
         forecasts = await resources.demand_forecasts.refresh()
         assert len(forecasts) == len(before) and all(v >= 0 for v in forecasts.values())
         # Operators see that the batch ran although nothing changes before tomorrow.
-        completed = REGISTRY.get_sample_value(DEMAND_BATCH_COMPLETED._name)
+        completed = REGISTRY.get_sample_value(DEMAND_BATCH_COMPLETED_METRIC)
         assert completed is not None and completed >= started
         same_day = await resources.stock_analytics.product_states(today)
         assert same_day.equals(before)

@@ -14,9 +14,11 @@ test: install redis-server postgres lint typecheck pytest  ## Lint, type-check a
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml uv.lock
+# Bytecode compiled once here: with PYTHONDONTWRITEBYTECODE set (as on CI), every process would otherwise
+# compile pandas and the rest from source at each start (4.1 s instead of 1.3 s to import the API).
+$(VENV)/.installed: pyproject.toml uv.lock Makefile
 	@$(UV) --version 2>/dev/null | grep -q "$(UV_VERSION)" || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 # The suite starts its own redis-server process on a free loopback port; it only needs the binary.
@@ -41,6 +43,7 @@ typecheck:
 	$(BIN)/mypy
 
 pytest:
+	$(BIN)/python -m compileall -q src
 	$(BIN)/pytest
 
 clean:

@@ -208,7 +208,16 @@ def test_template_downloads(dev_api: httpx.Client) -> None:
     xlsx_template = dev_api.get("/excel/template")
     assert xlsx_template.headers["content-disposition"] == 'attachment; filename="sales-import-template.xlsx"'
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx_template.content)).active
+    assert sheet.title == "Sales"
     assert [c.value for c in sheet[1]] == ["date", "sku", "product", "quantity", "unit_price", "order"]
+    assert [c.value for c in sheet[2]] == [
+        "2026-03-14 10:30",
+        "BEV-0001",
+        "Sparkling Water Classic",
+        2,
+        1.25,
+        "INV-1001",
+    ]
     assert dev_api.get("/excel/template", params={"format": "csv"}).text.startswith("date,sku,product")
 
 

@@ -12,11 +12,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-import holidays
 import numpy as np
 
 from salesflow.config import WEEKDAYS
+
+if TYPE_CHECKING:
+    import holidays
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class ShopCalendar:
     def _country_holidays(self) -> holidays.HolidayBase | None:
         if self.country is None:
             return None
+        import holidays  # every country's rules: loaded only for a shop that names its country
+
         return holidays.country_holidays(self.country, subdiv=self.subdivision)
 
     def quiet(self, day: date, *, weekly_closing: bool = True) -> QuietDay | None:

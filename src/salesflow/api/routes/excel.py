@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
-from openpyxl import Workbook
 
 from salesflow.api.deps import CurrentUser, ImportDep, SettingsDep, limit_expensive, require_roles
 from salesflow.api.envelope import EnvelopeRoute
@@ -18,13 +15,12 @@ from salesflow.errors import InvalidInput, PayloadTooLarge, RowsRejected
 from salesflow.models.auth import User
 from salesflow.models.excel import CommitRequest, ImportList, ImportPreview, ImportState, OneShotImport
 from salesflow.services.excel_import.pipeline import ImportService
+from salesflow.services.excel_import.template import template_csv, template_xlsx
 from salesflow.services.reports.artifacts import XLSX_MEDIA_TYPE
 
 CSV_MEDIA_TYPE = "text/csv"
 
 router = APIRouter(prefix="/excel", tags=["excel"], route_class=EnvelopeRoute)
-TEMPLATE_HEADERS = ["date", "sku", "product", "quantity", "unit_price", "order"]
-TEMPLATE_EXAMPLE = ["2026-03-14 10:30", "BEV-0001", "Sparkling Water Classic", 2, 1.25, "INV-1001"]
 
 
 async def read_upload(upload: UploadFile, limit: int) -> bytes:
@@ -164,22 +160,13 @@ async def download_template(
 ) -> Response:
     """A file with the expected headers and an example row."""
     if format == "csv":
-        text = io.StringIO()
-        csv.writer(text).writerows([TEMPLATE_HEADERS, TEMPLATE_EXAMPLE])
         return Response(
-            text.getvalue(),
+            template_csv(),
             media_type=CSV_MEDIA_TYPE,
             headers={"Content-Disposition": 'attachment; filename="sales-import-template.csv"'},
         )
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = "Sales"
-    sheet.append(TEMPLATE_HEADERS)
-    sheet.append(TEMPLATE_EXAMPLE)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
     return Response(
-        buffer.getvalue(),
+        template_xlsx(),
         media_type=XLSX_MEDIA_TYPE,
         headers={"Content-Disposition": 'attachment; filename="sales-import-template.xlsx"'},
     )

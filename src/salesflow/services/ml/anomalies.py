@@ -19,7 +19,6 @@ from typing import Any, Self
 
 import anyio
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
@@ -169,6 +168,9 @@ class IsolationForestDetector:
         m = self.season_length if len(y) >= 3 * self.season_length else 1
         self.expected_ = seasonal_baseline(y, m, 4)
         features = np.column_stack([y, y - self.expected_, np.arange(len(y)) % max(m, 1)])
+        # scikit-learn costs ~2 s to import: loaded by the first caller of this optional detector only.
+        from sklearn.ensemble import IsolationForest
+
         forest = IsolationForest(contamination=self.contamination, random_state=self.random_state)
         self.flags_ = forest.fit_predict(features) == -1
         self.scale_ = robust_spread(y - self.expected_, window=8 * m)

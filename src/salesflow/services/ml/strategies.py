@@ -14,8 +14,6 @@ from typing import Any, Protocol, Self
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
-from statsforecast import models as sf
 
 FloatArray = npt.NDArray[np.float64]
 Forecast = dict[str, FloatArray]
@@ -29,6 +27,24 @@ LONGER_SEASON = {24: 168, 7: 365}
 MAX_ABS_VALUE = 1e15
 POISSON_EXACT_UP_TO = 1e7
 MIN_ERRORS_FOR_BANDS = 20  # fewer past errors say too little about a band's tails
+
+
+# statsforecast (with numba, statsmodels and scikit-learn behind it) and scipy.stats cost ~3 s to import:
+# loaded by the first fit, so that every process that never forecasts (CLI, API workers' start) starts fast.
+@functools.cache
+def sf() -> Any:
+    """statsforecast's model classes."""
+    from statsforecast import models
+
+    return models
+
+
+@functools.cache
+def stats() -> Any:
+    """scipy's distributions."""
+    from scipy import stats as distributions
+
+    return distributions
 
 
 class ModelFitError(ValueError):
@@ -94,7 +110,7 @@ class SeasonalNaive(_StatsForecastModel):
         self.season_length = season_length
 
     def _build(self, season: int) -> Any:
-        return sf.SeasonalNaive(season_length=season)
+        return sf().SeasonalNaive(season_length=season)
 
 
 class ETS(_StatsForecastModel):
@@ -106,7 +122,7 @@ class ETS(_StatsForecastModel):
         self.season_length = season_length
 
     def _build(self, season: int) -> Any:
-        return sf.AutoETS(season_length=season if season <= MAX_ETS_SEASON else 1)
+        return sf().AutoETS(season_length=season if season <= MAX_ETS_SEASON else 1)
 
 
 class Theta(_StatsForecastModel):
@@ -118,7 +134,7 @@ class Theta(_StatsForecastModel):
         self.season_length = season_length
 
     def _build(self, season: int) -> Any:
-        return sf.DynamicOptimizedTheta(season_length=season)
+        return sf().DynamicOptimizedTheta(season_length=season)
 
 
 class ARIMA(_StatsForecastModel):
@@ -134,7 +150,7 @@ class ARIMA(_StatsForecastModel):
         self.season_length = season_length
 
     def _build(self, season: int) -> Any:
-        return sf.AutoARIMA(season_length=1)
+        return sf().AutoARIMA(season_length=1)
 
 
 class MSTL(_StatsForecastModel):
@@ -156,8 +172,8 @@ class MSTL(_StatsForecastModel):
 
     def _build(self, season: int) -> Any:
         if not self.seasons_:
-            return sf.AutoETS(season_length=1)
-        return sf.MSTL(season_length=self.seasons_, trend_forecaster=sf.AutoETS(model="ZZN"))
+            return sf().AutoETS(season_length=1)
+        return sf().MSTL(season_length=self.seasons_, trend_forecaster=sf().AutoETS(model="ZZN"))
 
 
 class Intermittent:
@@ -182,9 +198,9 @@ class Intermittent:
 
 
 INTERMITTENT_MODELS: dict[str, Callable[[], Any]] = {
-    "croston_sba": sf.CrostonSBA,
-    "tsb": lambda: sf.TSB(alpha_d=0.2, alpha_p=0.2),
-    "adida": sf.ADIDA,
+    "croston_sba": lambda: sf().CrostonSBA(),
+    "tsb": lambda: sf().TSB(alpha_d=0.2, alpha_p=0.2),
+    "adida": lambda: sf().ADIDA(),
 }
 
 
@@ -251,9 +267,9 @@ def poisson_intervals(mean: FloatArray, level: Sequence[int]) -> Forecast:
     )  # scipy's quantile gives up there; the normal approximation is exact enough
     for lv in level:
         tail = (1 - lv / 100) / 2
-        z = float(stats.norm.ppf(1 - tail))
-        exact_lo = stats.poisson.ppf(tail, np.where(large, 1.0, mean))
-        exact_hi = stats.poisson.ppf(1 - tail, np.where(large, 1.0, mean))
+        z = float(stats().norm.ppf(1 - tail))
+        exact_lo = stats().poisson.ppf(tail, np.where(large, 1.0, mean))
+        exact_hi = stats().poisson.ppf(1 - tail, np.where(large, 1.0, mean))
         bounds[f"lo-{lv}"] = np.where(large, mean - z * np.sqrt(mean), exact_lo).astype(np.float64)
         bounds[f"hi-{lv}"] = np.where(large, mean + z * np.sqrt(mean), exact_hi).astype(np.float64)
     return bounds
@@ -281,7 +297,7 @@ def count_intervals(forecast: Forecast, level: Sequence[int]) -> Forecast:
     Poisson when that spread is smaller than a count's own): skewed like sales, never below zero."""
     mean = np.maximum(forecast["mean"], 1e-9)
     widest = max(level)
-    z = float(stats.norm.ppf(0.5 + widest / 200))
+    z = float(stats().norm.ppf(0.5 + widest / 200))
     variance = ((forecast[f"hi-{widest}"] - forecast["mean"]) / z) ** 2
     overdispersed = variance > mean * 1.0001
     # var = mean + mean² / r: r successes, success probability r / (r + mean)
@@ -293,7 +309,7 @@ def count_intervals(forecast: Forecast, level: Sequence[int]) -> Forecast:
     for lv in level:
         tail = (1 - lv / 100) / 2
         for key, q in ((f"lo-{lv}", tail), (f"hi-{lv}", 1 - tail)):
-            skewed = np.where(overdispersed, stats.nbinom.ppf(q, r, p), poisson[key])
+            skewed = np.where(overdispersed, stats().nbinom.ppf(q, r, p), poisson[key])
             bounds[key] = np.where(large, forecast[key], skewed).astype(np.float64)
     return bounds
 
@@ -301,7 +317,7 @@ def count_intervals(forecast: Forecast, level: Sequence[int]) -> Forecast:
 def normal_intervals(mean: FloatArray, sd: FloatArray, level: Sequence[int]) -> Forecast:
     bounds: Forecast = {}
     for lv in level:
-        z = float(stats.norm.ppf(0.5 + lv / 200))
+        z = float(stats().norm.ppf(0.5 + lv / 200))
         bounds[f"lo-{lv}"], bounds[f"hi-{lv}"] = mean - z * sd, mean + z * sd
     return bounds
 

@@ -33,8 +33,6 @@ from salesflow.models.reports import JobOutcome, JobStatus, ReportFormat, Report
 from salesflow.services.analytics.windows import resolve_window
 from salesflow.services.reports.artifacts import MEDIA_TYPES, ArtifactStore, download_name
 from salesflow.services.reports.content import ReportContent, ReportGatherer
-from salesflow.services.reports.pdf import render_pdf
-from salesflow.services.reports.xlsx import render_xlsx
 from salesflow.state.database import is_record_id
 from salesflow.state.report_jobs import NewJob, ReportJobs
 from salesflow.state.retention import PRUNE_BATCH
@@ -43,6 +41,19 @@ from salesflow.state.tables import ReportJob
 logger = logging.getLogger(__name__)
 
 UNSENT_AFTER = timedelta(seconds=5)  # a job younger than this may still be being sent by its submitter
+
+
+# The renderers' libraries (ReportLab, matplotlib, XlsxWriter) load with the first report, not every process.
+def render_pdf(content: ReportContent) -> bytes:
+    from salesflow.services.reports import pdf
+
+    return pdf.render_pdf(content)
+
+
+def render_xlsx(content: ReportContent) -> bytes:
+    from salesflow.services.reports import xlsx
+
+    return xlsx.render_xlsx(content)
 
 
 RENDERERS: dict[ReportFormat, Callable[[ReportContent], bytes]] = {

@@ -22,7 +22,7 @@ from tests.builders import TODAY, pinned_clock
 
 from bench.common import bench_settings, emit, peak_rss_mb, seed_demo_store
 from salesflow.models.ml import AnomalyRequest, Scope
-from salesflow.resources import build_resources
+from salesflow.resources import open_resources
 
 
 async def stall_while(work: asyncio.Task[object]) -> float:
@@ -37,8 +37,7 @@ async def stall_while(work: asyncio.Task[object]) -> float:
 
 async def measure(folder: Path) -> dict[str, object]:
     settings = bench_settings(folder, alert_recipients=["boss@shop.test"], demand_forecasts=False)
-    resources = await build_resources(settings, clock=pinned_clock)
-    try:
+    async with open_resources(settings, clock=pinned_clock) as resources:
         await resources.lines.window(TODAY, TODAY)  # the line cache's cold load is not what is measured
         started = time.perf_counter()
         states = await resources.stock_analytics.product_states(TODAY)
@@ -66,8 +65,6 @@ async def measure(folder: Path) -> dict[str, object]:
             }
         figures["peak_rss_mb"] = round(peak_rss_mb())
         return figures
-    finally:
-        await resources.aclose()
 
 
 def main() -> None:

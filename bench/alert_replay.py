@@ -44,10 +44,10 @@ from tests.builders import RETAIL_LAST_DAY, MovableClock, load_retail_store, rea
 
 from bench.common import bench_settings, emit
 from salesflow.config import Settings
-from salesflow.models.alerts import SEVERITY_RANK, AlertKind, AlertState
-from salesflow.resources import Resources, build_resources
+from salesflow.models.alerts import SEVERITY_RANK, AlertFilters, AlertKind, AlertState
+from salesflow.resources import Resources, open_resources
 from salesflow.services.analytics.demand import SettledDemand
-from salesflow.state.alerts import AlertFilters, Changes
+from salesflow.state.alerts import Changes
 from salesflow.state.tables import Alert
 
 BATCH_HALF_LIFE_DAYS = 14.0
@@ -200,19 +200,18 @@ async def replay(folder: Path, args: argparse.Namespace, *, baseline: bool = Fal
         analytics_max_window_days=400,
         alert_anomaly_min_share=0.0 if baseline else args.min_share,
     )
-    resources = await build_resources(settings, clock=clock)
-    if baseline:
-        switch_on_landing(resources, clock)
-    run = Replay(resources, clock, raw, batch=args.batch)
-    stock = initial_stock(raw, days[0])
-    totals: Counter[str] = Counter()
-    mail_sizes: list[int] = []
-    first_mail_kb: float | None = None
-    check_seconds: list[float] = []
-    anomaly_per_day: list[int] = []
-    reopened_without_worsening = 0
-    acknowledged_at: dict[str, str] = {}
-    try:
+    async with open_resources(settings, clock=clock) as resources:
+        if baseline:
+            switch_on_landing(resources, clock)
+        run = Replay(resources, clock, raw, batch=args.batch)
+        stock = initial_stock(raw, days[0])
+        totals: Counter[str] = Counter()
+        mail_sizes: list[int] = []
+        first_mail_kb: float | None = None
+        check_seconds: list[float] = []
+        anomaly_per_day: list[int] = []
+        reopened_without_worsening = 0
+        acknowledged_at: dict[str, str] = {}
         previous = days[0] - timedelta(days=1)
         for day in days:
             for gap in range(1, (day - previous).days + 1):  # sales of the days since the last trading day
@@ -277,8 +276,6 @@ async def replay(folder: Path, args: argparse.Namespace, *, baseline: bool = Fal
                 f" open {len(day_states[-1])}\n"
             )
             sys.stdout.flush()
-    finally:
-        await resources.aclose()
     return {
         "first_day": days[0].isoformat(),
         "last_day": days[-1].isoformat(),

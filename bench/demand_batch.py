@@ -25,26 +25,22 @@ from tests.servers import RedisProcess, postgres_database
 
 from bench.common import SERVICE_PHONE, emit, java_standin, standin_env
 from salesflow.config import Settings
-from salesflow.data.cache import cache_prefix
 from salesflow.integration.java_demo import DEV_SECRET
 from salesflow.models.auth import Role, User
 from salesflow.models.cache import CachePipeline
 from salesflow.models.jobs import JobQueue
 from salesflow.models.reports import JobStatus, ReportRequest, ReportType
-from salesflow.resources import Resources, build_resources
+from salesflow.resources import Resources, open_resources
 
 
 async def timed_refresh(settings: Settings) -> tuple[float, int]:
-    resources = await build_resources(settings, clock=pinned_clock)
-    try:
+    async with open_resources(settings, clock=pinned_clock) as resources:
         await resources.lines.products()  # the cold load is not the batch's
         await resources.lines.window(TODAY, TODAY)
-        await resources.cache.invalidate(cache_prefix(CachePipeline.ML))
+        await resources.cache.invalidate(CachePipeline.ML)
         started = time.perf_counter()
         result = await resources.demand_forecasts.refresh()
         return time.perf_counter() - started, len(result)
-    finally:
-        await resources.aclose()
 
 
 BENCH_USER = User(subject="bench", username="bench", roles=frozenset({Role.ADMIN}))
@@ -71,10 +67,9 @@ async def chunks_queued(resources: Resources) -> None:
 async def reports_during_batch(settings: Settings, reports: int) -> dict[str, object]:
     """Seconds from submission to completion of `reports` combined PDF reports, one after the other: with no
     batch (baseline), then while the day's batch runs (each started once the batch's chunks are queued)."""
-    resources = await build_resources(settings, clock=pinned_clock)
-    try:
+    async with open_resources(settings, clock=pinned_clock) as resources:
         idle = [await one_report(resources) for _ in range(reports)]
-        await resources.cache.invalidate(cache_prefix(CachePipeline.ML))
+        await resources.cache.invalidate(CachePipeline.ML)
         started = time.perf_counter()
         batch = asyncio.create_task(resources.demand_forecasts.refresh())
         await chunks_queued(resources)
@@ -90,8 +85,6 @@ async def reports_during_batch(settings: Settings, reports: int) -> dict[str, ob
             "batch_still_running_at_each": batch_running,
             "batch_seconds": round(time.perf_counter() - started, 1),
         }
-    finally:
-        await resources.aclose()
 
 
 async def measure(args: argparse.Namespace, root: Path, state_url: str) -> None:

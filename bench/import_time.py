@@ -2,10 +2,10 @@
 
     .venv/bin/python -m bench.import_time [--baseline REV] [--repeat 7] [--production PYTHON]
 
-Imports `salesflow.api.main` in fresh interpreters, alternating this tree and `--baseline` (a git revision
-checked out to a temporary worktree, put first on `PYTHONPATH`), and prints the medians of each and their ratio.
+Imports `salesflow.api.main` in fresh interpreters, alternating this tree and `--baseline` (a git
+revision checked out to a temporary worktree, put first on `PYTHONPATH`); prints the medians and their ratio.
 `--production` also times this tree under another interpreter: a production environment made with
-`UV_PROJECT_ENVIRONMENT=/tmp/prod uv sync --frozen --no-dev` (no test tools: httpx then skips its CLI's imports).
+`UV_PROJECT_ENVIRONMENT=/tmp/prod uv sync --frozen --no-dev` (no test tools: httpx skips its CLI's imports).
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ import orjson
 import pandas as pd
 
 from bench.common import emit, median_seconds
-from salesflow.clients.java_codec import decode_sale_lines
 from salesflow.data.sources.base import SALE_LINE_COLUMNS, conform
 from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.data.sources.java_codec import decode_sale_lines
 from salesflow.integration.java_demo import _history_json
 
 

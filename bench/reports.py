@@ -24,7 +24,7 @@ from salesflow.config import Settings
 from salesflow.integration.jwt import DEV_USER
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.reports import ReportFormat, ReportRequest, ReportType
-from salesflow.resources import build_resources
+from salesflow.resources import open_resources
 
 
 async def measure(folder: Path) -> None:
@@ -36,8 +36,7 @@ async def measure(folder: Path) -> None:
         demand_forecasts=False,
         forecast_warm_up=False,
     )
-    resources = await build_resources(settings, clock=pinned_clock)
-    try:
+    async with open_resources(settings, clock=pinned_clock) as resources:
         started = time.perf_counter()
         await resources.reports.gatherer.gather(
             ReportType.COMBINED,
@@ -67,8 +66,6 @@ async def measure(folder: Path) -> None:
                     "ratio_job_to_gather": round(elapsed / gather_s, 2),
                 },
             )
-    finally:
-        await resources.aclose()
 
 
 def main() -> None:

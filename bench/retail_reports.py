@@ -23,7 +23,7 @@ from tests.builders import RETAIL_LAST_DAY, load_retail_store, read_retail_lines
 from bench.common import bench_settings, emit
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.reports import ReportType
-from salesflow.resources import build_resources
+from salesflow.resources import open_resources
 from salesflow.services.reports import pdf
 from salesflow.services.reports.xlsx import render_xlsx
 
@@ -44,9 +44,8 @@ async def measure(folder: Path, out: Path) -> dict[str, object]:
         folder, shop_country="GB", demand_forecasts=False, analytics_max_window_days=400
     )
     now = datetime.combine(RETAIL_LAST_DAY, clock_time(20, 0), tzinfo=UTC)
-    resources = await build_resources(settings, clock=lambda: now)
-    figures: dict[str, object] = {}
-    try:
+    async with open_resources(settings, clock=lambda: now) as resources:
+        figures: dict[str, object] = {}
         gatherer = resources.reports.gatherer
         for name, (report_type, query) in REPORTS.items():
             content = await gatherer.gather(report_type, query, scope="admin", generated_at=now)
@@ -67,8 +66,6 @@ async def measure(folder: Path, out: Path) -> dict[str, object]:
                 "baseline_every_row_pages": pages(every_row),
                 "baseline_s": round(baseline, 2),
             }
-    finally:
-        await resources.aclose()
     return figures
 
 

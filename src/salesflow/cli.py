@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                 " with the embedded store (DEV mode) `salesflow serve` runs the jobs itself\n"
             )
             return 2
-        from salesflow.jobs.worker import run_worker
+        from salesflow.worker import run_worker
 
         return asyncio.run(run_worker(settings))
     if args.command == "migrate":
@@ -70,16 +70,13 @@ async def _migrate(settings: Settings) -> int:
 
 
 async def _check_alerts(settings: Settings) -> int:
-    """One evaluation (its digest is queued in the outbox; a serving process or worker sends it)."""
+    """One evaluation (its digest is queued in the outbox; a serving process sends it)."""
     import json
 
-    from salesflow.resources import build_resources
+    from salesflow.resources import open_resources
 
-    resources = await build_resources(settings)
-    try:
+    async with open_resources(settings) as resources:
         changes = await resources.alerts.check_now()
-    finally:
-        await resources.aclose()
     summary = {
         name: sorted((a.kind, a.subject) for a in getattr(changes, name))
         for name in ("opened", "updated", "resolved")

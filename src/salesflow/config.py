@@ -12,7 +12,6 @@ from datetime import date, timedelta
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Literal, Self, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -20,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from salesflow.formatting import Formats, currency_of, known_currency
 from salesflow.models.alerts import AlertKind, Severity
 from salesflow.models.jobs import JobQueue
+from salesflow.models.zones import known_zone
 
 DEFAULT_CORS_ORIGINS = (
     "http://127.0.0.1:5174",
@@ -54,14 +54,6 @@ def closed_days(item: str) -> list[date]:
     if not 0 <= (end - start).days < MAX_CLOSURE_DAYS:
         raise ValueError(f"closed range {item!r} must run forwards and span at most {MAX_CLOSURE_DAYS} days")
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
-
-
-def known_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown IANA time zone {value!r}") from exc
-    return value
 
 
 class StoreSettings(BaseSettings):

@@ -8,7 +8,6 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
-from salesflow.clients.circuit import CircuitState
 from salesflow.models.reports import JobOutcome
 
 HTTP_REQUESTS = Counter(
@@ -88,8 +87,8 @@ HEADER_TIMEOUTS = Counter(
 )
 
 
-def circuit_changed(state: CircuitState) -> None:
-    JAVA_CIRCUIT.set(0 if state == CircuitState.CLOSED else 1)
+def circuit_changed(is_open: bool) -> None:
+    JAVA_CIRCUIT.set(1 if is_open else 0)
 
 
 def exposition() -> tuple[bytes, str]:

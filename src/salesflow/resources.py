@@ -1,24 +1,24 @@
 """Composition root: builds and closes the long-lived objects (settings → cache, state database, job runtime,
 HTTP client, data source, pipelines).
 
-The API lifespan, the CLI and the worker call `build_resources`; nothing connects at import time. Each
-close is registered on an `AsyncExitStack` as its resource is built, so a failure half-way closes exactly
-what was opened, and `Resources.aclose()` closes everything in reverse order.
+The API lifespan, the CLI and the worker open them with `async with open_resources(settings)`; nothing
+connects at import time. Each close is registered on an `AsyncExitStack` as its resource is built, so a
+failure half-way closes exactly what was opened, and the block's end closes everything in reverse order.
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import anyio
 import httpx
 
-from salesflow.clients.circuit import CircuitBreaker
-from salesflow.clients.java import JavaClient
+from salesflow.clients.circuit import CircuitBreaker, CircuitState
 from salesflow.clients.mail.notifier import FolderNotifier, Notifier, SmtpNotifier
 from salesflow.config import Settings
 from salesflow.data.cache import Cache, MemoryBackend, RedisBackend
@@ -26,6 +26,7 @@ from salesflow.data.sale_lines import Clock, SaleLineCache, utc_now
 from salesflow.data.sources.base import DataSource
 from salesflow.data.sources.embedded import EmbeddedDataSource, EmbeddedStore
 from salesflow.data.sources.java import JavaDataSource
+from salesflow.data.sources.java_client import JavaClient
 from salesflow.integration.jwt import TokenValidator
 from salesflow.jobs.runtime import JobRuntime
 from salesflow.metrics import circuit_changed
@@ -86,10 +87,6 @@ class Resources:
     http: httpx.AsyncClient | None = None
     java: JavaClient | None = None
     store: EmbeddedStore | None = None
-    exit_stack: AsyncExitStack = field(default_factory=AsyncExitStack)
-
-    async def aclose(self) -> None:
-        await self.exit_stack.aclose()
 
     def readiness_checks(self) -> ReadinessChecks:
         """What `/health/ready` checks in this configuration."""
@@ -119,17 +116,15 @@ class Resources:
         return ReadinessChecks(required=required, degradable=degradable, disabled=disabled)
 
 
-async def build_resources(settings: Settings, *, clock: Clock = utc_now) -> Resources:
-    """Build every long-lived object from settings; the caller must `aclose()` the result.
+@asynccontextmanager
+async def open_resources(settings: Settings, *, clock: Clock = utc_now) -> AsyncIterator[Resources]:
+    """Every long-lived object, built from settings and closed in reverse order when the block ends (or when
+    building fails half-way: exactly what was built is closed).
 
     `clock` (aware "now") is injectable so that tests can pin "today".
     """
-    stack = AsyncExitStack()
-    try:
-        return await _build(settings, clock, stack)
-    except BaseException:
-        await stack.aclose()
-        raise
+    async with AsyncExitStack() as stack:
+        yield await _build(settings, clock, stack)
 
 
 async def _build(settings: Settings, clock: Clock, stack: AsyncExitStack) -> Resources:
@@ -168,7 +163,7 @@ async def _build(settings: Settings, clock: Clock, stack: AsyncExitStack) -> Res
             circuit=CircuitBreaker(
                 failure_threshold=settings.java_circuit_failures,
                 open_seconds=settings.java_circuit_open_seconds,
-                on_change=circuit_changed,
+                on_change=lambda state: circuit_changed(state is not CircuitState.CLOSED),
             ),
         )
         source: DataSource = JavaDataSource(
@@ -182,9 +177,7 @@ async def _build(settings: Settings, clock: Clock, stack: AsyncExitStack) -> Res
         source = EmbeddedDataSource(store, timezone=ZoneInfo(settings.java_timezone), clock=clock)
         adapters.update(store=store)
     stack.push_async_callback(source.aclose)
-    resources = _with_pipelines(
-        settings, cache, source, validator, clock, state=state, jobs=jobs, exit_stack=stack, **adapters
-    )
+    resources = _with_pipelines(settings, cache, source, validator, clock, state=state, jobs=jobs, **adapters)
     stack.push_async_callback(resources.lines.aclose)
     stack.push_async_callback(resources.demand_forecasts.aclose)
     # Closed first: running jobs finish (or are cancelled) before the sources and caches they use close.

@@ -16,14 +16,14 @@ import pytest
 from prometheus_client import REGISTRY
 from pypdf import PdfReader
 
+from salesflow.background import sweep_once
 from salesflow.config import Settings
 from salesflow.errors import NotFound
 from salesflow.integration.java_demo import StandinState
 from salesflow.integration.jwt import DEV_USER
 from salesflow.jobs.runtime import GENERATE_REPORT
-from salesflow.jobs.sweep import sweep_once
 from salesflow.models.reports import JobOutcome, ReportRequest, ReportType
-from salesflow.resources import build_resources
+from salesflow.resources import open_resources
 from salesflow.services.reports.pipeline import RETRY_AFTER_BUSY_SECONDS
 from tests.builders import pinned_clock
 from tests.servers import UvicornThread, wait_until
@@ -178,10 +178,9 @@ async def test_files_past_retention_are_removed_by_the_sweep(
     make_settings: Callable[..., Settings], store_file
 ) -> None:
     now = [pinned_clock()]
-    resources = await build_resources(
+    async with open_resources(
         make_settings(dev_mode=True, java_jwt_secret=None, report_retention_days=30), clock=lambda: now[0]
-    )
-    try:
+    ) as resources:
         user = DEV_USER
         job = await resources.reports.submit(ReportRequest(report_type=ReportType.STOCK), user=user)
         with anyio.fail_after(120):
@@ -198,8 +197,6 @@ async def test_files_past_retention_are_removed_by_the_sweep(
         now[0] += timedelta(days=resources.settings.state_retention_days)
         await sweep_once(resources)  # the row itself goes with the state retention
         assert await resources.reports.jobs.get(job.id) is None
-    finally:
-        await resources.aclose()
 
 
 async def test_jobs_cut_short_by_a_stop_run_once_at_the_next_start(
@@ -208,20 +205,14 @@ async def test_jobs_cut_short_by_a_stop_run_once_at_the_next_start(
     """The embedded shape with no grace: jobs running or queued when the process stops are queued in the state
     database, their interrupted attempts not counted, and the next start runs each once."""
     settings = make_settings(dev_mode=True, java_jwt_secret=None, job_shutdown_grace_seconds=0.0)
-    resources = await build_resources(settings, clock=pinned_clock)
-    try:
+    async with open_resources(settings, clock=pinned_clock) as resources:
         jobs = [
             await resources.reports.submit(ReportRequest(report_type=ReportType.COMBINED), user=DEV_USER)
             for _ in range(3)
         ]
-    finally:
-        await resources.aclose()
-    resources = await build_resources(settings, clock=pinned_clock)
-    try:  # nothing ran to the end, nothing was lost
+    async with open_resources(settings, clock=pinned_clock) as resources:
         assert sorted(await resources.reports.jobs.queued()) == sorted(job.id for job in jobs)
         assert [(await resources.reports.jobs.get(job.id)).attempts for job in jobs] == [0, 0, 0]  # type: ignore[union-attr]
-    finally:
-        await resources.aclose()
     api = serve(settings)
     states = [await anyio.to_thread.run_sync(finished, api, job.id) for job in jobs]
     assert [(s["status"], s["attempts"]) for s in states] == [("completed", 1)] * 3

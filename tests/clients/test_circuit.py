@@ -13,11 +13,11 @@ import pytest
 from pydantic import SecretStr
 
 from salesflow.clients.circuit import CircuitBreaker, CircuitOpen, CircuitState
-from salesflow.clients.java import JavaClient
 from salesflow.config import Settings
+from salesflow.data.sources.java_client import JavaClient
 from salesflow.errors import UpstreamTimeout, UpstreamUnavailable
 from salesflow.integration.java_demo import StandinState
-from salesflow.resources import build_resources
+from salesflow.resources import open_resources
 from tests.builders import TODAY, pinned_clock
 from tests.servers import UvicornThread, wait_until
 
@@ -138,27 +138,26 @@ async def test_with_java_hung_the_service_answers_from_the_last_lines(
     products without calling Java at all."""
     _, state = standin
     settings = prod_settings.model_copy(update={"java_circuit_failures": 1, "sales_refresh_seconds": 0})
-    resources = await build_resources(settings, clock=pinned_clock)
-    try:
-        first_day, last_day = TODAY - timedelta(days=30), TODAY - timedelta(days=1)
-        known = await resources.lines.window(first_day, last_day)  # the cold load, at the usual deadline
-        assert len(await resources.lines.products()) == 40
-        assert resources.java is not None
-        # Then a short deadline: a loaded machine may take longer than it for the cold load, never for a hang.
-        resources.java.deadline_seconds = 0.5
-        state.delay_seconds = 5  # hung, as far as a 0.5 s deadline can tell
-        state.requests.clear()
-        again = await resources.lines.window(first_day, last_day)  # the refresh times out: the last lines
-        pd.testing.assert_frame_equal(again, known)
-        assert resources.java.circuit.state == CircuitState.OPEN
-        calls = len(state.requests)
-        for _ in range(3):
-            pd.testing.assert_frame_equal(await resources.lines.window(first_day, last_day), known)
+    async with open_resources(settings, clock=pinned_clock) as resources:
+        try:
+            first_day, last_day = TODAY - timedelta(days=30), TODAY - timedelta(days=1)
+            known = await resources.lines.window(first_day, last_day)  # the cold load, at the usual deadline
             assert len(await resources.lines.products()) == 40
-        assert len(state.requests) == calls  # nothing more was sent to the hung Java
-    finally:
-        state.delay_seconds = 0
-        await resources.aclose()
+            assert resources.java is not None
+            # Then a short deadline: a loaded machine may take longer for the cold load, never for a hang.
+            resources.java.deadline_seconds = 0.5
+            state.delay_seconds = 5  # hung, as far as a 0.5 s deadline can tell
+            state.requests.clear()
+            again = await resources.lines.window(first_day, last_day)  # the refresh times out: the last lines
+            pd.testing.assert_frame_equal(again, known)
+            assert resources.java.circuit.state == CircuitState.OPEN
+            calls = len(state.requests)
+            for _ in range(3):
+                pd.testing.assert_frame_equal(await resources.lines.window(first_day, last_day), known)
+                assert len(await resources.lines.products()) == 40
+            assert len(state.requests) == calls  # nothing more was sent to the hung Java
+        finally:
+            state.delay_seconds = 0
 
 
 def test_answers_from_the_last_data_say_since_when(

@@ -138,7 +138,7 @@ async def test_invalidation_scans_only_its_prefix(cache: Cache, redis_server: Re
     await cache.get_or_compute(keep, 60, compute)
     with redis_server.client() as client:
         client.set("someone-else:analytics", b"not ours")
-        assert await cache.invalidate(cache_prefix(CachePipeline.ANALYTICS)) == 1200
+        assert await cache.invalidate(CachePipeline.ANALYTICS) == 1200
         assert client.exists(keep) and client.get("someone-else:analytics") == b"not ours"
         assert not any(k.startswith(b"sf:v1:analytics") for k in client.scan_iter())
 
@@ -155,7 +155,7 @@ async def test_redis_outage_falls_back_to_memory_and_recovers(
     assert await cache.get_or_compute(during, 60, compute) == {"revenue": 1250}
     assert cache.stats().backend == "memory" and cache.stats().redis_errors >= 1
     assert await cache.get_or_compute(during, 60, compute) == {"revenue": 1250}  # served from memory
-    await cache.invalidate(cache_prefix(CachePipeline.ANALYTICS))  # must also reach Redis once it is back
+    await cache.invalidate(CachePipeline.ANALYTICS)  # must also reach Redis once it is back
 
     redis_server.start()
     await wait_for(lambda: cache.stats().backend == "redis")
@@ -173,7 +173,7 @@ async def test_invalidation_during_outage_is_replayed_on_redis(cache: Cache, red
     backend = cache.redis
     assert backend is not None
     cache._on_redis_failure(ConnectionError("simulated blip"))  # Redis itself stays up and keeps the key
-    await cache.invalidate(cache_prefix(CachePipeline.ANALYTICS))
+    await cache.invalidate(CachePipeline.ANALYTICS)
     await wait_for(lambda: cache.stats().backend == "redis")
     assert await backend.get(key) is None
 
@@ -197,7 +197,7 @@ async def test_without_redis_the_memory_cache_serves(redis_url: str) -> None:
     await cache.get_or_compute(key, 60, compute)
     await cache.get_or_compute(key, 60, compute)
     assert len(calls) == 1 and cache.stats().backend == "memory"
-    assert await cache.invalidate(cache_prefix(CachePipeline.ANALYTICS)) == 1
+    assert await cache.invalidate(CachePipeline.ANALYTICS) == 1
 
 
 async def test_after_redis_returns_the_cache_stays_on_it(cache: Cache, redis_server: RedisProcess) -> None:

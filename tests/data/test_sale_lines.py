@@ -13,17 +13,17 @@ import pandas as pd
 import pytest
 from pydantic import SecretStr
 
-from salesflow.clients.java import JavaClient
 from salesflow.config import Settings
 from salesflow.data.cache import Cache, MemoryBackend, RedisBackend
 from salesflow.data.sale_lines import SNAPSHOT_KEY, SaleLineCache, business_days
 from salesflow.data.sources.base import SaleInput, SaleItemInput
 from salesflow.data.sources.java import JavaDataSource
+from salesflow.data.sources.java_client import JavaClient
 from salesflow.errors import UpstreamUnavailable
 from salesflow.integration.java_demo import StandinState
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.auth import User
-from salesflow.resources import build_resources
+from salesflow.resources import open_resources
 from tests.builders import TODAY, pinned_clock
 from tests.servers import UvicornThread
 
@@ -200,8 +200,7 @@ def test_business_days_follow_the_business_time_zone() -> None:
 
 
 async def test_recorded_sales_show_up_at_once(make_settings: Callable[..., Settings], store_file) -> None:
-    resources = await build_resources(make_settings(), clock=pinned_clock)
-    try:
+    async with open_resources(make_settings(), clock=pinned_clock) as resources:
         service = resources.sales_analytics
         before = await service.report_json(SalesQuery(period=Period.DAILY), scope="admin")
         sku = (await resources.lines.products())["sku"].iloc[0]
@@ -214,8 +213,6 @@ async def test_recorded_sales_show_up_at_once(make_settings: Callable[..., Setti
         old, new = orjson.loads(before)["kpis"], orjson.loads(after)["kpis"]
         assert new["total_revenue"] == pytest.approx(old["total_revenue"] + 700.0)
         assert new["total_transactions"] == old["total_transactions"] + 1
-    finally:
-        await resources.aclose()
 
 
 async def test_products_changed_in_java_arrive_with_the_next_due_refresh(

@@ -435,18 +435,15 @@ async def test_the_demand_batch_is_shared_by_the_workers(
 ) -> None:
     """With job workers, the day's forecast batch runs as product chunks that the workers compute; the result
     equals the embedded batch's."""
-    from salesflow.resources import build_resources
+    from salesflow.resources import open_resources
 
     settings = distributed.model_copy(update={"demand_chunk_products": 10, "demand_forecasts": True})
-    resources = await build_resources(settings, clock=pinned_clock)
-    try:
+    async with open_resources(settings, clock=pinned_clock) as resources:
         start_worker()
         start_worker()
         # The workers run on the real clock: the chunks are for the coordinator's day, given in each job.
         shared = await resources.demand_forecasts.refresh()
-    finally:
-        await resources.aclose()
-    embedded = await build_resources(
+    async with open_resources(
         make_settings(
             data_source="java",
             java_api_url=distributed.java_api_url,
@@ -454,11 +451,8 @@ async def test_the_demand_batch_is_shared_by_the_workers(
             java_service_password="password",
         ),
         clock=pinned_clock,
-    )
-    try:
+    ) as embedded:
         alone = await embedded.demand_forecasts.refresh()
-    finally:
-        await embedded.aclose()
     assert shared.keys() == alone.keys() and len(shared) == 40
     assert all(abs(shared[k] - alone[k]) < 1e-9 for k in shared)
 

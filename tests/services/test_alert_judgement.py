@@ -18,13 +18,13 @@ from salesflow.clients.mail.notifier import Mail
 from salesflow.config import ConfigurationError, Settings, load_settings
 from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.formatting import Formats
-from salesflow.models.alerts import AlertKind, AlertState
-from salesflow.resources import Resources, build_resources
+from salesflow.models.alerts import AlertFilters, AlertKind, AlertState
+from salesflow.resources import Resources, open_resources
 from salesflow.services.alerting.digest import build_digest
 from salesflow.services.alerting.rules import HYSTERESIS, NEVER_SOLD, stock_conditions
 from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.stock import OVER_A_YEAR, describe_coverage, product_states
-from salesflow.state.alerts import AlertFilters, Condition
+from salesflow.state.alerts import Condition
 from salesflow.state.tables import Alert
 from tests.builders import TODAY, MovableClock, pinned_clock
 from tests.services.test_alerting import BOSS, mailing
@@ -38,9 +38,8 @@ async def service(
 ) -> AsyncIterator[tuple[Resources, MovableClock]]:
     clock = MovableClock()
     settings = mailing(make_settings, smtp, state_database_url=state_url, shop_country="GB")
-    built = await build_resources(settings, clock=clock)
-    yield built, clock
-    await built.aclose()
+    async with open_resources(settings, clock=clock) as built:
+        yield built, clock
 
 
 def condition(
@@ -241,8 +240,7 @@ async def test_a_morning_digest_and_high_severity_at_once(
 ) -> None:
     clock = MovableClock(datetime.combine(TODAY, time(6, 0), tzinfo=ZoneInfo("UTC")))
     settings = mailing(make_settings, smtp, alert_digest_hour=8)
-    resources = await build_resources(settings, clock=clock)
-    try:
+    async with open_resources(settings, clock=clock) as resources:
         early = await resources.alerts.check_now()  # 06:00: only what is high is mailed now
         mailed_early = [a for a in early.opened if a.mail_id]
         assert mailed_early and {a.severity for a in mailed_early} == {"high"}
@@ -253,8 +251,6 @@ async def test_a_morning_digest_and_high_severity_at_once(
         clock.now += timedelta(minutes=15)
         assert (await resources.alerts.check_now()).digest_mail_id is None  # once a day
         await resources.notifications.deliver_due()
-    finally:
-        await resources.aclose()
     assert len(smtp[1]) == 2
 
 
@@ -312,14 +308,11 @@ def shop_store(path: Path, stock: list[int], orders: list[tuple[int, int, float]
 
 
 async def checked(settings: Settings) -> tuple[list[Alert], Mail | None]:
-    resources = await build_resources(settings, clock=MovableClock())
-    try:
+    async with open_resources(settings, clock=MovableClock()) as resources:
         changes = await resources.alerts.check_now()
         rows = await resources.alerts.alerts.mails([changes.digest_mail_id] if changes.digest_mail_id else [])
         mail = next(iter(rows.values()), None)
         return changes.opened, Mail(recipients=[], subject=mail.subject, body=mail.body) if mail else None
-    finally:
-        await resources.aclose()
 
 
 async def test_a_shop_without_any_sale_gets_one_summary_line(make_settings: Callable[..., Settings]) -> None:

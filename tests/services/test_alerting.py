@@ -16,14 +16,12 @@ import anyio
 import pytest
 from sqlalchemy import select
 
-from salesflow.api.routes.alerts import shaped
 from salesflow.config import Settings
 from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.formatting import Formats
-from salesflow.models.alerts import AlertKind, AlertState
-from salesflow.resources import Resources, build_resources
+from salesflow.models.alerts import AlertFilters, AlertKind, AlertState
+from salesflow.resources import Resources, open_resources
 from salesflow.services.alerting.pipeline import SCHEDULED
-from salesflow.state.alerts import AlertFilters
 from salesflow.state.tables import Alert, AlertCheck
 from tests.builders import TODAY, MovableClock
 from tests.servers import free_port
@@ -57,9 +55,8 @@ async def alerting(
         state_database_url=state_url,
         sales_refresh_seconds=0,  # stock changed in the store is seen at once
     )
-    built = await build_resources(settings, clock=clock)
-    yield built, clock
-    await built.aclose()
+    async with open_resources(settings, clock=clock) as built:
+        yield built, clock
 
 
 async def unresolved(resources: Resources) -> list[Alert]:
@@ -217,7 +214,7 @@ async def test_smtp_down_at_first_then_the_digest_is_delivered_once(
         clock.now += timedelta(hours=1)
     [row] = await resources.notifications.outbox.all()
     assert row.status == "pending" and row.attempts == 3 and row.last_error
-    shown = await shaped(checked.opened, resources.alerts)  # what GET /alerts shows on each alert
+    shown = await resources.alerts.shaped(checked.opened)  # what GET /alerts shows on each alert
     assert {(a.notification.status, a.notification.attempts) for a in shown if a.notification} == {
         ("pending", 3)
     }
@@ -237,12 +234,9 @@ async def test_without_smtp_host_the_digest_is_an_eml_file(
     make_settings: Callable[..., Settings], store_file: Path, tmp_path: Path
 ) -> None:
     settings = make_settings(dev_mode=True, java_jwt_secret=None, alert_recipients=[BOSS])
-    resources = await build_resources(settings, clock=MovableClock())
-    try:
+    async with open_resources(settings, clock=MovableClock()) as resources:
         checked = await resources.alerts.check_now()
         assert await resources.notifications.deliver_due() == 1
-    finally:
-        await resources.aclose()
     [eml] = list(settings.outbox_dir.iterdir())
     assert (
         eml.name == f"{checked.digest_mail_id}.eml" and b"Subject: SalesFlow: your shop" in eml.read_bytes()
@@ -252,15 +246,12 @@ async def test_without_smtp_host_the_digest_is_an_eml_file(
 async def test_nothing_is_mailed_without_recipients(
     make_settings: Callable[..., Settings], store_file: Path
 ) -> None:
-    resources = await build_resources(
+    async with open_resources(
         make_settings(dev_mode=True, java_jwt_secret=None), clock=MovableClock()
-    )
-    try:
+    ) as resources:
         checked = await resources.alerts.check_now()
         assert checked.opened and checked.digest_mail_id is None
         assert await resources.notifications.outbox.all() == []
-    finally:
-        await resources.aclose()
 
 
 async def test_the_demo_shops_injected_anomalies_become_alerts_with_true_explanations(
@@ -272,8 +263,7 @@ async def test_the_demo_shops_injected_anomalies_become_alerts_with_true_explana
     )
     store.close()
     clock = MovableClock()
-    resources = await build_resources(make_settings(dev_mode=True, java_jwt_secret=None), clock=clock)
-    try:
+    async with open_resources(make_settings(dev_mode=True, java_jwt_secret=None), clock=clock) as resources:
         for day, kind in zip(events["day"], events["kind"], strict=True):
             injected = day.date() if hasattr(day, "date") else day
             # Judged the next morning, as "yesterday", on the days before it only.
@@ -298,8 +288,6 @@ async def test_the_demo_shops_injected_anomalies_become_alerts_with_true_explana
         clock.now = datetime.combine(quiet, time(8), tzinfo=clock.now.tzinfo)
         await resources.alerts.check_now()
         assert [a for a in await unresolved(resources) if a.subject == "global"] == []
-    finally:
-        await resources.aclose()
 
 
 def test_clean_sales_give_no_anomaly_alert() -> None:
@@ -351,8 +339,7 @@ async def test_a_kind_below_its_minimum_severity_is_not_mailed(
     make_settings: Callable[..., Settings], store_file: Path, smtp: tuple[int, list[Message]]
 ) -> None:
     settings = mailing(make_settings, smtp, alert_email_min_severity="DEAD_STOCK=high,LOW_STOCK=medium")
-    resources = await build_resources(settings, clock=MovableClock())
-    try:
+    async with open_resources(settings, clock=MovableClock()) as resources:
         checked = await resources.alerts.check_now()
         mailed = {a.id for a in checked.opened if a.mail_id}
         for alert in checked.opened:
@@ -362,8 +349,6 @@ async def test_a_kind_below_its_minimum_severity_is_not_mailed(
             assert (alert.id not in mailed) == quiet, (alert.kind, alert.severity)
         assert any(a.kind == AlertKind.DEAD_STOCK for a in checked.opened)
         await resources.notifications.deliver_due()
-    finally:
-        await resources.aclose()
     [mail] = smtp[1]
     assert "Dead stock" not in str(mail), str(mail)
     assert f"{len(mailed)} alerts" in mail["Subject"]
@@ -374,7 +359,7 @@ async def test_the_cron_firing_enqueues_one_check_per_slot_whoever_fires(
 ) -> None:
     """Two scheduling processes fire the same cron slot (here: the same runner's firing, twice); the job
     runtime runs the check, and the slot is evaluated once."""
-    from salesflow.api.main import alert_checks
+    from salesflow.background import alert_checks
     from salesflow.jobs.scheduler import ScheduleRunner
 
     resources, _ = alerting

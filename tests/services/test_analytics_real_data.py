@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from salesflow.config import Settings
 from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.reports import ReportType
-from salesflow.resources import Resources, build_resources
+from salesflow.resources import Resources, open_resources
 from salesflow.services.analytics.windows import period_window
 from salesflow.services.reports import pdf
 from salesflow.services.reports.xlsx import render_xlsx
@@ -28,8 +29,8 @@ def clock_at(day: date) -> Callable[[], datetime]:
     return lambda: datetime.combine(day, time(20, 0), tzinfo=UTC)
 
 
-async def resources_for(settings: Settings, day: date) -> Resources:
-    return await build_resources(settings, clock=clock_at(day))
+def resources_for(settings: Settings, day: date) -> AbstractAsyncContextManager[Resources]:
+    return open_resources(settings, clock=clock_at(day))
 
 
 # --- the demo store against DuckDB SQL on the same file ---
@@ -39,9 +40,8 @@ async def resources_for(settings: Settings, day: date) -> Resources:
 async def demo(
     store_file: Path, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[tuple[Resources, Path]]:
-    resources = await resources_for(make_settings(), TODAY)
-    yield resources, store_file
-    await resources.aclose()
+    async with resources_for(make_settings(), TODAY) as resources:
+        yield resources, store_file
 
 
 async def test_demo_quarter_matches_sql(demo: tuple[Resources, Path]) -> None:
@@ -118,9 +118,8 @@ async def retail(
     settings = make_settings(analytics_max_window_days=400)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.embedded_db_path.write_bytes(path.read_bytes())
-    resources = await resources_for(settings, RETAIL_LAST_DAY)
-    yield resources, raw
-    await resources.aclose()
+    async with resources_for(settings, RETAIL_LAST_DAY) as resources:
+        yield resources, raw
 
 
 def test_real_data_is_the_published_data_set() -> None:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
 from fastapi import APIRouter, FastAPI, params
 from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
@@ -20,7 +16,6 @@ from starlette.types import Scope
 from salesflow import __version__
 from salesflow.api.deps import authenticate_scope, get_current_user
 from salesflow.api.errors import documented, install_error_handlers
-from salesflow.api.java_demo_server import java_demo
 from salesflow.api.middleware import (
     REQUEST_ID_HEADER,
     STALE_HEADER,
@@ -40,14 +35,10 @@ from salesflow.api.routes import (
     schedules,
     stock,
 )
+from salesflow.background import ProcessKind, running_background
 from salesflow.config import Settings, get_settings
 from salesflow.data.sale_lines import Clock, utc_now
-from salesflow.jobs.runtime import CHECK_ALERTS
-from salesflow.jobs.scheduler import Periodic, ScheduleRunner
-from salesflow.jobs.sweep import sweep_jobs
-from salesflow.observability import watch_event_loop
-from salesflow.resources import Resources, build_resources
-from salesflow.services.alerting.pipeline import SCHEDULED, STARTUP
+from salesflow.resources import Resources, open_resources
 
 logger = logging.getLogger(__name__)
 
@@ -64,51 +55,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             logger.warning(
                 "DEV MODE: AUTHENTICATION IS OFF - every caller is an ADMIN; never expose this instance"
             )
-        app.state.resources = await build_resources(settings, clock=clock)
-        logger.info("service started", extra={"data_source": app.state.resources.data_source.kind})
-        demo = contextlib.AsyncExitStack()
-        store = app.state.resources.store
-        if settings.dev_mode and settings.dev_java_port and store is not None:
-            await demo.enter_async_context(java_demo(store, settings, clock))
-        # Compile the forecasting models in the background: the first forecast must not pay for it.
-        loop = asyncio.get_running_loop()
-        background: list[asyncio.Task[None]] = [loop.create_task(watch_event_loop())]
-        if settings.forecast_warm_up:
-            background.append(loop.create_task(_warm_up(app.state.resources)))
-        if settings.import_warm_up:
-            background.append(loop.create_task(_start_upload_parsers(app.state.resources)))
-        if settings.demand_forecasts:
-            background.append(loop.create_task(app.state.resources.demand_forecasts.run()))
-        resources = app.state.resources
-        # The in-process queue died with the last process; a Redis queue may have been lost with its data.
-        if not resources.jobs.distributed or await resources.jobs.declare_queue():
-            await resources.reports.requeue_queued()
-        background.append(loop.create_task(sweep_jobs(resources)))
-        background.append(
-            loop.create_task(resources.notifications.run(every_seconds=settings.mail_delivery_seconds))
-        )
-        runner = None
-        if settings.scheduler_enabled:
-            runner = ScheduleRunner(
-                resources.schedules,
-                sync_seconds=settings.schedule_sync_seconds,
-                grace_seconds=settings.schedule_grace_seconds,
-                periodic=[alert_checks(resources)],
-            )
-            await runner.start()
-            resources.scheduler = runner.check
-            await resources.jobs.enqueue_alert_check(STARTUP)
-        try:
-            yield
-        finally:
-            if runner is not None:
-                resources.scheduler = None
-                runner.shutdown()
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-            await demo.aclose()
-            await app.state.resources.aclose()
+        async with open_resources(settings, clock=clock) as resources:
+            app.state.resources = resources
+            logger.info("service started", extra={"data_source": resources.data_source.kind})
+            async with running_background(resources, ProcessKind.API):
+                yield
 
     docs = settings.shows_docs
     app = FastAPI(
@@ -183,40 +134,9 @@ def _dependency_calls(dependant: Dependant) -> list[object]:
     return calls
 
 
-def alert_checks(resources: Resources) -> Periodic:
-    """The alert rules evaluated on `ALERT_CHECK_CRON` (in BUSINESS_TZ), on the job runtime."""
-    zone = ZoneInfo(resources.settings.business_tz)
-
-    async def enqueue(slot: datetime) -> None:
-        await resources.jobs.enqueue_alert_check(SCHEDULED, slot)
-
-    return Periodic(
-        job_id=CHECK_ALERTS,
-        cron=CronTrigger.from_crontab(resources.settings.alert_check_cron, timezone=zone),
-        zone=zone,
-        enqueue=enqueue,
-    )
-
-
 def _stale_since(scope: Scope) -> datetime | None:
     resources: Resources | None = getattr(scope["app"].state, "resources", None)
     return resources.lines.stale_since if resources is not None else None
-
-
-async def _warm_up(resources: Resources) -> None:
-    try:
-        seconds = await resources.forecasts.warm_up()
-    except Exception:  # a failed warm-up only means a slower first forecast
-        logger.warning("forecast warm-up failed", exc_info=True)
-        return
-    logger.info("forecast models warmed up", extra={"seconds": round(seconds, 2)})
-
-
-async def _start_upload_parsers(resources: Resources) -> None:
-    try:
-        await resources.imports.sandbox.start()
-    except Exception:  # only means a slower first upload
-        logger.warning("upload parsers' warm-up failed", exc_info=True)
 
 
 def _operation_id(route: APIRoute) -> str:

@@ -267,8 +267,9 @@ class Cache:
                 self._on_redis_failure(exc)
         return await self.memory.count(key, window_seconds)
 
-    async def invalidate(self, prefix: str) -> int:
-        """Delete every key under `prefix` (see `cache_prefix`); returns how many were removed."""
+    async def invalidate(self, pipeline: CachePipeline | None = None, scope: str | None = None) -> int:
+        """Delete every cached result of `pipeline` (and `scope`), or all when None; how many were removed."""
+        prefix = cache_prefix(pipeline, scope)
         removed = await self.memory.delete_prefix(prefix)
         if self.redis is not None:
             if self._redis_up:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -78,3 +79,14 @@ class AlertCheckResult(BaseModel):
     updated: list[AlertOut]
     resolved: list[AlertOut]
     digest_mail_id: str | None = Field(description="The digest e-mail queued for what opened or worsened")
+
+
+@dataclass(frozen=True)
+class AlertFilters:
+    """Which alerts a page lists, and in which order."""
+
+    state: str | None = None
+    kind: str | None = None
+    severity: str | None = None
+    product_id: int | None = None
+    order: str = "stake"  # "stake": the most money at stake first; "recent": the most recently seen first

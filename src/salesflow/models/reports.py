@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
-from salesflow.config import known_zone
 from salesflow.models.analytics import Period
+from salesflow.models.zones import known_zone
 
 
 class ReportType(StrEnum):

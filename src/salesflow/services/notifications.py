@@ -9,8 +9,6 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-import anyio
-
 from salesflow.clients.mail.notifier import Mail, Notifier
 from salesflow.metrics import MAILS
 from salesflow.state.outbox import Outbox
@@ -79,11 +77,3 @@ class Notifications:
                 f"{len(failing)} e-mail(s) not delivered; latest {latest.id} ({latest.status}, "
                 f"{latest.attempts} attempts): {latest.last_error}"
             )
-
-    async def run(self, *, every_seconds: float) -> None:
-        while True:
-            try:
-                await self.deliver_due()
-            except Exception:
-                logger.warning("e-mail delivery round failed", exc_info=True)
-            await anyio.sleep(every_seconds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from salesflow.data.cache import Cache, cache_prefix
+from salesflow.data.cache import Cache
 from salesflow.data.sale_lines import SaleLineCache
 from salesflow.data.sources.base import DataSource, SaleInput, WriteResult
 from salesflow.models.auth import User
@@ -27,5 +27,5 @@ class SalesRecorder:
         result = await self.source.record_sales(sales, user=user)
         self.lines.invalidate(full=any(sale.sold_at is not None for sale in sales))
         for pipeline in DEPENDENT_PIPELINES:
-            await self.cache.invalidate(cache_prefix(pipeline))
+            await self.cache.invalidate(pipeline)
         return result

@@ -21,7 +21,15 @@ from salesflow.clients.mail.notifier import Mail
 from salesflow.errors import NotFound
 from salesflow.models.analytics import Period
 from salesflow.models.auth import User
-from salesflow.models.reports import Frequency, JobStatus, ReportFormat, ScheduleFields, ScheduleRequest
+from salesflow.models.reports import (
+    Frequency,
+    JobStatus,
+    ReportFormat,
+    ReportType,
+    ScheduleFields,
+    ScheduleRequest,
+    ScheduleState,
+)
 from salesflow.services.notifications import Notifications
 from salesflow.services.reports.content import ReportContent, highlights
 from salesflow.services.reports.pipeline import ReportService
@@ -156,6 +164,27 @@ class ScheduleService:
     async def runs(self, schedule_id: str, *, limit: int = 50) -> Sequence[ReportJob]:
         await self.get(schedule_id)
         return await self.reports.jobs.runs(schedule_id, limit=limit)
+
+    def shown(self, schedule: ReportSchedule) -> ScheduleState:
+        """A schedule as the API shows it, with its next run."""
+        return ScheduleState(
+            schedule_id=schedule.id,
+            report_type=ReportType(schedule.report_type),
+            format=ReportFormat(schedule.format),
+            period=Period(schedule.period),
+            frequency=Frequency(schedule.frequency),
+            weekdays=list(schedule.weekdays),
+            day_of_month=schedule.day_of_month,
+            hour=schedule.hour,
+            minute=schedule.minute,
+            timezone=schedule.timezone,
+            recipients=list(schedule.recipients),
+            enabled=schedule.enabled,
+            owner=schedule.owner_name,
+            created_at=schedule.created_at,
+            updated_at=schedule.updated_at,
+            next_run_at=self.next_run(schedule),
+        )
 
     def next_run(self, schedule: ReportSchedule) -> datetime | None:
         if not schedule.enabled:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from salesflow.clients.mail.notifier import Mail
-from salesflow.models.alerts import SEVERITY_RANK, AlertState
+from salesflow.models.alerts import SEVERITY_RANK, AlertFilters, AlertState
 from salesflow.state.database import StateDatabase
 from salesflow.state.outbox import Outbox
 from salesflow.state.tables import Alert, AlertCheck, OutgoingMail
@@ -65,15 +65,6 @@ class Digest:
 
 # (open alerts never mailed at their severity, every unresolved alert) → the digest to queue, if any
 DigestPlanner = Callable[[Sequence[Alert], Sequence[Alert]], Digest | None]
-
-
-@dataclass(frozen=True)
-class AlertFilters:
-    state: str | None = None
-    kind: str | None = None
-    severity: str | None = None
-    product_id: int | None = None
-    order: str = "stake"  # "stake": the most money at stake first; "recent": the most recently seen first
 
 
 class Alerts:

@@ -17,7 +17,7 @@ from salesflow.config import Settings
 from salesflow.metrics import DEMAND_BATCH_COMPLETED_METRIC
 from salesflow.models.analytics import Period
 from salesflow.models.ml import Bucket, ForecastRequest, Scope
-from salesflow.resources import build_resources
+from salesflow.resources import open_resources
 from tests.builders import TODAY, MovableClock, pinned_clock
 
 
@@ -27,8 +27,7 @@ async def test_a_days_demand_is_settled_before_it_begins(
     """One demand truth per day: the day's batch changes nothing on the day it lands (every read of the day
     sees the trailing rate), and settles the next day's demand (below the floor: no demand)."""
     clock = MovableClock()
-    resources = await build_resources(make_settings(demand_forecasts=True), clock=clock)
-    try:
+    async with open_resources(make_settings(demand_forecasts=True), clock=clock) as resources:
         today = TODAY
         before = await resources.stock_analytics.product_states(today)
         assert set(before["demand_source"]) == {"rate"}
@@ -65,8 +64,6 @@ async def test_a_days_demand_is_settled_before_it_begins(
         clock.now -= timedelta(days=1)
         await resources.demand_forecasts.refresh()
         assert resources.demand_forecasts.refreshes == 1  # the day's batch is computed once
-    finally:
-        await resources.aclose()
 
 
 async def test_the_batch_answers_product_forecasts_as_a_request_would_compute_them(
@@ -79,19 +76,13 @@ async def test_the_batch_answers_product_forecasts_as_a_request_would_compute_th
         ForecastRequest(scope=Scope.PRODUCT, product_id=pid, forecast_days=days, period=period)
         for pid, days, period in ((1, 7, Bucket.DAILY), (2, 30, Bucket.WEEKLY), (3, 90, Bucket.MONTHLY))
     ]
-    batched = await build_resources(make_settings(demand_forecasts=True), clock=pinned_clock)
-    try:
+    async with open_resources(make_settings(demand_forecasts=True), clock=pinned_clock) as batched:
         await batched.demand_forecasts.refresh()
         misses = batched.cache.stats().misses
         from_batch = [orjson.loads(await batched.forecasts.forecast_json(r, scope="user")) for r in requests]
         assert batched.cache.stats().misses == misses + len(requests)
-    finally:
-        await batched.aclose()
-    alone = await build_resources(make_settings(demand_forecasts=False), clock=pinned_clock)
-    try:
+    async with open_resources(make_settings(demand_forecasts=False), clock=pinned_clock) as alone:
         computed = [orjson.loads(await alone.forecasts.forecast_json(r, scope="user")) for r in requests]
-    finally:
-        await alone.aclose()
     assert from_batch == computed
     assert [len(answer["predictions"]) for answer in from_batch] == [7, 5, 3]
     assert from_batch[0]["backtest"]["horizon"] == 28  # product 1 has 103 days of history
@@ -100,21 +91,17 @@ async def test_the_batch_answers_product_forecasts_as_a_request_would_compute_th
 async def test_without_the_batch_the_setting_keeps_the_rate(
     make_settings: Callable[..., Settings], store_file
 ) -> None:
-    resources = await build_resources(make_settings(demand_forecasts=False), clock=pinned_clock)
-    try:
+    async with open_resources(make_settings(demand_forecasts=False), clock=pinned_clock) as resources:
         assert resources.stock_analytics.forecasts is None
         states = await resources.stock_analytics.product_states(TODAY)
         assert set(states["demand_source"]) == {"rate"}
-    finally:
-        await resources.aclose()
 
 
 pytestmark = pytest.mark.timeout(300)
 
 
 async def test_a_shutdown_stops_the_batch_at_once(make_settings: Callable[..., Settings], store_file) -> None:
-    resources = await build_resources(make_settings(demand_forecasts=True), clock=pinned_clock)
-    try:
+    async with open_resources(make_settings(demand_forecasts=True), clock=pinned_clock) as resources:
         task = asyncio.create_task(resources.demand_forecasts.refresh())
         async with asyncio.timeout(60):
             # Process state has no event to await: poll with a deadline.
@@ -129,5 +116,3 @@ async def test_a_shutdown_stops_the_batch_at_once(make_settings: Callable[..., S
                 await asyncio.sleep(0.05)
         assert time.monotonic() - started < 10
         assert resources.demand_forecasts.refreshes == 0
-    finally:
-        await resources.aclose()

@@ -16,7 +16,7 @@ from salesflow.config import Settings
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.ml import DailyForecast, ForecastRequest, ModelInfo
 from salesflow.models.reports import ReportType
-from salesflow.resources import build_resources
+from salesflow.resources import open_resources
 from salesflow.services.ml.accuracy import HORIZON_DAYS, recorded, score
 from salesflow.state.retention import prune
 from salesflow.state.tables import ForecastScore
@@ -59,9 +59,8 @@ async def test_the_days_forecasts_are_scored_once_their_days_are_known(
 ) -> None:
     clock = MovableClock(pinned_clock() - timedelta(days=10))
     settings = make_settings(demand_forecasts=True, forecast_accuracy_days=28)
-    resources = await build_resources(settings, clock=clock)
-    accuracy = resources.demand_forecasts.accuracy
-    try:
+    async with open_resources(settings, clock=clock) as resources:
+        accuracy = resources.demand_forecasts.accuracy
         await resources.demand_forecasts.refresh()
         shop = await resources.forecasts.daily_forecast(None, ForecastRequest(), MADE)
         async with resources.state.session() as session:
@@ -103,8 +102,6 @@ async def test_the_days_forecasts_are_scored_once_their_days_are_known(
         gone = await prune(resources.state, before=clock(), forecasts_before=MADE + timedelta(days=1))
         assert gone[ForecastScore.__tablename__] == kept
         assert (await accuracy.report(weeks=1, offset=0, limit=5)).shop.forecasts == 0
-    finally:
-        await resources.aclose()
 
 
 async def test_a_chunk_of_the_batch_records_its_products_forecasts(
@@ -113,16 +110,13 @@ async def test_a_chunk_of_the_batch_records_its_products_forecasts(
     """With job workers the batch runs as chunks (`compute_chunk`, a worker's job): each chunk keeps its
     products' forecasts to be scored, and a chunk delivered twice keeps them once."""
     settings = make_settings(demand_forecasts=True)
-    resources = await build_resources(settings, clock=pinned_clock)
-    try:
+    async with open_resources(settings, clock=pinned_clock) as resources:
         ids = sorted(int(p) for p in (await resources.lines.products())["product_id"].tolist())[:5]
         for _ in range(2):
             await resources.demand_forecasts.compute_chunk(TODAY, 0, 1, ids)
         async with resources.state.session() as session:
             rows = (await session.execute(select(ForecastScore.as_of, ForecastScore.product_id))).all()
         assert sorted(rows) == [(TODAY, pid) for pid in ids]
-    finally:
-        await resources.aclose()
 
 
 def test_any_user_reads_the_accuracy_and_the_window_is_bounded(

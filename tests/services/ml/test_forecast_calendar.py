@@ -14,7 +14,7 @@ import pytest
 
 from salesflow.config import Settings
 from salesflow.models.ml import ForecastRequest
-from salesflow.resources import build_resources
+from salesflow.resources import open_resources
 from salesflow.services.ml.forecasting import forecast_series
 from salesflow.services.shop_calendar import ShopCalendar
 from tests.builders import RETAIL, load_retail_store, read_retail_lines
@@ -70,11 +70,10 @@ async def test_the_real_shop_is_forecast_closed_over_christmas_and_on_saturdays(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     load_retail_store(settings.embedded_db_path, read_retail_lines())
     made = date(2011, 12, 10)  # the day after the data set's last day
-    resources = await build_resources(settings, clock=lambda: datetime.combine(made, time(8), tzinfo=UTC))
-    try:
+    async with open_resources(
+        settings, clock=lambda: datetime.combine(made, time(8), tzinfo=UTC)
+    ) as resources:
         shop = await resources.forecasts.daily_forecast(None, ForecastRequest(forecast_days=35), made)
-    finally:
-        await resources.aclose()
     days = pd.date_range(made, periods=len(shop.mean)).date
     closed = set(shop.closed)
     # It sold nothing from 23 December 2010 to 3 January 2011, around Christmas: the same days a year on.

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from salesflow import background
 from salesflow.config import Settings
 from tests.servers import dev_server_process, wait_until
 
@@ -21,7 +22,7 @@ def test_the_app_warms_the_models_up_in_the_background(
     store_file,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="salesflow.api.main")
+    caplog.set_level(logging.INFO, logger=background.logger.name)
     api = serve(make_settings(dev_mode=True, java_jwt_secret=None, forecast_warm_up=True))
     assert api.get("/health").status_code == 200  # the start does not wait for the warm-up
     wait_until(

@@ -12,12 +12,12 @@ from pathlib import Path
 import anyio
 import pytest
 
+from salesflow.background import sweep_once
 from salesflow.config import Settings
 from salesflow.errors import StorageFull
 from salesflow.integration.jwt import DEV_USER
-from salesflow.jobs.sweep import sweep_once
 from salesflow.models.reports import ReportFormat, ReportRequest, ReportType
-from salesflow.resources import build_resources
+from salesflow.resources import open_resources
 from salesflow.services.reports.artifacts import ArtifactStore
 from salesflow.state.tables import ReportJob
 from tests.builders import pinned_clock
@@ -49,8 +49,7 @@ async def test_a_job_that_finds_the_disk_full_is_made_once_space_is_freed(
     """The attempt keeps its lease, its reason shown; after the lease, with space freed, the job completes."""
     now = [pinned_clock()]
     settings = make_settings(dev_mode=True, java_jwt_secret=None, export_dir=small_disk, job_lease_seconds=60)
-    resources = await build_resources(settings, clock=lambda: now[0])
-    try:
+    async with open_resources(settings, clock=lambda: now[0]) as resources:
         filler = small_disk / "filler"
         with filler.open("wb", buffering=0) as stream, contextlib.suppress(OSError):
             while stream.write(b"\0" * 65536):
@@ -76,5 +75,3 @@ async def test_a_job_that_finds_the_disk_full_is_made_once_space_is_freed(
         with anyio.fail_after(60):
             done = await resources.reports.wait(job.id)
         assert done.status == "completed" and done.attempts == 2 and done.error is None
-    finally:
-        await resources.aclose()

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from salesflow.config import Settings
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.reports import ReportType
-from salesflow.resources import build_resources
+from salesflow.resources import open_resources
 from salesflow.services.analytics.windows import dates_label
 from salesflow.services.reports import pdf
 from salesflow.services.reports.content import highlights
@@ -26,8 +26,7 @@ def test_custom_windows_are_named_by_their_dates() -> None:
 async def test_a_report_leads_with_its_key_figures_in_the_shops_currency(
     make_settings: Callable[..., Settings], store_file
 ) -> None:
-    resources = await build_resources(make_settings(shop_country="FR"), clock=pinned_clock)
-    try:
+    async with open_resources(make_settings(shop_country="FR"), clock=pinned_clock) as resources:
         gatherer = resources.reports.gatherer
         now = pinned_clock()
         combined = await gatherer.gather(
@@ -52,5 +51,3 @@ async def test_a_report_leads_with_its_key_figures_in_the_shops_currency(
         )
         assert highlights(nothing) == [f"No sales in {dates_label(empty_day, empty_day).lower()}."]
         assert pdf.render_pdf(nothing).startswith(b"%PDF")
-    finally:
-        await resources.aclose()

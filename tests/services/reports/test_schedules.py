@@ -17,7 +17,7 @@ from salesflow.config import Settings
 from salesflow.integration.java_demo import StandinState
 from salesflow.integration.jwt import DEV_USER
 from salesflow.models.reports import Frequency, JobOutcome, ReportType, ScheduleRequest
-from salesflow.resources import Resources, build_resources
+from salesflow.resources import Resources, open_resources
 from salesflow.services.schedules import fire_times, last_fire_time
 from salesflow.state.report_jobs import NewJob
 from salesflow.state.tables import ReportJob, ReportSchedule
@@ -93,9 +93,8 @@ async def resources(
     settings = make_settings(
         dev_mode=True, java_jwt_secret=None, smtp_host="127.0.0.1", smtp_port=smtp[0], smtp_starttls=False
     )
-    built = await build_resources(settings, clock=clock)
-    yield built, clock
-    await built.aclose()
+    async with open_resources(settings, clock=clock) as built:
+        yield built, clock
 
 
 async def finished(resources: Resources, job_id: str) -> str:
@@ -214,8 +213,7 @@ async def test_a_failed_scheduled_run_is_told_to_its_recipients_and_the_admin(
         }
     )
     clock = MovableClock()
-    built = await build_resources(settings, clock=clock)
-    try:
+    async with open_resources(settings, clock=clock) as built:
         created = await built.schedules.create(
             ScheduleRequest(report_type=ReportType.SALES, hour=12, minute=0, recipients=["boss@shop.test"]),
             user=DEV_USER,
@@ -260,5 +258,3 @@ async def test_a_failed_scheduled_run_is_told_to_its_recipients_and_the_admin(
         assert (await built.reports.jobs.get(exhausted.id)).status == "failed"  # type: ignore[union-attr]
         assert await built.notifications.deliver_due() == 1
         assert "gave up after" in received[-1].get_payload(decode=True).decode()  # type: ignore[union-attr]
-    finally:
-        await built.aclose()

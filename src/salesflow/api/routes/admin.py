@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends
 
 from salesflow.api.deps import CacheDep, require_roles
 from salesflow.api.envelope import EnvelopeRoute
-from salesflow.data.cache import cache_prefix
 from salesflow.models.cache import CacheInvalidateRequest, CacheInvalidateResult, CacheStatsPublic
 
 router = APIRouter(
@@ -28,4 +27,4 @@ async def read_cache_stats(cache: CacheDep) -> CacheStatsPublic:
 @router.post("/cache/invalidate")
 async def invalidate_cache(body: CacheInvalidateRequest, cache: CacheDep) -> CacheInvalidateResult:
     """Drop cached results of one pipeline, or all of them."""
-    return CacheInvalidateResult(removed=await cache.invalidate(cache_prefix(body.pipeline)))
+    return CacheInvalidateResult(removed=await cache.invalidate(body.pipeline))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import anyio
@@ -12,43 +13,23 @@ from salesflow.api.deps import CurrentUser, ReportsDep, SettingsDep, limit_expen
 from salesflow.api.envelope import EnvelopeRoute
 from salesflow.api.errors import MAX_OFFSET, documented, documented_file
 from salesflow.errors import InvalidInput, UpstreamTimeout
-from salesflow.models.analytics import Period
 from salesflow.models.reports import (
     GenerateReportRequest,
     JobAccepted,
     JobStatus,
-    ReportFormat,
     ReportJobPage,
     ReportJobState,
     ReportRequest,
-    ReportType,
 )
 from salesflow.services.reports.artifacts import MEDIA_TYPES
-from salesflow.state.tables import ReportJob
+from salesflow.services.reports.pipeline import job_state
 
 router = APIRouter(prefix="/reports", tags=["reports"], route_class=EnvelopeRoute)
 
 
-def job_state(job: ReportJob, request: Request) -> ReportJobState:
-    done = job.status == JobStatus.COMPLETED
-    return ReportJobState(
-        job_id=job.id,
-        status=JobStatus(job.status),
-        report_type=ReportType(job.report_type),
-        format=ReportFormat(job.format),
-        period=Period(job.period),
-        start_date=job.start_date,
-        end_date=job.end_date,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        error=job.error,
-        attempts=job.attempts,
-        worker=job.worker,
-        owner=job.owner_name,
-        file_name=job.file_name,
-        download_url=str(request.url_for("download_report", job_id=job.id).path) if done else None,
-    )
+def download_path(request: Request) -> Callable[[str], str]:
+    """A finished job's download path, as this app routes it."""
+    return lambda job_id: str(request.url_for("download_report", job_id=job_id).path)
 
 
 @router.post("/jobs", status_code=202, responses=documented(429), dependencies=[Depends(limit_expensive)])
@@ -75,14 +56,16 @@ async def list_report_jobs(
 ) -> ReportJobPage:
     """The caller's report jobs (an ADMIN's: everyone's), newest first."""
     jobs, total = await reports.page(user=user, offset=offset, limit=limit)
-    return ReportJobPage(data=[job_state(j, request) for j in jobs], total=total, offset=offset, limit=limit)
+    return ReportJobPage(
+        data=[job_state(j, download_path(request)) for j in jobs], total=total, offset=offset, limit=limit
+    )
 
 
 @router.get("/jobs/{job_id}", responses=documented(404))
 async def read_report_job(
     job_id: str, user: CurrentUser, reports: ReportsDep, request: Request
 ) -> ReportJobState:
-    return job_state(await reports.get(job_id, user=user), request)
+    return job_state(await reports.get(job_id, user=user), download_path(request))
 
 
 @router.get(

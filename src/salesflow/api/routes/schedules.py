@@ -10,11 +10,9 @@ from fastapi.responses import FileResponse
 from salesflow.api.deps import CurrentUser, ReportsDep, SchedulesDep, require_roles
 from salesflow.api.envelope import EnvelopeRoute
 from salesflow.api.errors import documented
-from salesflow.api.routes.reports import job_state
+from salesflow.api.routes.reports import download_path
 from salesflow.errors import NotFound
-from salesflow.models.analytics import Period
 from salesflow.models.reports import (
-    Frequency,
     LegacyScheduleAnswer,
     LegacyScheduleRequest,
     ReportFormat,
@@ -26,8 +24,7 @@ from salesflow.models.reports import (
     ScheduleState,
 )
 from salesflow.services.reports.artifacts import MEDIA_TYPES
-from salesflow.services.schedules import ScheduleService
-from salesflow.state.tables import ReportSchedule
+from salesflow.services.reports.pipeline import job_state
 
 router = APIRouter(
     prefix="/reports",
@@ -37,47 +34,26 @@ router = APIRouter(
 )
 
 
-def schedule_state(schedule: ReportSchedule, service: ScheduleService) -> ScheduleState:
-    return ScheduleState(
-        schedule_id=schedule.id,
-        report_type=ReportType(schedule.report_type),
-        format=ReportFormat(schedule.format),
-        period=Period(schedule.period),
-        frequency=Frequency(schedule.frequency),
-        weekdays=list(schedule.weekdays),
-        day_of_month=schedule.day_of_month,
-        hour=schedule.hour,
-        minute=schedule.minute,
-        timezone=schedule.timezone,
-        recipients=list(schedule.recipients),
-        enabled=schedule.enabled,
-        owner=schedule.owner_name,
-        created_at=schedule.created_at,
-        updated_at=schedule.updated_at,
-        next_run_at=service.next_run(schedule),
-    )
-
-
 @router.post("/schedules", status_code=201)
 async def create_schedule(body: ScheduleRequest, user: CurrentUser, service: SchedulesDep) -> ScheduleState:
     """A report made at a local time; `timezone` defaults to BUSINESS_TZ."""
-    return schedule_state(await service.create(body, user=user), service)
+    return service.shown(await service.create(body, user=user))
 
 
 @router.get("/schedules")
 async def list_schedules(service: SchedulesDep) -> ScheduleList:
     schedules, total = await service.schedules.page()
-    return ScheduleList(data=[schedule_state(s, service) for s in schedules], total=total)
+    return ScheduleList(data=[service.shown(s) for s in schedules], total=total)
 
 
 @router.get("/schedules/{schedule_id}", responses=documented(404))
 async def read_schedule(schedule_id: str, service: SchedulesDep) -> ScheduleState:
-    return schedule_state(await service.get(schedule_id), service)
+    return service.shown(await service.get(schedule_id))
 
 
 @router.patch("/schedules/{schedule_id}", responses=documented(404))
 async def update_schedule(schedule_id: str, body: ScheduleFields, service: SchedulesDep) -> ScheduleState:
-    return schedule_state(await service.update(schedule_id, body), service)
+    return service.shown(await service.update(schedule_id, body))
 
 
 @router.delete("/schedules/{schedule_id}", status_code=204, responses=documented(404))
@@ -94,7 +70,9 @@ async def schedule_runs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ReportJobPage:
     runs = list(await service.runs(schedule_id, limit=limit))
-    return ReportJobPage(data=[job_state(j, request) for j in runs], total=len(runs), offset=0, limit=limit)
+    return ReportJobPage(
+        data=[job_state(j, download_path(request)) for j in runs], total=len(runs), offset=0, limit=limit
+    )
 
 
 @router.post("/schedule")

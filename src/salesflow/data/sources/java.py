@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from salesflow.clients.java import JavaClient
 from salesflow.data.sources.base import SALE_LINE_COLUMNS, SaleInput, WriteResult, empty_frame
+from salesflow.data.sources.java_client import JavaClient
 from salesflow.errors import UpstreamRejected
 from salesflow.models.auth import User
 

@@ -21,15 +21,23 @@ from salesflow.data.sale_lines import SaleLineCache
 from salesflow.errors import NotFound
 from salesflow.formatting import Formats
 from salesflow.metrics import ALERT_EVALUATIONS
-from salesflow.models.alerts import AlertKind
+from salesflow.models.alerts import (
+    AlertFilters,
+    AlertKind,
+    AlertNotification,
+    AlertOut,
+    AlertPage,
+    AlertProduct,
+    AlertState,
+)
 from salesflow.services.alerting import rules
 from salesflow.services.alerting.digest import build_digest
 from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.stock import StockAnalyticsService
 from salesflow.services.ml.anomalies import AnomalyRules
-from salesflow.state.alerts import AlertFilters, Alerts, Changes, Condition, Digest, DigestPlanner
+from salesflow.state.alerts import Alerts, Changes, Condition, Digest, DigestPlanner
 from salesflow.state.database import is_record_id
-from salesflow.state.tables import Alert
+from salesflow.state.tables import Alert, OutgoingMail
 
 logger = logging.getLogger(__name__)
 
@@ -183,11 +191,53 @@ class AlertService:
 
         return plan
 
-    async def page(self, filters: AlertFilters, *, offset: int, limit: int) -> tuple[Sequence[Alert], int]:
-        return await self.alerts.page(filters, offset=offset, limit=limit)
+    async def page(self, filters: AlertFilters, *, offset: int, limit: int) -> AlertPage:
+        alerts, total = await self.alerts.page(filters, offset=offset, limit=limit)
+        return AlertPage(data=await self.shaped(alerts), total=total, offset=offset, limit=limit)
+
+    async def shaped(self, alerts: Sequence[Alert]) -> list[AlertOut]:
+        """Alerts as the API shows them, each with the e-mail that told of it."""
+        mails = await self.alerts.mails({a.mail_id for a in alerts if a.mail_id})
+        return [alert_out(a, mails.get(a.mail_id) if a.mail_id else None) for a in alerts]
 
     async def acknowledge(self, alert_id: str, *, by: str) -> Alert:
         alert = await self.alerts.acknowledge(alert_id, by=by) if is_record_id(alert_id) else None
         if alert is None:
             raise NotFound(f"No alert {alert_id[:64]!r}")
         return alert
+
+
+def alert_out(alert: Alert, mail: OutgoingMail | None) -> AlertOut:
+    product = (
+        AlertProduct(id=alert.product_id, sku=alert.product_sku or "", name=alert.product_name or "")
+        if alert.product_id is not None
+        else None
+    )
+    notification = (
+        AlertNotification(
+            mail_id=mail.id,
+            status=mail.status,
+            attempts=mail.attempts,
+            last_error=mail.last_error,
+            sent_at=mail.sent_at,
+        )
+        if mail is not None
+        else None
+    )
+    return AlertOut(
+        id=alert.id,
+        kind=AlertKind(alert.kind),
+        subject=alert.subject,
+        product=product,
+        severity=alert.severity,
+        state=AlertState(alert.state),
+        message=alert.message,
+        at_stake=alert.at_stake,
+        numbers=alert.numbers,
+        first_seen=alert.first_seen,
+        last_seen=alert.last_seen,
+        acknowledged_at=alert.acknowledged_at,
+        acknowledged_by=alert.acknowledged_by,
+        resolved_at=alert.resolved_at,
+        notification=notification,
+    )

@@ -14,7 +14,6 @@ whenever the day's own batch finishes. Without such a batch the day uses the tra
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import multiprocessing
 from collections.abc import Awaitable, Callable
@@ -133,19 +132,12 @@ class DemandForecasts:
             logger.info("demand forecasts refreshed", extra={"products": len(result), "as_of": str(as_of)})
         return figures
 
-    async def run(self) -> None:
-        """Keep today's batch made (compute it when missing) and the forecasts whose days are known scored;
-        check again every few minutes."""
-        while True:
-            try:
-                if not await self.batches.has(self.lines.today()):
-                    await self.refresh()
-                await self.accuracy.score_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the day's demand is settled already; try again at the next check
-                logger.warning("demand forecast refresh failed", exc_info=True)
-            await asyncio.sleep(CHECK_EVERY_SECONDS)
+    async def check(self) -> None:
+        """Make today's batch when it is missing, and score the forecasts whose days are known (run every
+        `CHECK_EVERY_SECONDS` by the API process)."""
+        if not await self.batches.has(self.lines.today()):
+            await self.refresh()
+        await self.accuracy.score_due()
 
     async def _forecast(self, as_of: date) -> dict[int, float]:
         product_ids = sorted(int(p) for p in (await self.lines.products())["product_id"].tolist())

@@ -29,7 +29,14 @@ from salesflow.errors import NotFound, QueueUnavailable, SalesflowError, Storage
 from salesflow.heartbeat import beating
 from salesflow.models.analytics import Period, SalesQuery
 from salesflow.models.auth import User
-from salesflow.models.reports import JobOutcome, JobStatus, ReportFormat, ReportRequest, ReportType
+from salesflow.models.reports import (
+    JobOutcome,
+    JobStatus,
+    ReportFormat,
+    ReportJobState,
+    ReportRequest,
+    ReportType,
+)
 from salesflow.services.analytics.windows import resolve_window
 from salesflow.services.reports.artifacts import MEDIA_TYPES, ArtifactStore, download_name
 from salesflow.services.reports.content import ReportContent, ReportGatherer
@@ -308,3 +315,26 @@ async def _nothing_failed(job: ReportJob) -> None:
 
 def _query(period: Period, start: object, end: object) -> SalesQuery:
     return SalesQuery(period=period, start_date=start, end_date=end)
+
+
+def job_state(job: ReportJob, download_path: Callable[[str], str]) -> ReportJobState:
+    """A job as the API shows it; `download_path(job_id)` once it is completed."""
+    done = job.status == JobStatus.COMPLETED
+    return ReportJobState(
+        job_id=job.id,
+        status=JobStatus(job.status),
+        report_type=ReportType(job.report_type),
+        format=ReportFormat(job.format),
+        period=Period(job.period),
+        start_date=job.start_date,
+        end_date=job.end_date,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        error=job.error,
+        attempts=job.attempts,
+        worker=job.worker,
+        owner=job.owner_name,
+        file_name=job.file_name,
+        download_url=download_path(job.id) if done else None,
+    )

@@ -18,17 +18,17 @@ import logging
 import os
 import signal
 import threading
+from contextlib import AsyncExitStack
 
 import anyio
 from prometheus_client import start_http_server
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
+from salesflow.background import ProcessKind, running_background
 from salesflow.config import Settings
-from salesflow.jobs.sweep import sweep_jobs
 from salesflow.models.jobs import JobQueue
-from salesflow.observability import watch_event_loop
-from salesflow.resources import Resources, build_resources
+from salesflow.resources import Resources, open_resources
 
 logger = logging.getLogger(__name__)
 
@@ -42,17 +42,14 @@ async def run_worker(settings: Settings) -> int:
     if settings.job_backend != "redis":
         logger.error("salesflow worker needs JOB_BACKEND=redis (the in-memory broker runs jobs in the API)")
         return 2
-    resources = await build_resources(settings)
-    metrics_server = None
-    if settings.worker_metrics_port:
-        metrics_server, _ = start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
-    try:
-        async with resources.jobs.consuming():
-            await _work(resources)
-    finally:
-        if metrics_server is not None:
-            metrics_server.shutdown()
-        await resources.aclose()
+    async with AsyncExitStack() as stack:
+        if settings.worker_metrics_port:
+            server, _ = start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+            stack.callback(server.shutdown)
+        resources = await stack.enter_async_context(open_resources(settings))
+        await stack.enter_async_context(resources.jobs.consuming())
+        await stack.enter_async_context(running_background(resources, ProcessKind.WORKER))
+        await _work(resources)
     return 0
 
 
@@ -65,9 +62,6 @@ async def _work(resources: Resources) -> None:
         asyncio.create_task(_receive(resources, queue, settings.job_worker_concurrency, no_more_messages))
         for queue in dict.fromkeys(settings.job_worker_queues)
     ]
-    # Workers sweep too: a dead worker's jobs and messages are handed back by whoever notices first.
-    sweeper = asyncio.create_task(sweep_jobs(resources))
-    watch = asyncio.create_task(watch_event_loop())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -79,15 +73,14 @@ async def _work(resources: Resources) -> None:
     await stop.wait()
     logger.info("worker stopping", extra={"running_jobs": len(jobs.running.tasks)})
     no_more_messages.set()
-    sweeper.cancel()
     await jobs.stop_jobs()
     # From here on nothing of value is left to lose: a stuck close must not keep the process alive.
     _exit_after(CLOSE_SECONDS + STOP_SECONDS)
     with anyio.move_on_after(STOP_SECONDS):
         await asyncio.gather(*receiving, return_exceptions=True)
-    for task in (*receiving, watch):
+    for task in receiving:
         task.cancel()
-    await asyncio.gather(*receiving, sweeper, watch, return_exceptions=True)
+    await asyncio.gather(*receiving, return_exceptions=True)
 
 
 async def _receive(

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from pydantic import SecretStr
 
-from salesflow.clients.java import JavaClient, ServiceAccount
 from salesflow.data.sources.base import PRODUCT_COLUMNS, SALE_LINE_COLUMNS, SaleInput, SaleItemInput
 from salesflow.data.sources.java import JavaDataSource
+from salesflow.data.sources.java_client import JavaClient, ServiceAccount
 from salesflow.errors import NotFound, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from salesflow.integration.java_demo import StandinState
 from salesflow.models.auth import User

@@ -23,8 +23,8 @@ import msgspec
 import pandas as pd
 from pydantic import SecretStr
 
-from salesflow.clients import java_codec
 from salesflow.clients.circuit import CircuitBreaker, CircuitOpen
+from salesflow.data.sources import java_codec
 from salesflow.data.sources.base import SaleInput
 from salesflow.errors import (
     NotFound,

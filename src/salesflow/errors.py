@@ -11,10 +11,18 @@ SalesflowError
 ├── PayloadTooLarge       an upload or body is over its size limit (413)
 ├── HeadersTooLarge       the request's headers are over their size limit (431)
 ├── TooManyRequests       the caller is over a rate limit (429, with Retry-After)
-└── UpstreamError         the Java system of record failed us
-    ├── UpstreamRejected      Java answered with an error about our request (502)
-    ├── UpstreamUnavailable   Java could not be reached or is down (503)
-    └── UpstreamTimeout       Java did not answer in time (504)
+├── UpstreamError         the Java system of record failed us (502)
+│   ├── UpstreamRejected      Java answered with an error about our request (502)
+│   ├── UpstreamUnavailable   Java could not be reached or is down (503)
+│   ├── UpstreamMalformed     Java's answer does not follow its contract (502)
+│   └── UpstreamTimeout       Java did not answer in time (504)
+├── QueueUnavailable      the job queue (Redis) is away (503)
+├── StateUnavailable      the state database is away (503)
+├── StorageFull           a file could not be written: its disk is full (507)
+├── ReportNotReady        a report waited for is still being made (503, with Retry-After)
+└── ReportFailed          a report waited for could not be made (500, with the job's reason)
+
+`tests/test_errors_tree.py` keeps this tree equal to the classes below and to `api/errors.py`'s statuses.
 """
 
 from __future__ import annotations
@@ -120,3 +128,16 @@ class StateUnavailable(SalesflowError):
 
 class StorageFull(SalesflowError):
     """Raised when a file cannot be written because its disk is full."""
+
+
+class ReportNotReady(SalesflowError):
+    """Raised when a report waited for in the request (`POST /reports/generate`) is not ready in time; the job
+    goes on, and `detail` says where to follow it."""
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class ReportFailed(SalesflowError):
+    """Raised when a report waited for in the request failed; `detail` carries the job's reason."""

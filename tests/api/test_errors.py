@@ -24,4 +24,4 @@ from salesflow.api.errors import status_for
     ],
 )
 def test_each_error_has_its_status(error: errors.SalesflowError, status: int) -> None:
-    assert status_for(error) == status
+    assert status_for(type(error)) == status

@@ -172,6 +172,31 @@ def test_a_job_that_cannot_get_its_data_fails_with_the_reason(
         what="the failed job counted as failed",
     )
     assert api.get(f"/reports/jobs/{body['job_id']}/download", headers=admin).status_code == 404
+    # Waited for by the frontend's call: our failure (500) with the job's reason, never the caller's 422.
+    waited = api.post("/reports/generate", json={"report_type": "sales", "format": "pdf"}, headers=admin)
+    assert waited.status_code == 500 and "Java" in waited.json()["detail"]
+    assert "/api/v1/reports/jobs/" in waited.json()["detail"]
+
+
+def test_a_report_not_ready_in_time_says_where_to_follow_it(
+    serve: Callable[..., httpx.Client],
+    prod_settings: Settings,
+    tokens: dict[str, str],
+    standin: tuple[UvicornThread, StandinState],
+) -> None:
+    """`POST /reports/generate` waits `REPORT_WAIT_SECONDS`; past it, a 503 with Retry-After (our own wait,
+    not a Java timeout) naming the job, which goes on."""
+    _, java = standin
+    api = serve(
+        prod_settings.model_copy(update={"report_wait_seconds": 0.05, "job_shutdown_grace_seconds": 0})
+    )
+    admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
+    java.delay_seconds = 5.0  # the job is still reading from Java when the wait ends
+    waited = api.post("/reports/generate", json={"report_type": "sales", "format": "pdf"}, headers=admin)
+    java.delay_seconds = 0
+    assert waited.status_code == 503 and waited.headers["retry-after"] == str(RETRY_AFTER_BUSY_SECONDS)
+    job_path = waited.json()["detail"].rsplit("follow ", 1)[1]
+    assert finished(api, job_path.rsplit("/", 1)[1], admin)["status"] == "completed"
 
 
 async def test_files_past_retention_are_removed_by_the_sweep(

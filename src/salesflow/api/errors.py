@@ -35,12 +35,14 @@ STATUS_BY_ERROR: dict[type[errors.SalesflowError], int] = {
     errors.QueueUnavailable: 503,
     errors.StateUnavailable: 503,
     errors.StorageFull: 507,
+    errors.ReportNotReady: 503,
+    errors.ReportFailed: 500,
 }
 
 
-def status_for(exc: errors.SalesflowError) -> int:
-    """The status of the nearest mapped class in the exception's MRO (500 if none)."""
-    for cls in type(exc).__mro__:
+def status_for(kind: type[errors.SalesflowError]) -> int:
+    """The status of the nearest mapped class in the error class's MRO (500 if none)."""
+    for cls in kind.__mro__:
         if cls in STATUS_BY_ERROR:
             return STATUS_BY_ERROR[cls]
     return 500
@@ -48,11 +50,11 @@ def status_for(exc: errors.SalesflowError) -> int:
 
 def error_response(exc: errors.SalesflowError) -> JSONResponse:
     """The response for one of our errors: the handlers' and the request guard's one format."""
-    status = status_for(exc)
+    status = status_for(type(exc))
     log = logger.warning if status >= 500 else logger.info
     log("request failed", extra={"error": type(exc).__name__, "status": status, "detail": exc.detail})
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    if isinstance(exc, errors.TooManyRequests):
+    if isinstance(exc, errors.TooManyRequests | errors.ReportNotReady):
         headers = {"Retry-After": str(exc.retry_after)}
     body: dict[str, object] = {"detail": exc.detail}
     if isinstance(exc, errors.RowsRejected):
@@ -119,9 +121,14 @@ ERROR_DESCRIPTIONS = {
     413: "Body or upload over its size limit",
     429: "Over a rate limit; Retry-After says when to try again",
     431: "Request headers over their size limit",
-    502: "The Java system of record answered with an error",
-    503: "The Java system of record is unreachable",
+    500: "The work asked for failed on our side; the detail says why",
+    502: "The Java system of record answered with an error, or with something outside its contract",
+    503: (
+        "Temporarily unavailable: the Java system of record, the job queue or the state database is"
+        " unreachable, or (with Retry-After) the work is still going on; try again shortly"
+    ),
     504: "The Java system of record did not answer in time",
+    507: "A file could not be written: the service's disk is full; try again later",
 }
 
 

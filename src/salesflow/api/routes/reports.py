@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from salesflow.api.deps import CurrentUser, ReportsDep, SettingsDep, limit_expensive
 from salesflow.api.envelope import EnvelopeRoute
 from salesflow.api.errors import MAX_OFFSET, documented, documented_file
-from salesflow.errors import InvalidInput, UpstreamTimeout
+from salesflow.errors import ReportFailed, ReportNotReady
 from salesflow.models.reports import (
     GenerateReportRequest,
     JobAccepted,
@@ -22,7 +22,7 @@ from salesflow.models.reports import (
     ReportRequest,
 )
 from salesflow.services.reports.artifacts import MEDIA_TYPES
-from salesflow.services.reports.pipeline import job_state
+from salesflow.services.reports.pipeline import RETRY_AFTER_BUSY_SECONDS, job_state
 
 router = APIRouter(prefix="/reports", tags=["reports"], route_class=EnvelopeRoute)
 
@@ -81,26 +81,32 @@ async def download_report(job_id: str, user: CurrentUser, reports: ReportsDep) -
 
 @router.post(
     "/generate",
-    responses={**documented_file(*MEDIA_TYPES.values()), **documented(404, 429, 502, 503, 504)},
+    responses={**documented_file(*MEDIA_TYPES.values()), **documented(404, 429, 500, 502, 503, 504, 507)},
     dependencies=[Depends(limit_expensive)],
 )
 async def generate_report(
-    body: GenerateReportRequest, user: CurrentUser, reports: ReportsDep, settings: SettingsDep
+    body: GenerateReportRequest,
+    user: CurrentUser,
+    reports: ReportsDep,
+    settings: SettingsDep,
+    request: Request,
 ) -> Response:
     """The frontend's call: the same job, waited for; the file bytes with a plain `filename="…"`."""
     job = await reports.submit(
         ReportRequest(report_type=body.report_type, format=body.format, period=body.period), user=user
     )
+    follow = request.url_for("read_report_job", job_id=job.id).path
     try:
         with anyio.fail_after(settings.report_wait_seconds):
             job = await reports.wait(job.id)
     except TimeoutError as exc:
-        raise UpstreamTimeout(
+        raise ReportNotReady(
             f"the report was not ready within {settings.report_wait_seconds:g} s; it is still being made:"
-            f" follow /api/v1/reports/jobs/{job.id}"
+            f" follow {follow}",
+            retry_after=RETRY_AFTER_BUSY_SECONDS,
         ) from exc
     if job.status == JobStatus.FAILED:
-        raise InvalidInput(f"the report could not be generated: {job.error}", field="report_type")
+        raise ReportFailed(f"the report could not be generated ({follow}): {job.error}")
     found = await reports.file(job.id, user=user)
     content = await anyio.Path(found.path).read_bytes()
     return Response(

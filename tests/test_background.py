@@ -6,7 +6,8 @@ import asyncio
 
 import anyio
 
-from salesflow.background import as_task, repeat
+from salesflow.background import repeat
+from salesflow.heartbeat import as_task
 
 
 async def test_a_failed_round_is_tried_again_at_the_next_one() -> None:

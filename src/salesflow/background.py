@@ -11,7 +11,6 @@ tried again at the next one, so one bad round never stops a loop.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, nullcontext
@@ -25,6 +24,7 @@ import anyio
 from apscheduler.triggers.cron import CronTrigger
 
 from salesflow.config import Settings
+from salesflow.heartbeat import as_task
 from salesflow.integration.java_demo_server import java_demo
 from salesflow.jobs.runtime import CHECK_ALERTS
 from salesflow.jobs.scheduler import Periodic, ScheduleRunner
@@ -50,17 +50,6 @@ async def repeat(step: Callable[[], Awaitable[object]], *, every_seconds: float,
         except Exception:  # retried at the next round
             logger.warning("%s failed", what, exc_info=True)
         await anyio.sleep(every_seconds)
-
-
-@asynccontextmanager
-async def as_task(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
-    """`work` runs as a task while the block runs; cancelled (and awaited) when it ends."""
-    task = asyncio.get_running_loop().create_task(work)
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 Opener = Callable[[Resources], AbstractAsyncContextManager[object]]

@@ -1,16 +1,29 @@
-"""Keeping something alive (a job's lease, a cache lock) while a block of work runs."""
+"""Work tied to a block: a task that runs while the block runs (`as_task`), and keeping something alive (a
+job's lease, a cache lock) meanwhile (`beating`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 
 @asynccontextmanager
-async def beating(beat: Callable[[], Awaitable[bool]], every_seconds: float) -> AsyncIterator[None]:
+async def as_task(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """`work` runs as a task while the block runs; cancelled (and awaited) when it ends. A task, not a task
+    group: the block's own exceptions reach the caller unwrapped, and the work's never cancel the block."""
+    task = asyncio.get_running_loop().create_task(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def beating(beat: Callable[[], Awaitable[bool]], every_seconds: float) -> AbstractAsyncContextManager[None]:
     """Call `beat` every `every_seconds` while the block runs, until it returns False (what it renewed is
-    lost). A task, not a task group: the block's own exceptions reach the caller unwrapped."""
+    lost)."""
 
     async def beat_until_lost() -> None:
         while True:
@@ -18,9 +31,4 @@ async def beating(beat: Callable[[], Awaitable[bool]], every_seconds: float) -> 
             if not await beat():
                 return
 
-    beats = asyncio.create_task(beat_until_lost())
-    try:
-        yield
-    finally:
-        beats.cancel()
-        await asyncio.gather(beats, return_exceptions=True)
+    return as_task(beat_until_lost())

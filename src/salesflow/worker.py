@@ -48,7 +48,6 @@ async def run_worker(settings: Settings) -> int:
             stack.callback(server.shutdown)
         resources = await stack.enter_async_context(open_resources(settings))
         await stack.enter_async_context(resources.jobs.consuming())
-        await stack.enter_async_context(running_background(resources, ProcessKind.WORKER))
         await _work(resources)
     return 0
 
@@ -66,11 +65,13 @@ async def _work(resources: Resources) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _stop_or_exit, stop)
-    logger.info(
-        "worker started",
-        extra={"concurrency": settings.job_worker_concurrency, "queues": settings.job_worker_queues},
-    )
-    await stop.wait()
+    # The sweep and the loop watch stop with the stop's first step, as the receivers do.
+    async with running_background(resources, ProcessKind.WORKER):
+        logger.info(
+            "worker started",
+            extra={"concurrency": settings.job_worker_concurrency, "queues": settings.job_worker_queues},
+        )
+        await stop.wait()
     logger.info("worker stopping", extra={"running_jobs": len(jobs.running.tasks)})
     no_more_messages.set()
     await jobs.stop_jobs()

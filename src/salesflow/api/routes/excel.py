@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 import orjson
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 
@@ -166,7 +167,7 @@ async def download_template(
             headers={"Content-Disposition": 'attachment; filename="sales-import-template.csv"'},
         )
     return Response(
-        template_xlsx(),
+        await anyio.to_thread.run_sync(template_xlsx),  # XlsxWriter loads with the first one
         media_type=XLSX_MEDIA_TYPE,
         headers={"Content-Disposition": 'attachment; filename="sales-import-template.xlsx"'},
     )

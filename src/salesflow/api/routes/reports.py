@@ -56,9 +56,8 @@ async def list_report_jobs(
 ) -> ReportJobPage:
     """The caller's report jobs (an ADMIN's: everyone's), newest first."""
     jobs, total = await reports.page(user=user, offset=offset, limit=limit)
-    return ReportJobPage(
-        data=[job_state(j, download_path(request)) for j in jobs], total=total, offset=offset, limit=limit
-    )
+    path = download_path(request)
+    return ReportJobPage(data=[job_state(j, path) for j in jobs], total=total, offset=offset, limit=limit)
 
 
 @router.get("/jobs/{job_id}", responses=documented(404))

@@ -70,9 +70,8 @@ async def schedule_runs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ReportJobPage:
     runs = list(await service.runs(schedule_id, limit=limit))
-    return ReportJobPage(
-        data=[job_state(j, download_path(request)) for j in runs], total=len(runs), offset=0, limit=limit
-    )
+    path = download_path(request)
+    return ReportJobPage(data=[job_state(j, path) for j in runs], total=len(runs), offset=0, limit=limit)
 
 
 @router.post("/schedule")

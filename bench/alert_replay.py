@@ -84,7 +84,7 @@ class Replay:
         self.clock = clock
         self.raw = raw
         self.batch = batch
-        self.lead_days = resources.settings.reorder_lead_days
+        self.lead_days = resources.settings.analytics.reorder_lead_days
         self.arrivals: dict[date, Counter[int]] = defaultdict(Counter)
         self.sold = raw.groupby([raw["InvoiceDate"].dt.date, "product_id"])["Quantity"].sum()
         self.seen: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (kind, subject) → [(state, severity)]
@@ -254,7 +254,7 @@ async def replay(folder: Path, args: argparse.Namespace, *, baseline: bool = Fal
                 day_states.append({(a.kind, a.subject): a.severity for a in unresolved})
                 sent = await resources.notifications.deliver_due()
                 if sent:
-                    for eml in sorted(settings.outbox_dir.iterdir(), key=lambda p: p.stat().st_mtime):
+                    for eml in sorted(settings.mail.outbox_dir.iterdir(), key=lambda p: p.stat().st_mtime):
                         size = eml.stat().st_size
                         if first_mail_kb is None:
                             first_mail_kb = size / 1024
@@ -279,7 +279,7 @@ async def replay(folder: Path, args: argparse.Namespace, *, baseline: bool = Fal
     return {
         "first_day": days[0].isoformat(),
         "last_day": days[-1].isoformat(),
-        "min_share": settings.alert_anomaly_min_share,
+        "min_share": settings.alerts.anomaly_min_share,
         "days": len(days),
         "checks_a_day": len(checks),
         "batch": args.batch,

@@ -43,9 +43,9 @@ def main() -> None:
     series = Series(values=y, starts=days, bucket=Bucket.DAILY, first_future=last + timedelta(days=1))
     defaults = Settings(dev_mode=True)
     practical = AnomalyRules(
-        min_change=defaults.anomaly_min_change,
-        min_units=defaults.anomaly_min_units,
-        min_revenue=defaults.anomaly_min_revenue,
+        min_change=defaults.anomalies.min_change,
+        min_units=defaults.anomalies.min_units,
+        min_revenue=defaults.anomalies.min_revenue,
     )
     calendar = ShopCalendar.from_settings(
         country="GB", subdivision="ENG", closed_dates=[], closed_weekdays=["sat"]

@@ -68,8 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     defaults = Settings(dev_mode=True)
     rules: dict[str, Any] = {
-        "min_change": defaults.anomaly_min_change,
-        "min_gap": defaults.anomaly_min_units,
+        "min_change": defaults.anomalies.min_change,
+        "min_gap": defaults.anomalies.min_units,
     }
     for name in ("threshold", "neighbours", "spread_points"):
         if getattr(args, name) is not None:

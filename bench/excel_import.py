@@ -88,11 +88,11 @@ def preview(path: str, catalogue: str, queue: multiprocessing.Queue) -> None:  #
     content = Path(path).read_bytes()
     sandbox = Sandbox(preload=[read_and_validate.__module__, __name__])
     limits = Limits(
-        memory_bytes=settings.import_parser_memory_mb * 2**20,
-        cpu_seconds=settings.import_parser_cpu_seconds,
-        wall_seconds=settings.import_parser_wall_seconds,
+        memory_bytes=settings.imports.parser_memory_mb * 2**20,
+        cpu_seconds=settings.imports.parser_cpu_seconds,
+        wall_seconds=settings.imports.parser_wall_seconds,
     )
-    request = ValidationRequest(content, products, None, None, None, None, settings.import_max_rows)
+    request = ValidationRequest(content, products, None, None, None, None, settings.imports.max_rows)
     anyio.run(sandbox.run, limits, divmod, 1, 1)  # the server starts its forkserver at start-up
     started = time.perf_counter()
     validated, child_rss_kb = anyio.run(sandbox.run, limits, validate_with_rss, request)

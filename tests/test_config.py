@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from salesflow.config import ConfigurationError, load_settings
+from salesflow.config import ConfigurationError, Settings, load_settings, sections
 from salesflow.models.jobs import JobQueue
 
 SECRET = "5Yz8Q9wXJ2cU7aLm4RkT1bNf9PqS8zL3KxV7Nh9WsD4Ef2RgH1Jk8LpM Esau"
@@ -49,7 +50,7 @@ def test_prod_accepts_a_system_token_or_an_embedded_source() -> None:
 def test_secret_is_used_byte_for_byte_with_spaces_kept() -> None:
     padded = f" {SECRET} "
     loaded = settings(dev_mode=True, java_jwt_secret=padded)
-    assert loaded.java_jwt_secret_bytes == padded.encode()
+    assert loaded.java.jwt_secret_bytes == padded.encode()
     assert SECRET not in repr(loaded)
 
 
@@ -58,9 +59,9 @@ def test_lists_come_from_comma_separated_or_json_values(monkeypatch: pytest.Monk
     monkeypatch.setenv("ALERT_RECIPIENTS", '["boss@shop.test"]')
     monkeypatch.setenv("JOB_WORKER_QUEUES", "batch")
     loaded = settings(dev_mode=True)
-    assert loaded.cors_origins == ["http://a.test", "http://b.test"]
-    assert loaded.alert_recipients == ["boss@shop.test"]
-    assert loaded.job_worker_queues == [JobQueue.BATCH]
+    assert loaded.http.cors_origins == ["http://a.test", "http://b.test"]
+    assert loaded.alerts.recipients == ["boss@shop.test"]
+    assert loaded.jobs.worker_queues == [JobQueue.BATCH]
 
 
 @pytest.mark.parametrize("value", ["reports", ""])
@@ -70,7 +71,7 @@ def test_a_worker_queue_that_does_not_exist_is_named(value: str) -> None:
 
 
 def test_default_cors_origins_are_the_frontends() -> None:
-    origins = settings(dev_mode=True).cors_origins
+    origins = settings(dev_mode=True).http.cors_origins
     for port in (5173, 5174, 4173):
         assert f"http://127.0.0.1:{port}" in origins and f"http://localhost:{port}" in origins
 
@@ -80,12 +81,24 @@ def test_unknown_time_zone_is_named() -> None:
         settings(dev_mode=True, business_tz="Mars/Olympus")
 
 
-def test_env_example_lists_every_setting() -> None:
-    from salesflow.config import Settings
+def test_env_example_is_written_from_the_settings_and_reads_back_as_the_defaults() -> None:
+    from tests.readme_tables import ENV_EXAMPLE, env_example
 
-    example = (Path(__file__).parents[1] / ".env.example").read_text()
-    listed = {line.split("=", 1)[0].lstrip("# ").strip() for line in example.splitlines() if "=" in line}
-    assert {name.upper() for name in Settings.model_fields} <= listed
+    assert ENV_EXAMPLE.read_text() == env_example(), "run `.venv/bin/python -m tests.readme_tables`"
+    copied = Settings(_env_file=ENV_EXAMPLE, dev_mode=True)
+    assert copied.flat() == Settings(_env_file=None, dev_mode=True).flat()
+
+
+def test_settings_are_grouped_but_keep_their_environment_names() -> None:
+    loaded = settings(dev_mode=True, java_timeout_seconds=7, shop_closed_weekdays="Sunday")
+    assert loaded.java.timeout_seconds == 7 and loaded.shop.closed_weekdays == ["sun"]
+    assert loaded.value("JAVA_TIMEOUT_SECONDS") == 7
+    replaced = loaded.replaced(job_lease_seconds=60)
+    assert replaced.jobs.lease_seconds == 60 and replaced.java.timeout_seconds == 7
+    with pytest.raises(ValidationError):
+        loaded.replaced(job_lease_seconds=-1)  # validated again, as at start-up
+    names = [name for _, fields in sections() for name in fields]
+    assert len(names) == len(set(names)) == len(loaded.flat())
 
 
 def run_cli(tmp_path: Path, command: str, **env_updates: str) -> subprocess.CompletedProcess[str]:
@@ -138,14 +151,14 @@ def test_alerting_settings_are_read_from_text() -> None:
         shop_closed_weekdays="Sunday,sat",
         alert_email_min_severity="dead_stock=high,LOW_STOCK=medium",
     )
-    assert read.shop_country == "GB" and read.shop_closed_weekdays == ["sun", "sat"]
-    assert [d.isoformat() for d in read.closed_dates] == [
+    assert read.shop.country == "GB" and read.shop.closed_weekdays == ["sun", "sat"]
+    assert [d.isoformat() for d in read.shop.closure_days] == [
         "2026-12-24",
         "2026-12-25",
         "2026-12-26",
         "2027-01-01",
     ]
-    assert read.alert_email_min_severity == {"DEAD_STOCK": "high", "LOW_STOCK": "medium"}
+    assert read.alerts.email_min_severity == {"DEAD_STOCK": "high", "LOW_STOCK": "medium"}
 
 
 def test_a_worker_on_the_embedded_store_is_refused_with_one_line(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from salesflow.background import BACKGROUND
-from salesflow.config import Settings
+from salesflow.config import sections
 from tests.readme_tables import README, TABLES, current
 
 
@@ -17,7 +17,7 @@ def test_the_readme_table_is_generated_from_the_code(name: str) -> None:
 
 
 def test_every_background_switch_is_a_boolean_setting() -> None:
-    fields = Settings.model_fields
+    fields = {name: field for _, group in sections() for name, field in group.items()}
     for entry in BACKGROUND:
         if entry.switch is not None:
             assert fields[entry.switch].annotation is bool, entry.name

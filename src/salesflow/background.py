@@ -57,7 +57,8 @@ Opener = Callable[[Resources], AbstractAsyncContextManager[object]]
 
 @dataclass(frozen=True)
 class Background:
-    """One piece of background work: `switch` names the boolean setting that turns it on (None: always on)."""
+    """One piece of background work; `switch` is the environment name of the boolean setting that turns it on
+    (None: always on)."""
 
     name: str
     runs_in: frozenset[ProcessKind]
@@ -65,7 +66,7 @@ class Background:
     open: Opener
 
     def enabled(self, settings: Settings) -> bool:
-        return self.switch is None or bool(getattr(settings, self.switch))
+        return self.switch is None or bool(settings.value(self.switch))
 
     @classmethod
     def task(
@@ -97,7 +98,7 @@ class Background:
 
 
 def _java_demo(resources: Resources) -> AbstractAsyncContextManager[object]:
-    if resources.store is None or not resources.settings.dev_java_port:  # only the demo store can back it
+    if resources.store is None or not resources.settings.java.demo_port:  # only the demo store can back it
         return nullcontext()
     return java_demo(resources.store, resources.settings, resources.lines.clock)
 
@@ -139,9 +140,9 @@ async def sweep_once(resources: Resources) -> tuple[int, int]:
         + await resources.reports.send_unsent()
     )
     settings = resources.settings
-    removed = await resources.reports.remove_expired(retention_days=settings.report_retention_days)
-    past = resources.reports.clock() - timedelta(days=settings.state_retention_days)
-    forecasts_before = resources.lines.today() - timedelta(days=settings.forecast_accuracy_days)
+    removed = await resources.reports.remove_expired(retention_days=settings.reports.retention_days)
+    past = resources.reports.clock() - timedelta(days=settings.storage.retention_days)
+    forecasts_before = resources.lines.today() - timedelta(days=settings.forecasting.accuracy_days)
     pruned = await prune(resources.state, before=past, forecasts_before=forecasts_before)
     if requeued or removed or any(pruned.values()):
         logger.info("job sweep", extra={"requeued": requeued, "files_removed": removed, "pruned": pruned})
@@ -150,14 +151,14 @@ async def sweep_once(resources: Resources) -> tuple[int, int]:
 
 def alert_checks(resources: Resources) -> Periodic:
     """The alert rules evaluated on `ALERT_CHECK_CRON` (in BUSINESS_TZ), on the job runtime."""
-    zone = ZoneInfo(resources.settings.business_tz)
+    zone = ZoneInfo(resources.settings.shop.business_tz)
 
     async def enqueue(slot: datetime) -> None:
         await resources.jobs.enqueue_alert_check(SCHEDULED, slot)
 
     return Periodic(
         job_id=CHECK_ALERTS,
-        cron=CronTrigger.from_crontab(resources.settings.alert_check_cron, timezone=zone),
+        cron=CronTrigger.from_crontab(resources.settings.alerts.check_cron, timezone=zone),
         zone=zone,
         enqueue=enqueue,
     )
@@ -169,8 +170,8 @@ async def _scheduling(resources: Resources) -> AsyncIterator[None]:
     settings = resources.settings
     runner = ScheduleRunner(
         resources.schedules,
-        sync_seconds=settings.schedule_sync_seconds,
-        grace_seconds=settings.schedule_grace_seconds,
+        sync_seconds=settings.reports.schedule_sync_seconds,
+        grace_seconds=settings.reports.schedule_grace_seconds,
         periodic=[alert_checks(resources)],
     )
     await runner.start()
@@ -188,29 +189,29 @@ EVERY_PROCESS = frozenset(ProcessKind)
 
 BACKGROUND: tuple[Background, ...] = (
     Background.task("event-loop watch", EVERY_PROCESS, None, lambda r: watch_event_loop()),
-    Background("DEV demo Java API on DEV_JAVA_PORT", API, "dev_mode", _java_demo),
-    Background.task("forecast models' warm-up", API, "forecast_warm_up", _warm_up),
-    Background.task("upload parsers' start", API, "import_warm_up", _start_parsers),
+    Background("DEV demo Java API on DEV_JAVA_PORT", API, "DEV_MODE", _java_demo),
+    Background.task("forecast models' warm-up", API, "FORECAST_WARM_UP", _warm_up),
+    Background.task("upload parsers' start", API, "IMPORT_WARM_UP", _start_parsers),
     Background.periodic(
         "demand batch and forecast scoring",
         API,
-        "demand_forecasts",
+        "DEMAND_FORECASTS",
         lambda r: r.demand_forecasts.check(),
         lambda s: CHECK_EVERY_SECONDS,
     ),
     Background("queued jobs sent again at start", API, None, _queued_jobs_sent_again),
     # Workers sweep too: a dead worker's jobs and messages are handed back by whoever notices first.
     Background.periodic(
-        "job sweep and retention", EVERY_PROCESS, None, sweep_once, lambda s: s.job_sweep_seconds
+        "job sweep and retention", EVERY_PROCESS, None, sweep_once, lambda s: s.jobs.sweep_seconds
     ),
     Background.periodic(
         "e-mail delivery",
         API,
         None,
         lambda r: r.notifications.deliver_due(),
-        lambda s: s.mail_delivery_seconds,
+        lambda s: s.mail.delivery_seconds,
     ),
-    Background("scheduler: report schedules, alert checks", API, "scheduler_enabled", _scheduling),
+    Background("scheduler: report schedules, alert checks", API, "SCHEDULER_ENABLED", _scheduling),
 )
 
 

@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 async def _migrate(settings: Settings) -> int:
     from salesflow.state.database import StateDatabase, default_url
 
-    async with StateDatabase.open(settings.state_database_url or default_url(settings.data_dir)) as state:
+    async with StateDatabase.open(
+        settings.storage.state_database_url or default_url(settings.source.data_dir)
+    ) as state:
         await state.migrate()
     logger.info("state database migrated")
     return 0
@@ -95,9 +97,9 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
 
     uvicorn.run(
         create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        http=with_header_deadline(settings.http_header_timeout_seconds),
+        host=host or settings.http.host,
+        port=port or settings.http.port,
+        http=with_header_deadline(settings.http.header_timeout_seconds),
         log_config=None,  # keep our JSON logging
         proxy_headers=False,
     )
@@ -126,16 +128,16 @@ def _seed_demo(
     from salesflow.data.sources.embedded import EmbeddedStore, StoreLocked
 
     try:
-        store = EmbeddedStore(settings.embedded_db_path)
+        store = EmbeddedStore(settings.source.embedded_db_path)
     except StoreLocked as exc:
         sys.stderr.write(f"salesflow: {exc}\n")
         return 1
     try:
         result = store.seed_demo(
-            today=datetime.now(ZoneInfo(settings.java_timezone)).date(),
-            n_products=products or settings.demo_products,
-            days=days or settings.demo_days,
-            seed=settings.demo_seed if seed is None else seed,
+            today=datetime.now(ZoneInfo(settings.source.timezone)).date(),
+            n_products=products or settings.source.demo_products,
+            days=days or settings.source.demo_days,
+            seed=settings.source.demo_seed if seed is None else seed,
             target_lines=lines,
         )
     finally:
@@ -143,7 +145,7 @@ def _seed_demo(
     logger.info(
         "demo data seeded",
         extra={
-            "path": str(settings.embedded_db_path),
+            "path": str(settings.source.embedded_db_path),
             "sales": result.sales_written,
             "lines": result.lines_written,
         },

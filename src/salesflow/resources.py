@@ -94,7 +94,7 @@ class Resources:
         required: dict[str, Check] = {
             "data_source": self.data_source.check,
             "state_database": self.state.check,
-            "disk": disk_check([settings.data_dir, settings.export_dir]),
+            "disk": disk_check([settings.source.data_dir, settings.reports.export_dir]),
         }
         # E-mails that fail stay in the outbox and show here (the service itself still works).
         degradable: dict[str, Check] = {"mail_outbox": self.notifications.check}
@@ -109,7 +109,7 @@ class Resources:
             disabled["scheduler"] = "SCHEDULER_ENABLED=false (another process may schedule)"
         if redis is None:
             disabled["redis"] = "REDIS_URL not set"
-        elif settings.job_backend == "redis":  # the broker: jobs cannot be queued without it
+        elif settings.jobs.backend == "redis":  # the broker: jobs cannot be queued without it
             required["redis"] = redis.ping
         else:  # as a cache only, Redis down degrades: the in-process cache serves meanwhile
             degradable["redis"] = redis.ping
@@ -128,24 +128,26 @@ async def open_resources(settings: Settings, *, clock: Clock = utc_now) -> Async
 
 
 async def _build(settings: Settings, clock: Clock, stack: AsyncExitStack) -> Resources:
-    for folder in (settings.data_dir, settings.export_dir):
+    for folder in (settings.source.data_dir, settings.reports.export_dir):
         folder.mkdir(parents=True, exist_ok=True)
     cache = Cache(
-        redis=RedisBackend.from_url(settings.redis_url) if settings.redis_url else None,
-        memory=MemoryBackend(max_entries=settings.cache_memory_max_entries),
-        redis_retry_seconds=settings.cache_redis_retry_seconds,
+        redis=RedisBackend.from_url(settings.storage.redis_url) if settings.storage.redis_url else None,
+        memory=MemoryBackend(max_entries=settings.cache.memory_max_entries),
+        redis_retry_seconds=settings.cache.redis_retry_seconds,
     )
     stack.push_async_callback(cache.aclose)
     state = await stack.enter_async_context(
-        StateDatabase.open(settings.state_database_url or default_url(settings.data_dir))
+        StateDatabase.open(settings.storage.state_database_url or default_url(settings.source.data_dir))
     )
     await state.migrate()
     jobs = JobRuntime.from_settings(settings)
     await jobs.startup()
     stack.push_async_callback(jobs.shutdown)  # if what follows fails; else the later call (below) closes it
-    secret = settings.java_jwt_secret_bytes
+    secret = settings.java.jwt_secret_bytes
     validator = (
-        TokenValidator(secret=secret, issuer=settings.jwt_issuer, leeway_seconds=settings.jwt_leeway_seconds)
+        TokenValidator(
+            secret=secret, issuer=settings.java.jwt_issuer, leeway_seconds=settings.java.jwt_leeway_seconds
+        )
         if secret is not None
         else None
     )
@@ -155,26 +157,26 @@ async def _build(settings: Settings, clock: Clock, stack: AsyncExitStack) -> Res
         stack.push_async_callback(http.aclose)
         java = JavaClient(
             http=http,
-            service_phone=settings.java_service_phone,
-            service_password=settings.java_service_password,
-            system_token=settings.system_jwt_token,
-            read_retries=settings.java_read_retries,
-            deadline_seconds=settings.java_deadline_seconds,
+            service_phone=settings.java.service_phone,
+            service_password=settings.java.service_password,
+            system_token=settings.java.system_token,
+            read_retries=settings.java.read_retries,
+            deadline_seconds=settings.java.deadline_seconds,
             circuit=CircuitBreaker(
-                failure_threshold=settings.java_circuit_failures,
-                open_seconds=settings.java_circuit_open_seconds,
+                failure_threshold=settings.java.circuit_failures,
+                open_seconds=settings.java.circuit_open_seconds,
                 on_change=lambda state: circuit_changed(state is not CircuitState.CLOSED),
             ),
         )
         source: DataSource = JavaDataSource(
-            java, timezone=ZoneInfo(settings.java_timezone), root_url=settings.java_root_url, clock=clock
+            java, timezone=ZoneInfo(settings.source.timezone), root_url=settings.java.root_url, clock=clock
         )
         adapters.update(http=http, java=java)
     else:
-        store = await anyio.to_thread.run_sync(EmbeddedStore, settings.embedded_db_path)
+        store = await anyio.to_thread.run_sync(EmbeddedStore, settings.source.embedded_db_path)
         if settings.dev_mode:
             await anyio.to_thread.run_sync(ensure_demo_data, store, settings, clock)
-        source = EmbeddedDataSource(store, timezone=ZoneInfo(settings.java_timezone), clock=clock)
+        source = EmbeddedDataSource(store, timezone=ZoneInfo(settings.source.timezone), clock=clock)
         adapters.update(store=store)
     stack.push_async_callback(source.aclose)
     resources = _with_pipelines(settings, cache, source, validator, clock, state=state, jobs=jobs, **adapters)
@@ -202,33 +204,33 @@ def _with_pipelines(
     lines = SaleLineCache(
         source,
         cache,
-        java_tz=ZoneInfo(settings.java_timezone),
-        business_tz=ZoneInfo(settings.business_tz),
-        history_days=settings.sales_history_days,
-        max_history_days=settings.sales_max_history_days,
-        refresh_seconds=settings.sales_refresh_seconds,
-        refresh_wait_seconds=settings.sales_refresh_wait_seconds,
-        full_reload_seconds=settings.sales_full_reload_seconds,
+        java_tz=ZoneInfo(settings.source.timezone),
+        business_tz=ZoneInfo(settings.shop.business_tz),
+        history_days=settings.sales.history_days,
+        max_history_days=settings.sales.max_history_days,
+        refresh_seconds=settings.sales.refresh_seconds,
+        refresh_wait_seconds=settings.sales.refresh_wait_seconds,
+        full_reload_seconds=settings.sales.full_reload_seconds,
         clock=clock,
     )
     rule = DemandRule(
-        window_days=settings.demand_window_days,
-        lead_days=settings.reorder_lead_days,
-        review_days=settings.review_period_days,
-        service_level=settings.service_level,
+        window_days=settings.analytics.demand_window_days,
+        lead_days=settings.analytics.reorder_lead_days,
+        review_days=settings.analytics.review_period_days,
+        service_level=settings.analytics.service_level,
     )
-    ttl = settings.cache_ttl_analytics_seconds
+    ttl = settings.cache.ttl_analytics_seconds
     recorder = SalesRecorder(source, lines, cache)
-    ml_ttl, history = settings.cache_ttl_ml_seconds, settings.sales_history_days
+    ml_ttl, history = settings.cache.ttl_ml_seconds, settings.sales.history_days
     calendar = ShopCalendar.from_settings(
-        country=settings.shop_country,
-        subdivision=settings.shop_subdivision,
-        closed_dates=settings.closed_dates,
-        closed_weekdays=settings.shop_closed_weekdays,
+        country=settings.shop.country,
+        subdivision=settings.shop.subdivision,
+        closed_dates=settings.shop.closure_days,
+        closed_weekdays=settings.shop.closed_weekdays,
     )
     forecasts = ForecastService(lines, cache, ttl_seconds=ml_ttl, history_days=history, calendar=calendar)
     accuracy = ForecastAccuracy(
-        ForecastScores(state, clock=clock), lines, kept_days=settings.forecast_accuracy_days
+        ForecastScores(state, clock=clock), lines, kept_days=settings.forecasting.accuracy_days
     )
     demand_forecasts = DemandForecasts(
         lines,
@@ -236,51 +238,51 @@ def _with_pipelines(
         forecasts,
         DemandBatches(state, clock=clock),
         accuracy,
-        lead_days=settings.reorder_lead_days,
-        workers=settings.demand_forecast_workers,
+        lead_days=settings.analytics.reorder_lead_days,
+        workers=settings.forecasting.batch_workers,
         # With job workers, the batch is split into chunks they share; embedded, one process pool runs it.
-        enqueue_chunk=jobs.enqueue_demand_chunk if settings.job_backend == "redis" else None,
-        chunk_products=settings.demand_chunk_products,
+        enqueue_chunk=jobs.enqueue_demand_chunk if settings.jobs.backend == "redis" else None,
+        chunk_products=settings.forecasting.chunk_products,
     )
     sales_analytics = SalesAnalyticsService(
         lines,
         cache,
         ttl_seconds=ttl,
-        max_window_days=settings.analytics_max_window_days,
-        language=settings.label_language,
+        max_window_days=settings.analytics.max_window_days,
+        language=settings.analytics.label_language,
     )
     stock_analytics = StockAnalyticsService(
         lines,
         cache,
         ttl_seconds=ttl,
         rule=rule,
-        dead_stock_days=settings.dead_stock_days,
-        language=settings.label_language,
+        dead_stock_days=settings.analytics.dead_stock_days,
+        language=settings.analytics.label_language,
         mode="dev" if settings.dev_mode else "prod",
-        forecasts=demand_forecasts if settings.demand_forecasts else None,
+        forecasts=demand_forecasts if settings.forecasting.demand_batch else None,
     )
     anomaly_rules = AnomalyRules(
-        min_change=settings.anomaly_min_change,
-        min_units=settings.anomaly_min_units,
-        min_revenue=settings.anomaly_min_revenue,
-        min_history_days=settings.anomaly_min_history_days,
+        min_change=settings.anomalies.min_change,
+        min_units=settings.anomalies.min_units,
+        min_revenue=settings.anomalies.min_revenue,
+        min_history_days=settings.anomalies.min_history_days,
         calendar=calendar,
     )
     anomalies = AnomalyService(lines, cache, ttl_seconds=ml_ttl, history_days=history, rules=anomaly_rules)
     reports = ReportService(
         ReportJobs(state, clock=clock),
         ReportGatherer(
-            sales_analytics, stock_analytics, forecasts, anomalies, accuracy, formats=settings.formats
+            sales_analytics, stock_analytics, forecasts, anomalies, accuracy, formats=settings.shop.formats
         ),
-        ArtifactStore(settings.export_dir),
+        ArtifactStore(settings.reports.export_dir),
         enqueue=jobs.enqueue_report,
-        business_tz=ZoneInfo(settings.business_tz),
+        business_tz=ZoneInfo(settings.shop.business_tz),
         clock=clock,
-        max_window_days=settings.analytics_max_window_days,
-        lease_seconds=settings.job_lease_seconds,
-        timeout_seconds=settings.report_job_timeout_seconds,
-        max_attempts=settings.report_max_attempts,
-        jobs_per_user=settings.report_jobs_per_user,
+        max_window_days=settings.analytics.max_window_days,
+        lease_seconds=settings.jobs.lease_seconds,
+        timeout_seconds=settings.reports.job_timeout_seconds,
+        max_attempts=settings.reports.max_attempts,
+        jobs_per_user=settings.reports.jobs_per_user,
     )
     outbox = Outbox(state, clock=clock)
     notifications = Notifications(outbox, build_notifier(settings))
@@ -290,24 +292,24 @@ def _with_pipelines(
         lines,
         anomaly_rules=anomaly_rules,
         demand_rule=rule,
-        dead_stock_days=settings.dead_stock_days,
-        anomaly_days=settings.alert_anomaly_days,
-        anomaly_min_share=settings.alert_anomaly_min_share,
+        dead_stock_days=settings.analytics.dead_stock_days,
+        anomaly_days=settings.alerts.anomaly_days,
+        anomaly_min_share=settings.alerts.anomaly_min_share,
         history_days=history,
-        recipients=settings.alert_recipients,
-        notify_from=settings.alert_email_min_severity,
-        zone=ZoneInfo(settings.business_tz),
+        recipients=settings.alerts.recipients,
+        notify_from=settings.alerts.email_min_severity,
+        zone=ZoneInfo(settings.shop.business_tz),
         clock=clock,
-        formats=settings.formats,
-        digest_hour=settings.alert_digest_hour,
+        formats=settings.shop.formats,
+        digest_hour=settings.alerts.digest_hour,
     )
     schedules = ScheduleService(
         Schedules(state, clock=clock),
         reports,
         notifications,
-        default_timezone=settings.business_tz,
+        default_timezone=settings.shop.business_tz,
         clock=clock,
-        admin_email=settings.admin_email,
+        admin_email=settings.mail.admin_email,
     )
     reports.on_completed = schedules.deliver
     reports.on_failed = schedules.report_failure
@@ -324,20 +326,20 @@ def _with_pipelines(
             lines,
             recorder,
             ImportStore(state, clock=clock),
-            Sandbox(preload=[read_and_validate.__module__], concurrency=settings.import_parsers),
+            Sandbox(preload=[read_and_validate.__module__], concurrency=settings.imports.parsers),
             UploadAdmission(
-                parsers=settings.import_parsers,
-                waiting=settings.import_uploads_waiting,
-                per_user=settings.import_uploads_per_user,
+                parsers=settings.imports.parsers,
+                waiting=settings.imports.uploads_waiting,
+                per_user=settings.imports.uploads_per_user,
             ),
             limits=Limits(
-                memory_bytes=settings.import_parser_memory_mb * 2**20,
-                cpu_seconds=settings.import_parser_cpu_seconds,
-                wall_seconds=settings.import_parser_wall_seconds,
+                memory_bytes=settings.imports.parser_memory_mb * 2**20,
+                cpu_seconds=settings.imports.parser_cpu_seconds,
+                wall_seconds=settings.imports.parser_wall_seconds,
             ),
             writes_keep_history=source.kind == "embedded",
-            max_rows=settings.import_max_rows,
-            batch_sales=settings.import_batch_sales,
+            max_rows=settings.imports.max_rows,
+            batch_sales=settings.imports.batch_sales,
         ),
         forecasts=forecasts,
         anomalies=anomalies,
@@ -354,25 +356,25 @@ def _with_pipelines(
 
 def build_notifier(settings: Settings) -> Notifier:
     """SMTP when `SMTP_HOST` is set, else `.eml` files in `OUTBOX_DIR`."""
-    if settings.smtp_host:
+    if settings.mail.smtp_host:
         return SmtpNotifier(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            sender=settings.mail_from,
-            username=settings.smtp_username,
-            password=settings.smtp_password,
-            start_tls=settings.smtp_starttls,
-            use_tls=settings.smtp_use_tls,
-            timeout=settings.smtp_timeout_seconds,
+            host=settings.mail.smtp_host,
+            port=settings.mail.smtp_port,
+            sender=settings.mail.sender,
+            username=settings.mail.smtp_username,
+            password=settings.mail.smtp_password,
+            start_tls=settings.mail.smtp_starttls,
+            use_tls=settings.mail.smtp_use_tls,
+            timeout=settings.mail.smtp_timeout_seconds,
         )
-    return FolderNotifier(settings.outbox_dir, sender=settings.mail_from)
+    return FolderNotifier(settings.mail.outbox_dir, sender=settings.mail.sender)
 
 
 def build_java_http_client(settings: Settings) -> httpx.AsyncClient:
     """The one pooled HTTP client per process for Java."""
     return httpx.AsyncClient(
-        base_url=settings.java_api_url,
-        timeout=httpx.Timeout(settings.java_timeout_seconds, connect=5.0),
+        base_url=settings.java.api_url,
+        timeout=httpx.Timeout(settings.java.timeout_seconds, connect=5.0),
         limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         trust_env=False,  # never route the system of record through an environment proxy
     )
@@ -380,11 +382,14 @@ def build_java_http_client(settings: Settings) -> httpx.AsyncClient:
 
 def ensure_demo_data(store: EmbeddedStore, settings: Settings, clock: Clock = utc_now) -> None:
     """Seed the demo history on first start, and extend it to today on later days."""
-    today = clock().astimezone(ZoneInfo(settings.java_timezone)).date()
+    today = clock().astimezone(ZoneInfo(settings.source.timezone)).date()
     if store.is_empty():
         logger.info("seeding demo data (first start)")
         result = store.seed_demo(
-            today=today, n_products=settings.demo_products, days=settings.demo_days, seed=settings.demo_seed
+            today=today,
+            n_products=settings.source.demo_products,
+            days=settings.source.demo_days,
+            seed=settings.source.demo_seed,
         )
         logger.info("demo data seeded", extra={"sales": result.sales_written, "lines": result.lines_written})
         return

@@ -39,12 +39,12 @@ FORCED_EXIT = 1
 
 
 async def run_worker(settings: Settings) -> int:
-    if settings.job_backend != "redis":
+    if settings.jobs.backend != "redis":
         logger.error("salesflow worker needs JOB_BACKEND=redis (the in-memory broker runs jobs in the API)")
         return 2
     async with AsyncExitStack() as stack:
-        if settings.worker_metrics_port:
-            server, _ = start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        if settings.metrics.worker_port:
+            server, _ = start_http_server(settings.metrics.worker_port, addr=settings.metrics.worker_host)
             stack.callback(server.shutdown)
         resources = await stack.enter_async_context(open_resources(settings))
         await stack.enter_async_context(resources.jobs.consuming())
@@ -58,8 +58,8 @@ async def _work(resources: Resources) -> None:
     jobs.broker.is_worker_process = True
     no_more_messages = asyncio.Event()
     receiving = [
-        asyncio.create_task(_receive(resources, queue, settings.job_worker_concurrency, no_more_messages))
-        for queue in dict.fromkeys(settings.job_worker_queues)
+        asyncio.create_task(_receive(resources, queue, settings.jobs.worker_concurrency, no_more_messages))
+        for queue in dict.fromkeys(settings.jobs.worker_queues)
     ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -69,7 +69,7 @@ async def _work(resources: Resources) -> None:
     async with running_background(resources, ProcessKind.WORKER):
         logger.info(
             "worker started",
-            extra={"concurrency": settings.job_worker_concurrency, "queues": settings.job_worker_queues},
+            extra={"concurrency": settings.jobs.worker_concurrency, "queues": settings.jobs.worker_queues},
         )
         await stop.wait()
     logger.info("worker stopping", extra={"running_jobs": len(jobs.running.tasks)})

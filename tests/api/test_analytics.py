@@ -26,8 +26,8 @@ def dev_api(
     serve: Callable[..., httpx.Client], make_settings: Callable[..., Settings], hand_store: Path
 ) -> httpx.Client:
     settings = make_settings(dev_mode=True, java_jwt_secret=None)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.embedded_db_path.write_bytes(hand_store.read_bytes())
+    settings.source.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.source.embedded_db_path.write_bytes(hand_store.read_bytes())
     return serve(create_app(settings, clock=hand_clock))
 
 

@@ -258,7 +258,7 @@ def test_java_batch_failure_stops_with_an_account_and_resumes(
     standin,
 ) -> None:
     _, state = standin
-    settings = prod_settings.model_copy(update={"import_batch_sales": 2})
+    settings = prod_settings.replaced(import_batch_sales=2)
     api = serve(settings)
     admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
     products = state.store.products()

@@ -73,7 +73,7 @@ def test_java_outage_makes_readiness_503_and_names_it(
 def test_with_the_redis_job_backend_redis_down_is_not_ready(
     serve: Callable[..., httpx.Client], prod_settings: Settings, redis_server: RedisProcess
 ) -> None:
-    api = serve(prod_settings.model_copy(update={"job_backend": "redis"}))
+    api = serve(prod_settings.replaced(job_backend="redis"))
     assert api.get("/health/ready").status_code == 200
     redis_server.stop()  # the broker is gone: jobs cannot be queued
     response = api.get("/health/ready")
@@ -83,7 +83,7 @@ def test_with_the_redis_job_backend_redis_down_is_not_ready(
 def test_a_service_account_that_cannot_log_in_makes_readiness_503(
     serve: Callable[..., httpx.Client], prod_settings: Settings
 ) -> None:
-    api = serve(prod_settings.model_copy(update={"java_service_password": SecretStr("not-the-password")}))
+    api = serve(prod_settings.replaced(java_service_password=SecretStr("not-the-password")))
     response = api.get("/health/ready")
     assert response.status_code == 503
     check = response.json()["checks"]["data_source"]

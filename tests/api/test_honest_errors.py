@@ -93,7 +93,7 @@ def test_an_id_no_record_can_have_is_a_404_on_every_engine(
     record: str,
 ) -> None:
     """On PostgreSQL a NUL or an overlong id was "the state database is unavailable" (503)."""
-    api = serve(prod_settings.model_copy(update={"state_database_url": state_url}))
+    api = serve(prod_settings.replaced(state_database_url=state_url))
     for path in (f"/reports/jobs/{record}", f"/reports/schedules/{record}", f"/excel/imports/{record}"):
         assert api.get(path, headers=admin(tokens)).status_code == 404, path
     assert api.post(f"/alerts/{record}/ack", headers=admin(tokens)).status_code == 404

@@ -76,7 +76,7 @@ def test_the_demo_java_api_is_never_served_outside_dev_mode(
     prod_settings: Settings, serve: Callable[[Settings], httpx.Client]
 ) -> None:
     port = free_port()
-    serve(prod_settings.model_copy(update={"dev_java_port": port}))
+    serve(prod_settings.replaced(dev_java_port=port))
     try:
         httpx.get(f"http://127.0.0.1:{port}/api/v1/products", timeout=1, trust_env=False)
     except httpx.ConnectError:

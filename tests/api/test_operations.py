@@ -61,7 +61,7 @@ def test_in_production_metrics_need_the_token_or_an_admin(
     serve: Callable[[Settings], httpx.Client],
     tokens: dict[str, str],
 ) -> None:
-    client = serve(prod_settings.model_copy(update={"metrics_token": SecretStr(METRICS_TOKEN)}))
+    client = serve(prod_settings.replaced(metrics_token=SecretStr(METRICS_TOKEN)))
     assert metrics_of(client).status_code == 401
     assert metrics_of(client, Authorization="Bearer wrong-token").status_code == 401
     assert metrics_of(client, Authorization=f"Bearer {tokens['USER']}").status_code == 403
@@ -113,7 +113,7 @@ def test_every_route_checks_the_callers_role(
     its own token)."""
     from salesflow.api.main import create_app
 
-    settings = prod_settings.model_copy(update={"rate_limit_auth_failures": 0})  # it fails on purpose, often
+    settings = prod_settings.replaced(rate_limit_auth_failures=0)  # it fails on purpose, often
     spec = create_app(settings).openapi()
     client = serve(settings)
     user = {"Authorization": f"Bearer {tokens['USER']}"}
@@ -143,7 +143,7 @@ def test_expensive_requests_are_limited_per_user_across_processes(
 ) -> None:
     """Two API processes share the count through Redis: the fourth forecast of a user within the minute is
     a 429 with Retry-After, whichever process gets it; another user still gets answers."""
-    settings = prod_settings.model_copy(update={"rate_limit_expensive": 3})
+    settings = prod_settings.replaced(rate_limit_expensive=3)
     first, second = serve(settings), serve(settings)
     user = {"Authorization": f"Bearer {tokens['USER']}"}
     body = {"scope": "GLOBAL", "forecast_days": 7}
@@ -166,7 +166,7 @@ def test_expensive_requests_are_limited_per_user_across_processes(
 def test_failed_authentications_are_limited_per_client(
     prod_settings: Settings, serve: Callable[[Settings], httpx.Client], tokens: dict[str, str]
 ) -> None:
-    api = serve(prod_settings.model_copy(update={"rate_limit_auth_failures": 3}))
+    api = serve(prod_settings.replaced(rate_limit_auth_failures=3))
     forged = {"Authorization": "Bearer forged.token.value"}
     statuses = [api.get("/analytics/sales", headers=forged).status_code for _ in range(3)]
     assert statuses == [401, 401, 401]
@@ -207,8 +207,8 @@ def test_the_client_is_named_by_trusted_proxies_only(
 def test_behind_a_trusted_proxy_each_client_has_its_own_failed_authentication_count(
     prod_settings: Settings, serve: Callable[[Settings], httpx.Client]
 ) -> None:
-    settings = prod_settings.model_copy(
-        update={"rate_limit_auth_failures": 2, "trusted_proxies": [ip_network("127.0.0.1/32")]}
+    settings = prod_settings.replaced(
+        rate_limit_auth_failures=2, trusted_proxies=[ip_network("127.0.0.1/32")]
     )
     api = serve(settings)
     forged = {"Authorization": "Bearer forged.token.value"}

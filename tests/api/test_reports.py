@@ -187,9 +187,7 @@ def test_a_report_not_ready_in_time_says_where_to_follow_it(
     """`POST /reports/generate` waits `REPORT_WAIT_SECONDS`; past it, a 503 with Retry-After (our own wait,
     not a Java timeout) naming the job, which goes on."""
     _, java = standin
-    api = serve(
-        prod_settings.model_copy(update={"report_wait_seconds": 0.05, "job_shutdown_grace_seconds": 0})
-    )
+    api = serve(prod_settings.replaced(report_wait_seconds=0.05, job_shutdown_grace_seconds=0))
     admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
     java.delay_seconds = 5.0  # the job is still reading from Java when the wait ends
     waited = api.post("/reports/generate", json={"report_type": "sales", "format": "pdf"}, headers=admin)
@@ -219,7 +217,7 @@ async def test_files_past_retention_are_removed_by_the_sweep(
         with pytest.raises(NotFound, match="retention"):
             await resources.reports.file(job.id, user=user)
         assert await resources.reports.jobs.files_expired(now[0], limit=10) == []  # read once, not each pass
-        now[0] += timedelta(days=resources.settings.state_retention_days)
+        now[0] += timedelta(days=resources.settings.storage.retention_days)
         await sweep_once(resources)  # the row itself goes with the state retention
         assert await resources.reports.jobs.get(job.id) is None
 
@@ -251,7 +249,7 @@ def test_one_user_has_a_bounded_number_of_reports_waiting(
 ) -> None:
     """A burst of one user's report jobs waits behind that user's limit, not in front of everyone's."""
     _, java = standin
-    api = serve(prod_settings.model_copy(update={"report_jobs_per_user": 2, "job_shutdown_grace_seconds": 0}))
+    api = serve(prod_settings.replaced(report_jobs_per_user=2, job_shutdown_grace_seconds=0))
     user = {"Authorization": f"Bearer {tokens['USER']}"}
     admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
     java.delay_seconds = 10.0  # the jobs are still reading from Java while the next ones are asked for

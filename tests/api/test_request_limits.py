@@ -19,7 +19,7 @@ UPLOAD_LIMIT = 64 * 1024
 def prod_api(
     serve: Callable[..., httpx.Client], prod_settings: Settings, tokens: dict[str, str]
 ) -> httpx.Client:
-    settings = prod_settings.model_copy(update={"import_max_bytes": UPLOAD_LIMIT})
+    settings = prod_settings.replaced(import_max_bytes=UPLOAD_LIMIT)
     return serve(settings)
 
 

@@ -137,7 +137,7 @@ async def test_with_java_hung_the_service_answers_from_the_last_lines(
     """A hung Java costs one deadline; then the circuit is open and reads answer from the last lines and
     products without calling Java at all."""
     _, state = standin
-    settings = prod_settings.model_copy(update={"java_circuit_failures": 1, "sales_refresh_seconds": 0})
+    settings = prod_settings.replaced(java_circuit_failures=1, sales_refresh_seconds=0)
     async with open_resources(settings, clock=pinned_clock) as resources:
         try:
             first_day, last_day = TODAY - timedelta(days=30), TODAY - timedelta(days=1)
@@ -168,13 +168,11 @@ def test_answers_from_the_last_data_say_since_when(
 ) -> None:
     """While Java fails, every answer carries `X-Data-Stale-Since`; once Java answers again it is gone."""
     _, state = standin
-    settings = prod_settings.model_copy(
-        update={
-            "java_deadline_seconds": 0.5,
-            "java_circuit_failures": 1,
-            "java_circuit_open_seconds": 0.2,
-            "sales_refresh_seconds": 0,
-        }
+    settings = prod_settings.replaced(
+        java_deadline_seconds=0.5,
+        java_circuit_failures=1,
+        java_circuit_open_seconds=0.2,
+        sales_refresh_seconds=0,
     )
     api = serve(settings)
     auth = {"Authorization": f"Bearer {tokens['USER']}"}
@@ -199,13 +197,11 @@ def test_a_slow_java_is_not_waited_for_when_the_lines_are_known(
     the answer uses the last lines (flagged stale) while the refresh goes on; fresh once Java answers."""
     _, state = standin
     deadline = 3.0
-    settings = prod_settings.model_copy(
-        update={
-            "java_deadline_seconds": deadline,
-            "sales_refresh_seconds": 0,
-            "sales_refresh_wait_seconds": 0.3,
-            "java_circuit_open_seconds": 0.2,
-        }
+    settings = prod_settings.replaced(
+        java_deadline_seconds=deadline,
+        sales_refresh_seconds=0,
+        sales_refresh_wait_seconds=0.3,
+        java_circuit_open_seconds=0.2,
     )
     api = serve(settings)
     auth = {"Authorization": f"Bearer {tokens['ADMIN']}"}
@@ -230,7 +226,7 @@ def test_java_answering_garbage_is_an_upstream_failure_not_a_crash(
 ) -> None:
     """Bodies that are not JSON: known data answers (flagged stale); what needs Java now says why it fails."""
     _, state = standin
-    api = serve(prod_settings.model_copy(update={"sales_refresh_seconds": 0}))
+    api = serve(prod_settings.replaced(sales_refresh_seconds=0))
     auth = {"Authorization": f"Bearer {tokens['ADMIN']}"}
     assert api.get("/analytics/stock", headers=auth).status_code == 200  # lines and products known
     state.garbage = True

@@ -32,14 +32,12 @@ LEASE_SECONDS = 6  # renewed while a job runs; short, so that a killed worker's 
 @pytest.fixture
 def distributed(prod_settings: Settings, postgres_url: str, tmp_path: Path) -> Settings:
     _reset_postgres(postgres_url)
-    return prod_settings.model_copy(
-        update={
-            "job_backend": "redis",
-            "state_database_url": postgres_url,
-            "export_dir": tmp_path / "shared",
-            "job_lease_seconds": LEASE_SECONDS,
-            "job_sweep_seconds": 1.0,
-        }
+    return prod_settings.replaced(
+        job_backend="redis",
+        state_database_url=postgres_url,
+        export_dir=tmp_path / "shared",
+        job_lease_seconds=LEASE_SECONDS,
+        job_sweep_seconds=1.0,
     )
 
 
@@ -49,15 +47,15 @@ def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
     env.update(
         APP_ENV="test",
         DATA_SOURCE="java",
-        JAVA_API_URL=settings.java_api_url,
+        JAVA_API_URL=settings.java.api_url,
         JAVA_JWT_SECRET=DEV_SECRET,
-        JAVA_SERVICE_PHONE=str(settings.java_service_phone),
+        JAVA_SERVICE_PHONE=str(settings.java.service_phone),
         JAVA_SERVICE_PASSWORD="password",
-        REDIS_URL=str(settings.redis_url),
+        REDIS_URL=str(settings.storage.redis_url),
         JOB_BACKEND="redis",
-        STATE_DATABASE_URL=str(settings.state_database_url),
+        STATE_DATABASE_URL=str(settings.storage.state_database_url),
         DATA_DIR=str(data_dir),
-        EXPORT_DIR=str(settings.export_dir),
+        EXPORT_DIR=str(settings.reports.export_dir),
         DEMAND_FORECASTS="false",
         FORECAST_WARM_UP="false",
         JOB_LEASE_SECONDS=str(LEASE_SECONDS),
@@ -113,7 +111,7 @@ def test_worker_processes_run_the_jobs_the_api_enqueues(
     for job_id in ids:  # written by a worker, served by the API from the shared folder
         assert api.get(f"/reports/jobs/{job_id}/download", headers=admin).status_code == 200
     assert all(worker.poll() is None for worker in workers)
-    assert len(list((distributed.export_dir / "reports").iterdir())) == len(ids)
+    assert len(list((distributed.reports.export_dir / "reports").iterdir())) == len(ids)
 
 
 def test_a_worker_killed_mid_job_loses_nothing(
@@ -151,7 +149,7 @@ def test_a_worker_killed_mid_job_loses_nothing(
     survivor = next(p for p in workers if p != pid)
     taken_again = next(s for s in states if s["job_id"] == victim["job_id"])
     assert int(str(taken_again["attempts"])) >= 2 and str(taken_again["worker"]).endswith(f":{survivor}")
-    files = sorted(p.name for p in (distributed.export_dir / "reports").iterdir())
+    files = sorted(p.name for p in (distributed.reports.export_dir / "reports").iterdir())
     assert files == sorted(f"{i}.pdf" for i in ids)  # one file per job, whatever its attempts
     makers = {int(str(s["worker"]).rsplit(":", 1)[1]) for s in states}
     assert survivor in makers
@@ -231,7 +229,7 @@ def test_jobs_whose_messages_redis_lost_are_sent_again(
 ) -> None:
     """A job queued (its message in Redis) when Redis restarts empty: the worker that finds the queue gone
     sends the queued jobs again at once (not after a 10-minute lease)."""
-    api = serve(distributed.model_copy(update={"job_lease_seconds": 600.0}))
+    api = serve(distributed.replaced(job_lease_seconds=600.0))
     admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
     job_id = api.post("/reports/jobs", json={"report_type": "stock", "format": "pdf"}, headers=admin).json()[
         "job_id"
@@ -356,7 +354,7 @@ def test_a_worker_stopped_past_its_grace_hands_its_job_back_at_once(
     """No grace: the running job is cancelled and queued again at once (not after its 10-minute lease), its
     interrupted attempt not counted, and the next worker makes it."""
     _, java = standin
-    api = serve(distributed.model_copy(update={"job_lease_seconds": 600.0}))
+    api = serve(distributed.replaced(job_lease_seconds=600.0))
     admin = {"Authorization": f"Bearer {tokens['ADMIN']}"}
     lease = {"JOB_LEASE_SECONDS": "600"}
     # The job is still reading from Java when the worker is stopped, however slow the machine: the read takes
@@ -437,7 +435,7 @@ async def test_the_demand_batch_is_shared_by_the_workers(
     equals the embedded batch's."""
     from salesflow.resources import open_resources
 
-    settings = distributed.model_copy(update={"demand_chunk_products": 10, "demand_forecasts": True})
+    settings = distributed.replaced(demand_chunk_products=10, demand_forecasts=True)
     async with open_resources(settings, clock=pinned_clock) as resources:
         start_worker()
         start_worker()
@@ -446,7 +444,7 @@ async def test_the_demand_batch_is_shared_by_the_workers(
     async with open_resources(
         make_settings(
             data_source="java",
-            java_api_url=distributed.java_api_url,
+            java_api_url=distributed.java.api_url,
             java_service_phone="0000000000",
             java_service_password="password",
         ),
@@ -492,7 +490,10 @@ def test_two_processes_checking_alerts_at_once_open_each_alert_once(
     digests = {answer["digest_mail_id"] for answer in answers} - {None}
 
     async def stored() -> tuple[list[tuple[str, str]], dict[str | None, int], int]:
-        async with StateDatabase.open(str(distributed.state_database_url)) as db, db.session() as session:
+        async with (
+            StateDatabase.open(str(distributed.storage.state_database_url)) as db,
+            db.session() as session,
+        ):
             alerts = (await session.execute(select(Alert.kind, Alert.subject, Alert.mail_id))).all()
             mails = await session.scalar(select(func.count()).select_from(OutgoingMail))
             by_mail: dict[str | None, int] = {}

@@ -258,9 +258,10 @@ def test_an_unknown_currency_is_refused_at_start_up(make_settings: Callable[...,
     with pytest.raises(ConfigurationError, match="SHOP_CURRENCY: unknown currency 'XYZ'"):
         load_settings(_env_file=None, dev_mode=True, shop_currency="XYZ")
     assert (
-        load_settings(_env_file=None, dev_mode=True, shop_country="GB").formats.money(1234.5) == "£1,234.50"
+        load_settings(_env_file=None, dev_mode=True, shop_country="GB").shop.formats.money(1234.5)
+        == "£1,234.50"
     )
-    assert load_settings(_env_file=None, dev_mode=True, shop_currency="eur").formats.currency == "EUR"
+    assert load_settings(_env_file=None, dev_mode=True, shop_currency="eur").shop.formats.currency == "EUR"
 
 
 def shop_store(path: Path, stock: list[int], orders: list[tuple[int, int, float]]) -> None:
@@ -317,7 +318,7 @@ async def checked(settings: Settings) -> tuple[list[Alert], Mail | None]:
 
 async def test_a_shop_without_any_sale_gets_one_summary_line(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(alert_recipients=[BOSS])
-    shop_store(settings.embedded_db_path, [50] * 40, [])
+    shop_store(settings.source.embedded_db_path, [50] * 40, [])
     opened, mail = await checked(settings)
     assert [(a.kind, a.subject) for a in opened] == [(AlertKind.DEAD_STOCK, NEVER_SOLD)]
     assert opened[0].numbers["products"] == 40 and opened[0].at_stake == 40 * 50 * 2.0
@@ -330,7 +331,7 @@ async def test_one_giant_order_and_negative_stock_give_no_absurd_figure(
     """Product 1 sold once, 80,995 units yesterday; product 2 has -3 in stock (Java allows it) and sells."""
     settings = make_settings(alert_recipients=[BOSS])
     orders = [(1, 80_995, 1.0)] + [(2, 3, 2.0)] * 27
-    shop_store(settings.embedded_db_path, [0, -3], orders)
+    shop_store(settings.source.embedded_db_path, [0, -3], orders)
     opened, mail = await checked(settings)
     by_subject = {a.subject: a for a in opened}
     negative = by_subject["product:2"]

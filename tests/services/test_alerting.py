@@ -237,7 +237,7 @@ async def test_without_smtp_host_the_digest_is_an_eml_file(
     async with open_resources(settings, clock=MovableClock()) as resources:
         checked = await resources.alerts.check_now()
         assert await resources.notifications.deliver_due() == 1
-    [eml] = list(settings.outbox_dir.iterdir())
+    [eml] = list(settings.mail.outbox_dir.iterdir())
     assert (
         eml.name == f"{checked.digest_mail_id}.eml" and b"Subject: SalesFlow: your shop" in eml.read_bytes()
     )

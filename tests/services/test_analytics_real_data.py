@@ -116,8 +116,8 @@ async def retail(
 ) -> AsyncIterator[tuple[Resources, pd.DataFrame]]:
     path, raw = retail_store
     settings = make_settings(analytics_max_window_days=400)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.embedded_db_path.write_bytes(path.read_bytes())
+    settings.source.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.source.embedded_db_path.write_bytes(path.read_bytes())
     async with resources_for(settings, RETAIL_LAST_DAY) as resources:
         yield resources, raw
 

@@ -130,7 +130,7 @@ async def authenticate_counted(authorization: str | None, client: str, resources
     except TokenExpired:
         raise
     except AuthError:
-        limit = resources.settings.rate_limit_auth_failures
+        limit = resources.settings.rate_limits.auth_failures
         if limit:
             await count_request(
                 resources.cache, AUTH_FAILURES, client, limit=limit, what="failed authentications"
@@ -143,7 +143,7 @@ async def authenticate_scope(scope: Scope) -> User:
     resources = scope["app"].state.resources
     headers = Headers(scope=scope)
     peer = (scope.get("client") or ("unknown", 0))[0]
-    client = client_address(peer, headers.get("x-forwarded-for"), resources.settings.trusted_proxies)
+    client = client_address(peer, headers.get("x-forwarded-for"), resources.settings.http.trusted_proxies)
     return await authenticate_counted(headers.get("authorization"), client, resources)
 
 
@@ -173,7 +173,7 @@ async def get_current_user(
 async def authenticate_request(request: Request, resources: Resources) -> User:
     """`authenticate_counted` for a request's own `Authorization` header and client address."""
     peer = request.client.host if request.client else "unknown"
-    trusted = resources.settings.trusted_proxies
+    trusted = resources.settings.http.trusted_proxies
     client = client_address(peer, request.headers.get("x-forwarded-for"), trusted)
     return await authenticate_counted(request.headers.get("Authorization"), client, resources)
 
@@ -183,7 +183,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 async def limit_expensive(user: CurrentUser, resources: ResourcesDep) -> None:
     """Counts a request of an expensive route (forecasts, anomaly scans, imports, report jobs) per user."""
-    limit = resources.settings.rate_limit_expensive
+    limit = resources.settings.rate_limits.expensive
     if limit:
         await count_request(resources.cache, EXPENSIVE, user.subject, limit=limit, what="expensive requests")
 

@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     )
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=settings.cors_origins,
+        allow_origins=settings.http.cors_origins,
         allow_methods=["*"],
         allow_headers=["*"],
         # The frontend reads download names from Content-Disposition (frontend-contract.md).
@@ -85,9 +85,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     public_prefix = f"{API_PREFIX}{health.router.prefix}"
     app.add_middleware(
         RequestGuard,
-        body_max_bytes=settings.request_body_max_bytes,
-        upload_max_bytes=settings.import_max_bytes,
-        header_max_bytes=settings.request_header_max_bytes,
+        body_max_bytes=settings.http.body_max_bytes,
+        upload_max_bytes=settings.imports.max_bytes,
+        header_max_bytes=settings.http.header_max_bytes,
         is_upload=lambda scope: scope["path"] in upload_paths,
         is_public=lambda scope: (
             scope["path"].startswith(public_prefix) or not scope["path"].startswith(f"{API_PREFIX}/")

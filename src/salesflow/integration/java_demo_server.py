@@ -31,11 +31,11 @@ class _Server(uvicorn.Server):
 async def java_demo(store: EmbeddedStore, settings: Settings, clock: Clock) -> AsyncIterator[None]:
     """The demo Java API on `127.0.0.1:DEV_JAVA_PORT` while the block runs (a taken port: only a warning)."""
     state = StandinState(
-        store=store, timezone=ZoneInfo(settings.java_timezone), clock=clock, record_requests=False
+        store=store, timezone=ZoneInfo(settings.source.timezone), clock=clock, record_requests=False
     )
-    app = create_standin(state, cors_origins=settings.cors_origins)
+    app = create_standin(state, cors_origins=settings.http.cors_origins)
     config = uvicorn.Config(
-        app, host=LOOPBACK, port=settings.dev_java_port, log_level="warning", lifespan="off"
+        app, host=LOOPBACK, port=settings.java.demo_port, log_level="warning", lifespan="off"
     )
     server = _Server(config)
     task = asyncio.get_running_loop().create_task(_serve(server))
@@ -48,7 +48,7 @@ async def java_demo(store: EmbeddedStore, settings: Settings, clock: Clock) -> A
     logger.warning(
         "DEV MODE: demo Java API on http://127.0.0.1:%d/api/v1 (accounts 0000000000/password ADMIN,"
         " 0600000001/secret-user USER)",
-        settings.dev_java_port,
+        settings.java.demo_port,
     )
     try:
         yield

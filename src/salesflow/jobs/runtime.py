@@ -128,26 +128,26 @@ class JobRuntime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobRuntime:
-        if settings.job_backend == "redis":
-            if not settings.redis_url:
+        if settings.jobs.backend == "redis":
+            if not settings.storage.redis_url:
                 raise ValueError("JOB_BACKEND=redis needs REDIS_URL")
             broker: AsyncBroker = RedisStreamBroker(
-                url=settings.redis_url,
+                url=settings.storage.redis_url,
                 queue_name=QUEUE,
                 consumer_group_name=CONSUMER_GROUP,
                 consumer_name=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
-                idle_timeout=int(settings.report_job_timeout_seconds * 1000),
+                idle_timeout=int(settings.reports.job_timeout_seconds * 1000),
                 # One message a read: the receiver reads only when a slot is free, so a worker holds no
                 # message it has not started (a killed one loses none; the rest waits for other workers).
                 xread_count=1,
-                unacknowledged_lock_timeout=settings.report_job_timeout_seconds,
+                unacknowledged_lock_timeout=settings.reports.job_timeout_seconds,
             )
         else:
             broker = InMemoryBroker()
         return cls(
             broker,
-            grace_seconds=settings.job_shutdown_grace_seconds,
-            lease_seconds=settings.job_lease_seconds,
+            grace_seconds=settings.jobs.shutdown_grace_seconds,
+            lease_seconds=settings.jobs.lease_seconds,
         )
 
     @property

@@ -67,8 +67,8 @@ async def test_the_real_shop_is_forecast_closed_over_christmas_and_on_saturdays(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     settings = make_settings(shop_country="GB", shop_closed_weekdays=["sat"])
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    load_retail_store(settings.embedded_db_path, read_retail_lines())
+    settings.source.data_dir.mkdir(parents=True, exist_ok=True)
+    load_retail_store(settings.source.embedded_db_path, read_retail_lines())
     made = date(2011, 12, 10)  # the day after the data set's last day
     async with open_resources(
         settings, clock=lambda: datetime.combine(made, time(8), tzinfo=UTC)

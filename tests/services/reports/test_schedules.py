@@ -204,13 +204,11 @@ async def test_a_failed_scheduled_run_is_told_to_its_recipients_and_the_admin(
     """Java is down when the slot fires: the run fails with the reason, and the people waiting for the report
     (and whoever can fix the cause) hear of it once."""
     server, _ = standin
-    settings = prod_settings.model_copy(
-        update={
-            "smtp_host": "127.0.0.1",
-            "smtp_port": smtp[0],
-            "smtp_starttls": False,
-            "admin_email": "it@shop.test",
-        }
+    settings = prod_settings.replaced(
+        smtp_host="127.0.0.1",
+        smtp_port=smtp[0],
+        smtp_starttls=False,
+        admin_email="it@shop.test",
     )
     clock = MovableClock()
     async with open_resources(settings, clock=clock) as built:
@@ -252,7 +250,7 @@ async def test_a_failed_scheduled_run_is_told_to_its_recipients_and_the_admin(
             await session.execute(
                 update(ReportJob)
                 .where(ReportJob.id == exhausted.id)
-                .values(attempts=settings.report_max_attempts)
+                .values(attempts=settings.reports.max_attempts)
             )
         assert await built.reports.run(exhausted.id) == JobOutcome.SKIPPED
         assert (await built.reports.jobs.get(exhausted.id)).status == "failed"  # type: ignore[union-attr]

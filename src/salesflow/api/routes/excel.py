@@ -86,7 +86,7 @@ async def _preview_upload(
 ) -> ImportPreview:
     """The upload read and previewed once admitted (its body is read into memory only then)."""
     with service.admission.admit(user):
-        content = await read_upload(file, settings.import_max_bytes)
+        content = await read_upload(file, settings.imports.max_bytes)
         return await service.preview(
             content,
             file_name=file.filename or "upload",

@@ -29,10 +29,10 @@ router = APIRouter(tags=["operations"])
 async def metrics(request: Request, resources: ResourcesDep) -> Response:
     """Requests, caches, Java calls, jobs, schedules, alerts, e-mails and sandbox kills of this process."""
     settings = resources.settings
-    if not settings.metrics_enabled:
+    if not settings.metrics.enabled:
         raise NotFound("Not Found")
     authorization = request.headers.get("Authorization") or ""
-    token = settings.metrics_token
+    token = settings.metrics.token
     scheme, _, presented = authorization.partition(" ")
     shows_token = (
         token is not None

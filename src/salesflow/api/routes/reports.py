@@ -96,11 +96,11 @@ async def generate_report(
     )
     follow = request.url_for("read_report_job", job_id=job.id).path
     try:
-        with anyio.fail_after(settings.report_wait_seconds):
+        with anyio.fail_after(settings.reports.wait_seconds):
             job = await reports.wait(job.id)
     except TimeoutError as exc:
         raise ReportNotReady(
-            f"the report was not ready within {settings.report_wait_seconds:g} s; it is still being made:"
+            f"the report was not ready within {settings.reports.wait_seconds:g} s; it is still being made:"
             f" follow {follow}",
             retry_after=RETRY_AFTER_BUSY_SECONDS,
         ) from exc

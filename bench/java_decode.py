@@ -72,7 +72,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         store = EmbeddedStore(Path(folder) / "bench.duckdb")
         store.seed_demo(today=date.today(), n_products=500, days=730, seed=42, target_lines=args.lines)
-        raw = _history_json(store, datetime(2000, 1, 1))
+        raw = _history_json(store, datetime(2000, 1, 1), datetime(9999, 1, 1))
         store.close()
     ours, base = decode_sale_lines(raw), naive(raw)
     key = ["sale_id", "product_id", "quantity", "unit_price"]

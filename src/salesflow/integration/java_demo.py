@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ from salesflow.errors import Conflict, NotFound
 # The dev secret seen in the Java repo: 61 bytes with a space (java-system-of-record.md).
 DEV_SECRET = "5Yz8Q9wXJ2cU7aLm4RkT1bNf9PqS8zL3KxV7Nh9WsD4Ef2RgH1Jk8LpM Esau"
 ISSUER = "salesflow-app"
+MAX_RECENT_SALES = 10_000  # Java has no bound; the stand-in keeps one
 
 
 @dataclass
@@ -58,8 +59,9 @@ class StandinState:
     garbage: bool = False  # answer every request 200 with a body that is not JSON
     delay_seconds: float = 0.0
     tokens_not_before: float = 0.0  # tokens issued earlier are refused (simulates a secret rotation)
-    history_cache: dict[tuple[int, date, int], bytes] = field(default_factory=dict)
+    history_cache: dict[tuple[int, datetime, int], bytes] = field(default_factory=dict)
     writes: int = 0
+    logouts: int = 0  # refresh tokens are not tracked: a logout is only counted
     record_requests: bool = True  # the tests read `requests`; a long-running demo keeps none
     clock: Callable[[], datetime] = field(default_factory=lambda: lambda: datetime.now(UTC))
 
@@ -91,6 +93,10 @@ class StandinState:
     def now(self) -> datetime:
         """Java's server time: naive, local."""
         return self.clock().astimezone(self.timezone).replace(tzinfo=None)
+
+    def sold_by_now(self) -> datetime:
+        """The end (excluded) of every read of sales: a demo day's later sales are not made yet."""
+        return self.now() + timedelta(microseconds=1)
 
 
 def api_error(status: int, code: str, message: str, details: object = None) -> JSONResponse:
@@ -204,10 +210,25 @@ def create_standin(state: StandinState, *, cors_origins: Sequence[str] = ()) -> 
         user = state.users[str(claims["sub"])]
         return JSONResponse({"username": user.username, "role": user.role, "phoneNumber": user.phone})
 
+    @app.post("/api/v1/auth/logout")
+    async def logout() -> Response:
+        state.logouts += 1
+        return Response(status_code=200)
+
     @app.get("/api/v1/products")
     async def products(_: Caller) -> Response:
         frame = await anyio.to_thread.run_sync(_product_rows, state.store)
         return Response(orjson.dumps([_product_dto(row) for row in frame]), media_type="application/json")
+
+    @app.get("/api/v1/products/low-stock")
+    async def low_stock_products(_: Admin) -> Response:
+        rows = await anyio.to_thread.run_sync(_product_rows, state.store)
+        low = [
+            row
+            for row in rows  # Java's `stockQuantity < lowStockThreshold`: a null threshold never matches
+            if row["low_stock_threshold"] is not None and row["stock_quantity"] < row["low_stock_threshold"]
+        ]
+        return Response(orjson.dumps([_product_dto(row) for row in low]), media_type="application/json")
 
     @app.get("/api/v1/products/by-sku/{sku}")
     async def product_by_sku(sku: str, _: Caller) -> Response:
@@ -245,21 +266,43 @@ def create_standin(state: StandinState, *, cors_origins: Sequence[str] = ()) -> 
             media_type="application/json",
         )
 
+    async def sales_since(days: int | None) -> Response:
+        """`SaleResponse[]` newest first, since the start of (today − days), or all of them (None)."""
+        minute = state.now().replace(second=0, microsecond=0)
+        key = (-1 if days is None else days, minute, state.writes)
+        if key not in state.history_cache:
+            today = datetime.combine(minute.date(), datetime.min.time())
+            start = datetime.min if days is None else today - timedelta(days=days)
+            body = await anyio.to_thread.run_sync(_history_json, state.store, start, state.sold_by_now())
+            state.history_cache = {k: v for k, v in state.history_cache.items() if k[1:] == key[1:]}
+            state.history_cache[key] = body  # rendering a large history is slow; kept a minute per `days`
+        return Response(state.history_cache[key], media_type="application/json")
+
+    @app.get("/api/v1/sales")
+    async def all_sales(_: Admin) -> Response:
+        return await sales_since(None)
+
     @app.get("/api/v1/sales/history")
     async def sales_history(_: Admin, days: int = 90) -> Response:
-        today = state.now().date()
-        key = (days, today, state.writes)
-        if key not in state.history_cache:
-            start = datetime.combine(today - timedelta(days=days), datetime.min.time())
-            body = await anyio.to_thread.run_sync(_history_json, state.store, start)
-            state.history_cache = {k: v for k, v in state.history_cache.items() if k[1:] == key[1:]}
-            state.history_cache[key] = body  # rendering a large history is slow; keep one per `days`
-        return Response(state.history_cache[key], media_type="application/json")
+        return await sales_since(days)
+
+    @app.get("/api/v1/sales/today")
+    async def sales_today(_: Admin) -> Response:
+        start = datetime.combine(state.now().date(), datetime.min.time())
+        body = await anyio.to_thread.run_sync(_history_json, state.store, start, state.sold_by_now())
+        return Response(body, media_type="application/json")
+
+    @app.get("/api/v1/sales/recent")
+    async def recent_sales(_: Admin, limit: int = 100) -> Response:
+        if not 1 <= limit <= MAX_RECENT_SALES:
+            return api_error(400, "RUNTIME_ERROR", f"limit must be between 1 and {MAX_RECENT_SALES}")
+        body = await anyio.to_thread.run_sync(_recent_json, state.store, state.sold_by_now(), limit)
+        return Response(body, media_type="application/json")
 
     @app.get("/api/v1/sales/history/by-sku/{sku}")
     async def sales_history_by_sku(sku: str, _: Admin, days: int = 90) -> Response:
         start = datetime.combine(state.now().date() - timedelta(days=days), datetime.min.time())
-        lines = await anyio.to_thread.run_sync(state.store.sale_lines, start, datetime(9999, 1, 1))
+        lines = await anyio.to_thread.run_sync(state.store.sale_lines, start, state.sold_by_now())
         lines = lines[lines["sku"] == sku]
         daily = lines.groupby(lines["sold_at"].dt.date)["quantity"].sum().sort_index()
         return JSONResponse([{"date": str(d), "quantity": int(q)} for d, q in daily.items()])
@@ -332,9 +375,25 @@ def _one_product(state: StandinState, match: Any, message: str) -> Response:
     return api_error(404, "NOT_FOUND", message)
 
 
-def _history_json(store: EmbeddedStore, start: datetime) -> bytes:
-    """`SaleResponse[]` newest first, LocalDateTime strings as Jackson writes them."""
-    lines = store.sale_lines(start, datetime(9999, 1, 1))
+def _recent_json(store: EmbeddedStore, end: datetime, limit: int) -> bytes:
+    """The `limit` newest sales before `end`, newest first."""
+    row = (
+        store.cursor()
+        .execute(
+            "SELECT MIN(sale_date) FROM (SELECT sale_date FROM sales WHERE sale_date < ?"
+            " ORDER BY sale_date DESC, id DESC LIMIT ?)",
+            [end, limit],
+        )
+        .fetchone()
+    )
+    if row is None or row[0] is None:
+        return b"[]"
+    return _history_json(store, row[0], end, limit=limit)
+
+
+def _history_json(store: EmbeddedStore, start: datetime, end: datetime, *, limit: int | None = None) -> bytes:
+    """`SaleResponse[]` newest first (at most `limit`), LocalDateTime strings as Jackson writes them."""
+    lines = store.sale_lines(start, end)
     if lines.empty:
         return b"[]"
     lines = lines.iloc[::-1].reset_index(drop=True)  # newest sale first
@@ -360,4 +419,4 @@ def _history_json(store: EmbeddedStore, start: datetime) -> bytes:
         {"id": sale_ids[k], "saleDate": sold_at[k], "totalAmount": totals[k], "items": items[a:b]}
         for k, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True))
     ]
-    return orjson.dumps(sales)
+    return orjson.dumps(sales[:limit])

@@ -63,12 +63,15 @@ class ProductInfo(BaseModel):
     name: str
 
 
+Trend = Literal["upward", "downward", "stable"]
+
+
 class ForecastSummary(BaseModel):
     total: float
     daily_average: float
     peak_value: float
     peak_day: date | None
-    trend: Literal["upward", "downward", "stable"]
+    trend: Trend
     period_label: str
 
 

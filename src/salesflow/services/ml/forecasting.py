@@ -37,6 +37,7 @@ from salesflow.models.ml import (
     ModelInfo,
     ProductInfo,
     ProductRef,
+    Trend,
 )
 from salesflow.services.ml import metrics
 from salesflow.services.ml.selection import MODEL_FAILURES, AutoForecaster, fallback_model
@@ -335,14 +336,15 @@ def shaped(
         daily[f"lo-{lv}"] = np.asarray(forecast.lower[str(lv)][:days])
         daily[f"hi-{lv}"] = np.asarray(forecast.upper[str(lv)][:days])
     buckets = aggregate(daily, size, request.level)
-    mean = np.round(buckets["mean"], 2)
+    mean = rounded_keeping_sums(buckets["mean"])
     dates = [forecast.first_day + timedelta(days=i * size) for i in range(h)]
+    asked = daily["mean"][: request.forecast_days]
     return ForecastResponse(
         scope=request.scope,
         product_id=product.id if product else None,
         dates=dates,
         predictions=mean.tolist(),
-        summary=_summary(mean, dates, bucket_sums(np.asarray(forecast.recent), size), size),
+        summary=_summary(mean, dates, size, trend=trend_label(asked, np.asarray(forecast.recent))),
         product=product,
         bucket=request.period,
         metric=request.metric,
@@ -358,8 +360,27 @@ def in_money(answer: ForecastResponse, unit_price: float | None) -> ForecastResp
     """The answer's units at `unit_price`, bucket by bucket (from the rounded units: the sums agree)."""
     if unit_price is None:
         return answer
-    revenue = [round(units * unit_price, 2) for units in answer.predictions]
+    revenue = rounded_keeping_sums(np.asarray(answer.predictions), times=unit_price).tolist()
     return answer.model_copy(update={"unit_price": unit_price, "revenue": revenue})
+
+
+def rounded_keeping_sums(values: FloatArray, decimals: int = 2, *, times: float = 1.0) -> FloatArray:
+    """Each value (× `times`) to `decimals` places such that every running total is the exact running total
+    rounded: the same days add up to the same figure whether they come by day, by week or by 30 days (each
+    value rounded alone would not: 28 days of 0.103 are 2.80, 4 weeks of 0.721 are 2.88)."""
+    totals = np.round(np.round(np.cumsum(values), decimals) * times, decimals)
+    return np.asarray(np.round(np.diff(totals, prepend=0.0), decimals), dtype=np.float64)
+
+
+def trend_label(ahead: FloatArray, history: FloatArray) -> Trend:
+    """`upward`/`downward` when the forecast's daily mean over the days asked for is more than
+    `TREND_TOLERANCE` above/below the daily mean of as many days just before today; else `stable`. Days,
+    not buckets: the same days get the same label whatever the bucket."""
+    recent = history[-len(ahead) :] if len(ahead) else history[:0]
+    level = float(recent.mean()) if len(recent) else 0.0
+    coming = float(ahead.mean()) if len(ahead) else 0.0
+    change = (coming - level) / level if level else (1.0 if coming > 0 else 0.0)
+    return "upward" if change > TREND_TOLERANCE else "downward" if change < -TREND_TOLERANCE else "stable"
 
 
 def aggregate(forecast: dict[str, FloatArray], size: int, level: Sequence[int]) -> dict[str, FloatArray]:
@@ -492,12 +513,8 @@ def _finite_or_none(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _summary(mean: FloatArray, dates: list[date], history: FloatArray, bucket_days: int) -> ForecastSummary:
+def _summary(mean: FloatArray, dates: list[date], bucket_days: int, *, trend: Trend) -> ForecastSummary:
     total = float(mean.sum())
-    recent = history[-len(mean) :] if len(history) else np.zeros(0)
-    level = float(recent.mean()) if len(recent) else 0.0
-    change = (float(mean.mean()) - level) / level if level else (1.0 if total > 0 else 0.0)
-    trend = "upward" if change > TREND_TOLERANCE else "downward" if change < -TREND_TOLERANCE else "stable"
     peak = int(np.argmax(mean)) if len(mean) else 0
     unit = {1: "day", 7: "week", 30: "30 days"}[bucket_days]
     covered = len(mean) * bucket_days  # whole buckets: may be more days than asked for, and says so

@@ -1,7 +1,9 @@
 """`auto`: classify a series, then pick or combine models by a rolling-origin backtest on its own history.
 
-1. classify: `short` (fewer than `min_history` points: mean level, Poisson intervals), `intermittent` (over
-   `intermittent_share` of the periods without demand: Croston SBA / TSB / ADIDA), else `smooth`.
+1. classify: `short` (fewer than `min_history` points, or fewer than `min_orders` periods with demand: the
+   mean over them all, a rate, with Poisson intervals: one bulk order is never a daily level),
+   `intermittent` (over `intermittent_share` of the periods without demand: Croston SBA / TSB / ADIDA), else
+   `smooth`.
 2. backtest: for `n_windows` origins (the last `n_windows`·h points, h at a time) each base model is
    fitted once and every candidate combination is scored from those forecasts (MAE scaled by the
    in-sample naive error).
@@ -50,6 +52,8 @@ SMOOTH_CANDIDATES: tuple[tuple[str, ...], ...] = (
 # development sets together (the even half of M3 Monthly's development half, M4 Weekly's even half, the UCI
 # shop before its last 28 days); 0.8 switched too eagerly on monthly series (docs/benchmarks.md).
 SWITCH_RATIO = 0.7
+# Fewer periods with demand than this (one or two orders): no level to forecast, only a rate over the history.
+MIN_ORDER_DAYS = 3
 INTERMITTENT_CANDIDATES: tuple[tuple[str, ...], ...] = tuple((name,) for name in INTERMITTENT_MODELS)
 RECENT_SPREAD_DAYS = 112  # the days whose own spread bounds an intermittent series' bands (16 weeks)
 # Seasonal periods looked for when none is given: week of days, year of months, day of hours, year of weeks.
@@ -85,6 +89,7 @@ class AutoForecaster:
         n_windows: int = 2,
         max_history: int = 300,
         min_history: int = 14,
+        min_orders: int = MIN_ORDER_DAYS,
         intermittent_share: float = 0.5,
         switch_ratio: float = SWITCH_RATIO,
         members: tuple[str, ...] | None = None,
@@ -95,6 +100,7 @@ class AutoForecaster:
         self.n_windows = n_windows
         self.max_history = max_history
         self.min_history = min_history
+        self.min_orders = min_orders
         self.intermittent_share = intermittent_share
         self.switch_ratio = switch_ratio
         self.members = members  # given: no selection, these models (e.g. to backtest an earlier choice)
@@ -162,8 +168,19 @@ class AutoForecaster:
         return longer > 0 and n_obs >= 2 * longer + self.n_windows * self.horizon
 
     def _choose(self, y: FloatArray) -> Choice:
+        short = (ShortHistory.name,)
         if len(y) < self.min_history:
-            return Choice("short", ("short_history_mean",), f"only {len(y)} periods of history: their mean")
+            return Choice("short", short, f"only {len(y)} periods of history: their mean")
+        if self.members == short:
+            return Choice("short", short, "their mean, as given")
+        orders = int(np.count_nonzero(y))
+        if 0 < orders < self.min_orders:
+            return Choice(
+                "short",
+                short,
+                f"only {orders} of {len(y)} periods with sales: too few to forecast a level;"
+                " their average rate over the whole history",
+            )
         intermittent = float(np.mean(y == 0)) > self.intermittent_share
         kind = "intermittent" if intermittent else "smooth"
         if self.members is not None:

@@ -1,8 +1,10 @@
 """From sale lines to the series the models see: one product (or the whole shop), bucketed, zero-filled.
 
 Buckets end yesterday (the last complete day): `daily` = days, `weekly` = 7-day blocks, `monthly` = 30-day
-blocks, so that every bucket is complete and of equal length. A series starts at its first sale
-(a product launched three days ago has three days of history, not a year of zeros).
+blocks, so that every bucket is complete and of equal length. A product's series starts at its first sale
+(a product launched three days ago has three days of history, not a year of zeros) once it has sold on
+`MIN_ORDER_DAYS` days; before that its first sale dates no launch, and the series covers the whole window
+the service knows (one order yesterday is one order in that window, not a day's level).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pandas as pd
 from salesflow.data.sale_lines import SaleLineCache
 from salesflow.errors import InvalidInput, NotFound
 from salesflow.models.ml import Bucket, ProductInfo, ProductRef, Scope
+from salesflow.services.ml.selection import MIN_ORDER_DAYS
 
 BUCKET_DAYS = {Bucket.DAILY: 1, Bucket.WEEKLY: 7, Bucket.MONTHLY: 30}
 SEASON = {Bucket.DAILY: 7, Bucket.WEEKLY: 52, Bucket.MONTHLY: 12}
@@ -116,8 +119,13 @@ def build_series(
         lines = lines[lines["product_id"] == product.id]
     column = "quantity" if metric == "quantity" else "subtotal"
     daily = lines.groupby("day", sort=True)[column].sum()
-    # The history starts at the first sale: days before it are "not selling yet", not "selling zero".
-    first_day = max(first_day, daily.index.min().date()) if len(daily) else today - timedelta(days=1)
+    # The history starts at the first sale: days before it are "not selling yet", not "selling zero"; unless
+    # there are too few sales to tell a launch from a one-off order.
+    selling = daily[daily != 0]
+    if len(selling) >= MIN_ORDER_DAYS:
+        first_day = max(first_day, selling.index.min().date())
+    elif not len(selling):
+        first_day = today - timedelta(days=1)
     days = pd.date_range(first_day, today - timedelta(days=1), freq="D")
     values = daily.reindex(days.astype("datetime64[s]"), fill_value=0).to_numpy(dtype=np.float64)
     size = BUCKET_DAYS[bucket]

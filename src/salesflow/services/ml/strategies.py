@@ -271,7 +271,8 @@ def poisson_intervals(mean: FloatArray, level: Sequence[int]) -> Forecast:
         exact_lo = stats().poisson.ppf(tail, np.where(large, 1.0, mean))
         exact_hi = stats().poisson.ppf(1 - tail, np.where(large, 1.0, mean))
         bounds[f"lo-{lv}"] = np.where(large, mean - z * np.sqrt(mean), exact_lo).astype(np.float64)
-        bounds[f"hi-{lv}"] = np.where(large, mean + z * np.sqrt(mean), exact_hi).astype(np.float64)
+        # A rare count (a rate of 0.04 a day) has an upper quantile of 0: the band still holds its mean.
+        bounds[f"hi-{lv}"] = np.maximum(np.where(large, mean + z * np.sqrt(mean), exact_hi), mean)
     return bounds
 
 

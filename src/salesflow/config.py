@@ -39,6 +39,7 @@ from pydantic_settings import (
 from salesflow.formatting import Formats, currency_of, known_currency
 from salesflow.models.alerts import AlertKind, Severity
 from salesflow.models.jobs import JobQueue
+from salesflow.models.weekdays import WEEKDAY_CODES
 from salesflow.models.zones import known_zone
 
 DEFAULT_CORS_ORIGINS = (
@@ -51,7 +52,6 @@ DEFAULT_CORS_ORIGINS = (
 )
 MIN_SECRET_BYTES = 32
 MIN_TOKEN_CHARS = 24
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_CLOSURE_DAYS = 366
 
 AppEnv = Literal["development", "test", "staging", "production"]
@@ -626,8 +626,8 @@ class ShopSettings(SettingsGroup):
     def _weekday_names(cls, value: list[str]) -> list[str]:
         names = [day.strip().lower()[:3] for day in value]
         for original, name in zip(value, names, strict=True):
-            if name not in WEEKDAYS:
-                raise ValueError(f"unknown weekday {original!r}; one of: {', '.join(WEEKDAYS)}")
+            if name not in WEEKDAY_CODES:
+                raise ValueError(f"unknown weekday {original!r}; one of: {', '.join(WEEKDAY_CODES)}")
         return names
 
     @property

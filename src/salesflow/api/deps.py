@@ -189,7 +189,7 @@ async def limit_expensive(user: CurrentUser, resources: ResourcesDep) -> None:
 
 
 def require_roles(*roles: str) -> Callable[[User], Awaitable[None]]:
-    """Guard for `dependencies=[Depends(require_roles("ADMIN"))]`: 403 unless the caller has a role."""
+    """Guard for `dependencies=[Depends(require_roles(Role.ADMIN))]`: 403 unless the caller has a role."""
 
     async def guard(user: CurrentUser) -> None:
         if not user.has_any_role(*roles):

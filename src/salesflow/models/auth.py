@@ -14,6 +14,10 @@ class Role(StrEnum):
     ADMIN = "ADMIN"
 
 
+ADMIN_SCOPE = "admin"  # cache keys' data scope of whatever an ADMIN may see
+USER_SCOPE = "user"
+
+
 class User(BaseModel):
     """A caller normalised from a Java JWT (or the DEV bypass)."""
 
@@ -32,7 +36,7 @@ class User(BaseModel):
     @property
     def scope(self) -> str:
         """The data scope for cache keys: what the caller may see, not who the caller is."""
-        return "admin" if Role.ADMIN in self.roles else "user"
+        return ADMIN_SCOPE if Role.ADMIN in self.roles else USER_SCOPE
 
 
 class UserPublic(BaseModel):

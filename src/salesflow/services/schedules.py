@@ -20,7 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 from salesflow.clients.mail.notifier import Mail
 from salesflow.errors import NotFound
 from salesflow.models.analytics import Period
-from salesflow.models.auth import User
+from salesflow.models.auth import ADMIN_SCOPE, User
 from salesflow.models.reports import (
     Frequency,
     JobStatus,
@@ -30,6 +30,7 @@ from salesflow.models.reports import (
     ScheduleRequest,
     ScheduleState,
 )
+from salesflow.models.weekdays import WEEKDAY_CODES
 from salesflow.services.notifications import Notifications
 from salesflow.services.reports.content import ReportContent, highlights
 from salesflow.services.reports.pipeline import ReportService
@@ -40,15 +41,12 @@ from salesflow.state.tables import ReportJob, ReportSchedule
 
 logger = logging.getLogger(__name__)
 
-SCHEDULED_SCOPE = "admin"  # scheduled runs read with the service account, as an ADMIN would see them
-_CRON_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
 
 def trigger(schedule: ReportSchedule) -> CronTrigger:
     """The schedule's cron trigger in its own zone (APScheduler handles the DST gaps and repeats)."""
     zone = ZoneInfo(schedule.timezone)
     if schedule.frequency == Frequency.WEEKLY:
-        days = ",".join(_CRON_WEEKDAYS[d] for d in schedule.weekdays)
+        days = ",".join(WEEKDAY_CODES[d] for d in schedule.weekdays)
         return CronTrigger(day_of_week=days, hour=schedule.hour, minute=schedule.minute, timezone=zone)
     if schedule.frequency == Frequency.MONTHLY:
         day = "last" if schedule.day_of_month == 31 else str(schedule.day_of_month)
@@ -205,7 +203,7 @@ class ScheduleService:
             NewJob(
                 owner=schedule.owner,
                 owner_name=schedule.owner_name,
-                scope=SCHEDULED_SCOPE,
+                scope=ADMIN_SCOPE,  # scheduled runs read with the service account, as an ADMIN sees
                 report_type=schedule.report_type,
                 format=schedule.format,
                 period=schedule.period,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from salesflow.config import WEEKDAYS
+from salesflow.models.weekdays import WEEKDAY_CODES
 
 if TYPE_CHECKING:
     import holidays
@@ -51,7 +51,7 @@ class ShopCalendar:
             country=country,
             subdivision=subdivision,
             closed_dates=frozenset(closed_dates),
-            closed_weekdays=frozenset(WEEKDAYS.index(day) for day in closed_weekdays),
+            closed_weekdays=frozenset(WEEKDAY_CODES.index(day) for day in closed_weekdays),
         )
 
     @cached_property

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends
 
 from salesflow.api.deps import CacheDep, require_roles
 from salesflow.api.envelope import EnvelopeRoute
+from salesflow.models.auth import Role
 from salesflow.models.cache import CacheInvalidateRequest, CacheInvalidateResult, CacheStatsPublic
 
 router = APIRouter(
     prefix="/admin",
     tags=["admin"],
-    dependencies=[Depends(require_roles("ADMIN"))],
+    dependencies=[Depends(require_roles(Role.ADMIN))],
     route_class=EnvelopeRoute,
 )
 

@@ -18,9 +18,10 @@ from salesflow.models.alerts import (
     AlertState,
     Severity,
 )
+from salesflow.models.auth import Role
 
 router = APIRouter(prefix="/alerts", tags=["alerts"], route_class=EnvelopeRoute)
-ADMIN_ONLY = [Depends(require_roles("ADMIN"))]
+ADMIN_ONLY = [Depends(require_roles(Role.ADMIN))]
 
 
 @router.get("")

@@ -13,7 +13,7 @@ from salesflow.api.envelope import EnvelopeRoute
 from salesflow.api.errors import RowsRejectedBody, ValidationErrorBody, documented, documented_file
 from salesflow.config import Settings
 from salesflow.errors import InvalidInput, PayloadTooLarge, RowsRejected
-from salesflow.models.auth import User
+from salesflow.models.auth import Role, User
 from salesflow.models.excel import CommitRequest, ImportList, ImportPreview, ImportState, OneShotImport
 from salesflow.services.excel_import.pipeline import ImportService
 from salesflow.services.excel_import.template import template_csv, template_xlsx
@@ -100,7 +100,7 @@ async def _preview_upload(
 
 @router.post(
     "/imports/{import_id}/commit",
-    dependencies=[Depends(require_roles("ADMIN")), Depends(limit_expensive)],
+    dependencies=[Depends(require_roles(Role.ADMIN)), Depends(limit_expensive)],
     responses=documented(404, 409, 429, 502, 503, 504),
 )
 async def commit_import(
@@ -126,7 +126,7 @@ async def list_imports(user: CurrentUser, service: ImportDep) -> ImportList:
 
 @router.post(
     "/import-sales",
-    dependencies=[Depends(require_roles("ADMIN")), Depends(limit_expensive)],
+    dependencies=[Depends(require_roles(Role.ADMIN)), Depends(limit_expensive)],
     responses={
         **documented(409, 429, 502, 503, 504),
         422: {"model": RowsRejectedBody | ValidationErrorBody, "description": "No usable row, or a bad file"},

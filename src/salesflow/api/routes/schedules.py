@@ -12,6 +12,7 @@ from salesflow.api.envelope import EnvelopeRoute
 from salesflow.api.errors import documented
 from salesflow.api.routes.reports import download_path
 from salesflow.errors import NotFound
+from salesflow.models.auth import Role
 from salesflow.models.reports import (
     LegacyScheduleAnswer,
     LegacyScheduleRequest,
@@ -30,7 +31,7 @@ router = APIRouter(
     prefix="/reports",
     tags=["schedules"],
     route_class=EnvelopeRoute,
-    dependencies=[Depends(require_roles("ADMIN"))],  # schedules run with the system's identity
+    dependencies=[Depends(require_roles(Role.ADMIN))],  # schedules run with the system's identity
 )
 
 

@@ -30,7 +30,7 @@ import pandas as pd
 from salesflow.data.sale_lines import SaleLineCache
 from salesflow.data.sources.base import SaleInput, SaleItemInput
 from salesflow.errors import Conflict, InvalidInput, NotFound, UpstreamError
-from salesflow.models.auth import User
+from salesflow.models.auth import Role, User
 from salesflow.models.excel import (
     BatchOutcome,
     ImportIssue,
@@ -46,7 +46,7 @@ from salesflow.services.sales_recording import SalesRecorder
 from salesflow.state.database import is_record_id
 from salesflow.state.imports import ImportStore
 
-REVIEWER_ROLE = "ADMIN"  # sees, and commits, every user's imports
+REVIEWER_ROLE = Role.ADMIN  # sees, and commits, every user's imports
 OWN_LISTED, EVERYONE_LISTED = 50, 200  # the newest imports a user, and a reviewer, sees listed
 Batch = tuple[list[SaleInput], list[int]]  # the sales of one write and the spreadsheet rows they come from
 PREVIEW_ROWS = 20

@@ -21,6 +21,7 @@ from salesflow.models.ml import (
     Scope,
 )
 from salesflow.models.reports import ReportType
+from salesflow.models.weekdays import WEEKDAY_NAMES
 from salesflow.services.analytics.sales import SalesAnalyticsService, percent_change
 from salesflow.services.analytics.stock import StockAnalyticsService
 from salesflow.services.ml.accuracy import ForecastAccuracy
@@ -30,7 +31,6 @@ from salesflow.services.ml.forecasting import ForecastService
 FORECAST_DAYS = 30
 ACCURACY_WEEKS = 4  # how far back the combined report's line on forecast accuracy looks
 HISTORY_GRACE_DAYS = 7  # a year-before window whose first sale comes later than this is partial history
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class ReportContent:
         totals: dict[int, float] = defaultdict(float)
         for day in self.sales.daily if self.sales else []:
             totals[day.date.weekday()] += day.total_revenue
-        return [(WEEKDAYS[k], round(totals[k], 2)) for k in range(7)]
+        return [(WEEKDAY_NAMES[k], round(totals[k], 2)) for k in range(7)]
 
     @property
     def window(self) -> tuple[date, date] | None:

@@ -28,7 +28,7 @@ import anyio
 from salesflow.errors import NotFound, QueueUnavailable, SalesflowError, StorageFull, TooManyRequests
 from salesflow.heartbeat import beating
 from salesflow.models.analytics import Period, SalesQuery
-from salesflow.models.auth import User
+from salesflow.models.auth import Role, User
 from salesflow.models.reports import (
     JobOutcome,
     JobStatus,
@@ -68,7 +68,7 @@ RENDERERS: dict[ReportFormat, Callable[[ReportContent], bytes]] = {
     ReportFormat.EXCEL: render_xlsx,
 }
 RETRY_AFTER_BUSY_SECONDS = 15  # a report takes seconds: by then one of the caller's is likely ready
-ALL_JOBS_ROLE = "ADMIN"  # sees and downloads every user's reports
+ALL_JOBS_ROLE = Role.ADMIN  # sees and downloads every user's reports
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ def test_one_or_two_orders_are_a_rate_over_the_known_history(orders: list[tuple[
     assert len(y) == WINDOW_DAYS - 1  # the known window to yesterday, not from the first sale
     forecast = forecast_series(y, model="auto", level=[80, 95], days=91, first_day=TODAY)
     units = sum(units for _, units in orders)
-    assert forecast.model.kind == "short" and "too few to forecast a level" in forecast.model.reason
+    assert forecast.model.kind == "sparse" and "too few to forecast a level" in forecast.model.reason
+    assert forecast.lower["95"] == [0.0] * 91  # most days bring no order
     # A rate: at most the units spread over the fitted history, never an order a day.
     assert max(forecast.mean) <= units / 300 + 1e-9
     assert sum(forecast.mean) < units  # 91 days ahead sell less than the one order did in a day
@@ -81,6 +82,6 @@ def test_the_real_shops_one_order_products_are_no_daily_level() -> None:
             first_day=today - timedelta(days=WINDOW_DAYS - 1),
         ).values
         forecast = forecast_series(y, model="auto", level=[80, 95], days=90, first_day=today)
-        assert forecast.model.kind == "short" or code != "23843"
+        assert forecast.model.kind == "sparse" or code != "23843"
         assert max(forecast.mean) <= units / 300 + 1e-9, code  # a rate over the fitted history at most
         assert sum(forecast.mean) < units, (code, sum(forecast.mean), units)

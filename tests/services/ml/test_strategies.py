@@ -65,7 +65,7 @@ def test_auto_forecasts_are_never_negative() -> None:
         (np.array([2.0]), "short"),
         (np.zeros(60), "intermittent"),
         (np.where(np.arange(90) % 9 == 0, 2.0, 0.0), "intermittent"),
-        (np.r_[3.0, np.zeros(80)], "short"),  # sold once, never again: a rate over the history
+        (np.r_[3.0, np.zeros(80)], "sparse"),  # sold once, never again: a rate over the history
         (np.tile([5.0, 6.0, 0.0, 7.0, 5.0, 8.0, 9.0], 12), "smooth"),  # closed on one weekday
         (weekly_series(), "smooth"),
     ],

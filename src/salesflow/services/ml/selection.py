@@ -1,7 +1,8 @@
 """`auto`: classify a series, then pick or combine models by a rolling-origin backtest on its own history.
 
-1. classify: `short` (fewer than `min_history` points, or fewer than `min_orders` periods with demand: the
-   mean over them all, a rate, with Poisson intervals: one bulk order is never a daily level),
+1. classify: `short` (fewer than `min_history` points: their mean, with Poisson intervals), `sparse` (fewer
+   than `min_orders` periods with demand: the mean over them all, a rate, with bands from zero: one bulk
+   order is never a daily level),
    `intermittent` (over `intermittent_share` of the periods without demand: Croston SBA / TSB / ADIDA), else
    `smooth`.
 2. backtest: for `n_windows` origins (the last `n_windows`·h points, h at a time) each base model is
@@ -54,6 +55,7 @@ SMOOTH_CANDIDATES: tuple[tuple[str, ...], ...] = (
 SWITCH_RATIO = 0.7
 # Fewer periods with demand than this (one or two orders): no level to forecast, only a rate over the history.
 MIN_ORDER_DAYS = 3
+MEAN_KINDS = ("short", "sparse")  # forecast by the mean of the history
 INTERMITTENT_CANDIDATES: tuple[tuple[str, ...], ...] = tuple((name,) for name in INTERMITTENT_MODELS)
 RECENT_SPREAD_DAYS = 112  # the days whose own spread bounds an intermittent series' bands (16 weeks)
 # Seasonal periods looked for when none is given: week of days, year of months, day of hours, year of weeks.
@@ -67,7 +69,7 @@ MODEL_FAILURES = (ValueError, ZeroDivisionError, np.linalg.LinAlgError, Floating
 class Choice:
     """What `auto` chose for a series, and why (shown to people in the API's `model` block)."""
 
-    kind: str  # short | intermittent | smooth
+    kind: str  # short | sparse | intermittent | smooth
     members: tuple[str, ...]
     reason: str
     scores: dict[str, float] = field(default_factory=dict)  # candidate → backtest error (scaled MAE)
@@ -123,7 +125,7 @@ class AutoForecaster:
         y = y[-max(self.max_history, 3 * longer if self._two_seasons_fit(len(y)) else 0) :]
         self.choice_ = self._choose(y)
         self.recent_ = y[-RECENT_SPREAD_DAYS:]
-        if self.choice_.kind == "short":
+        if self.choice_.kind in MEAN_KINDS:
             self.model_: Forecaster = ShortHistory().fit(y)
         else:
             members = [FORECASTERS[name](self.period_) for name in self.choice_.members]
@@ -154,6 +156,9 @@ class AutoForecaster:
         forecast = self.model_.predict(h, level)
         if not level or self.choice_.kind == "short":
             return forecast
+        if self.choice_.kind == "sparse":
+            # Most days bring no order at all: the band starts at zero, whatever a Poisson count says.
+            return forecast | {f"lo-{lv}": np.zeros(h) for lv in level}
         if self.choice_.kind == "intermittent":
             # A Poisson band around a Croston rate misses lumpy demand's bulk orders and its zero days.
             return quantile_floor(forecast, level, self.recent_)
@@ -176,7 +181,7 @@ class AutoForecaster:
         orders = int(np.count_nonzero(y))
         if 0 < orders < self.min_orders:
             return Choice(
-                "short",
+                "sparse",
                 short,
                 f"only {orders} of {len(y)} periods with sales: too few to forecast a level;"
                 " their average rate over the whole history",

@@ -76,6 +76,11 @@ def test_default_cors_origins_are_the_frontends() -> None:
         assert f"http://127.0.0.1:{port}" in origins and f"http://localhost:{port}" in origins
 
 
+def test_a_bad_top_level_setting_is_named_too() -> None:
+    with pytest.raises(ConfigurationError, match=r"^APP_ENV: Input should be"):
+        settings(dev_mode=True, app_env="moon")
+
+
 def test_unknown_time_zone_is_named() -> None:
     with pytest.raises(ConfigurationError, match="BUSINESS_TZ: unknown IANA time zone 'Mars/Olympus'"):
         settings(dev_mode=True, business_tz="Mars/Olympus")

@@ -15,7 +15,7 @@ import json
 from datetime import date, timedelta
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeGuard, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -727,13 +727,17 @@ class AlertSettings(SettingsGroup):
         return value
 
 
+def _is_group(annotation: object) -> TypeGuard[type[SettingsGroup]]:
+    return isinstance(annotation, type) and issubclass(annotation, SettingsGroup)
+
+
 @functools.cache
 def _group_of(kind: type[BaseSettings]) -> dict[str, str | None]:
     """Each environment name (lower case) of `kind`'s settings → its group's field (None: top level)."""
     found: dict[str, str | None] = {}
     for name, field in kind.model_fields.items():
         group = field.annotation
-        if isinstance(group, type) and issubclass(group, SettingsGroup):
+        if _is_group(group):
             found |= {str(leaf.alias): name for leaf in group.model_fields.values()}
         else:
             found[str(field.alias or name)] = None
@@ -890,7 +894,7 @@ def sections() -> list[tuple[str, dict[str, FieldInfo]]]:
     found = [("Modes", top)]
     for field in Settings.model_fields.values():
         group = field.annotation
-        if isinstance(group, type) and issubclass(group, SettingsGroup):
+        if _is_group(group):
             found.append(
                 (group.title, {str(leaf.alias).upper(): leaf for leaf in group.model_fields.values()})
             )
@@ -919,7 +923,7 @@ def load(kind: type[S], **overrides: object) -> S:
 
 def describe_validation_error(exc: ValidationError) -> str:
     """One line per problem, naming the setting but never echoing the input (it may be a secret)."""
-    groups = set(Settings.model_fields)
+    groups = {name for name, field in Settings.model_fields.items() if _is_group(field.annotation)}
     lines = []
     for error in exc.errors(include_input=False, include_url=False):
         name = ".".join(str(part) for part in error["loc"] if part not in groups).upper()

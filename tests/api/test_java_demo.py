@@ -195,6 +195,7 @@ def test_every_java_call_of_the_frontend_answers_with_the_contracts_shape_and_ro
             assert figures["total_transactions"] == len(sales_of(today))
             assert figures["total_revenue"] == pytest.approx(sum(s["totalAmount"] for s in sales_of(today)))
             assert java.get("/sales/recent", params={"limit": 0}).status_code == 400
+            assert java.get("/sales/history", params={"days": 10**9}).status_code == 400
 
         logout = java.post("/auth/logout", json={"refreshToken": login.json()["refreshToken"]})
         assert logout.status_code == 200 and logout.content == b""

@@ -33,6 +33,7 @@ from salesflow.errors import Conflict, NotFound
 DEV_SECRET = "5Yz8Q9wXJ2cU7aLm4RkT1bNf9PqS8zL3KxV7Nh9WsD4Ef2RgH1Jk8LpM Esau"
 ISSUER = "salesflow-app"
 MAX_RECENT_SALES = 10_000  # Java has no bound; the stand-in keeps one
+MAX_HISTORY_DAYS = 36_500
 
 
 @dataclass
@@ -284,6 +285,8 @@ def create_standin(state: StandinState, *, cors_origins: Sequence[str] = ()) -> 
 
     @app.get("/api/v1/sales/history")
     async def sales_history(_: Admin, days: int = 90) -> Response:
+        if not 0 <= days <= MAX_HISTORY_DAYS:  # Java's date arithmetic fails there: its catch-all 400
+            return api_error(400, "RUNTIME_ERROR", f"days must be between 0 and {MAX_HISTORY_DAYS}")
         return await sales_since(days)
 
     @app.get("/api/v1/sales/today")
@@ -301,6 +304,8 @@ def create_standin(state: StandinState, *, cors_origins: Sequence[str] = ()) -> 
 
     @app.get("/api/v1/sales/history/by-sku/{sku}")
     async def sales_history_by_sku(sku: str, _: Admin, days: int = 90) -> Response:
+        if not 0 <= days <= MAX_HISTORY_DAYS:
+            return api_error(400, "RUNTIME_ERROR", f"days must be between 0 and {MAX_HISTORY_DAYS}")
         start = datetime.combine(state.now().date() - timedelta(days=days), datetime.min.time())
         lines = await anyio.to_thread.run_sync(state.store.sale_lines, start, state.sold_by_now())
         lines = lines[lines["sku"] == sku]

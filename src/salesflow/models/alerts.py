@@ -5,12 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Severity = Literal["low", "medium", "high"]
-SEVERITY_RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
+
+class Severity(StrEnum):
+    """Lowest first: `SEVERITY_RANK` follows this order."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+# Keyed by the values too: the state database's rows hold plain strings.
+SEVERITY_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(Severity, start=1)}
 
 
 class AlertKind(StrEnum):
@@ -27,6 +35,15 @@ class AlertState(StrEnum):
     RESOLVED = "resolved"
 
 
+class MailStatus(StrEnum):
+    """An outbox message's life: claimed by one sender at a time, retried until sent or given up."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
 class AlertProduct(BaseModel):
     id: int
     sku: str
@@ -37,7 +54,7 @@ class AlertNotification(BaseModel):
     """The e-mail that told about this alert's latest change (the digest it was in)."""
 
     mail_id: str
-    status: Literal["pending", "sending", "sent", "failed"]
+    status: MailStatus
     attempts: int
     last_error: str | None
     sent_at: datetime | None

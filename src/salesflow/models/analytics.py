@@ -91,7 +91,15 @@ class SalesAnalytics(BaseModel):
     by_category: list[CategorySales] | None
 
 
-StockStatus = Literal["OK", "LOW_STOCK", "OUT_OF_STOCK", "DEAD_STOCK"]
+class StockStatus(StrEnum):
+    """The first that applies, in this order (frontend-contract.md call 2), else `OK`."""
+
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    LOW_STOCK = "LOW_STOCK"
+    DEAD_STOCK = "DEAD_STOCK"
+    OK = "OK"
+
+
 AbcClass = Literal["A", "B", "C"]
 
 

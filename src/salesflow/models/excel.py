@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel
 
-ImportStatus = Literal["previewed", "partial", "completed", "failed"]
+
+class ImportStatus(StrEnum):
+    PREVIEWED = "previewed"
+    PARTIAL = "partial"  # some batches written, then one failed: a repeat writes the rest
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class BatchStatus(StrEnum):
+    WRITTEN = "written"
+    FAILED = "failed"
 
 
 class ImportIssue(BaseModel):
@@ -54,7 +65,7 @@ class BatchOutcome(BaseModel):
     index: int
     sales: int
     rows: list[int]
-    status: Literal["written", "failed"]
+    status: BatchStatus
     detail: str | None = None
 
 

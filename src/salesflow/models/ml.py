@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from salesflow.models.alerts import Severity
+
 DEFAULT_ANOMALY_MODEL = "robust_seasonal"
 DEFAULT_LEVELS = (80, 95)  # the intervals a forecast carries unless asked for others
 MAX_LEVELS = 5  # a request's intervals: each is computed and sent for every day
@@ -66,6 +68,18 @@ class ProductInfo(BaseModel):
 Trend = Literal["upward", "downward", "stable"]
 
 
+class SeriesKind(StrEnum):
+    """A forecast's `model.kind`: how `auto` classed the series, or why no class applies."""
+
+    SHORT = "short"
+    SPARSE = "sparse"
+    INTERMITTENT = "intermittent"
+    SMOOTH = "smooth"
+    REQUESTED = "requested"  # the model asked for, not `auto`
+    FALLBACK = "fallback"  # the model asked for could not fit this series
+    EMPTY = "empty"  # no history yet
+
+
 class ForecastSummary(BaseModel):
     total: float
     daily_average: float
@@ -77,7 +91,7 @@ class ForecastSummary(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str
-    kind: str
+    kind: SeriesKind
     reason: str
     season_length: int
     history_periods: int
@@ -145,7 +159,7 @@ class Anomaly(BaseModel):
     value: float
     expected: float
     score: float
-    severity: Literal["high", "medium"]
+    severity: Literal[Severity.HIGH, Severity.MEDIUM]
     type: Literal["HIGH_SPIKE", "DROP", "ZERO_DROP"]
     explanation: str
 

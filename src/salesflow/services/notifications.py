@@ -11,6 +11,7 @@ from pathlib import Path
 
 from salesflow.clients.mail.notifier import Mail, Notifier
 from salesflow.metrics import MAILS
+from salesflow.models.alerts import MailStatus
 from salesflow.state.outbox import Outbox
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class Notifications:
             try:
                 await self.notifier.send(mail, message_id=row.id)
             except Exception as exc:  # kept and retried; after the last attempt kept as failed
-                MAILS.labels("failed").inc()
+                MAILS.labels(MailStatus.FAILED).inc()
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 if row.attempts >= MAX_ATTEMPTS:
                     logger.error("e-mail given up", extra={"mail_id": row.id, "error": error})
@@ -62,7 +63,7 @@ class Notifications:
                     logger.warning("e-mail send failed; retrying", extra={"mail_id": row.id, "in_s": delay})
                     await self.outbox.retry_later(row.id, error=error, delay_seconds=delay)
                 continue
-            MAILS.labels("sent").inc()
+            MAILS.labels(MailStatus.SENT).inc()
             await self.outbox.sent(row.id)
             sent += 1
         return sent

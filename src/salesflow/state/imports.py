@@ -8,10 +8,9 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from salesflow.models.excel import ImportStatus
 from salesflow.state.database import StateDatabase
 from salesflow.state.tables import SalesImport
-
-COMPLETED = "completed"
 
 
 class ImportStore:
@@ -82,7 +81,7 @@ class ImportStore:
                 .where(
                     SalesImport.owner == owner,
                     SalesImport.sha256 == sha256,
-                    SalesImport.status == COMPLETED,
+                    SalesImport.status == ImportStatus.COMPLETED,
                     SalesImport.expires_at > self.clock(),
                 )
                 .order_by(SalesImport.created_at.desc())

@@ -10,10 +10,12 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from salesflow.clients.mail.notifier import Mail
+from salesflow.models.alerts import MailStatus
 from salesflow.state.database import StateDatabase
 from salesflow.state.tables import OutgoingMail
 
-PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+# Due again once its lease ends: a sender that died while `sending` frees its message.
+UNSENT = (MailStatus.PENDING, MailStatus.SENDING)
 
 
 class Outbox:
@@ -32,7 +34,7 @@ class Outbox:
             html=mail.html,
             attachment_path=str(mail.attachment_path) if mail.attachment_path else None,
             attachment_name=mail.attachment_name,
-            status=PENDING,
+            status=MailStatus.PENDING,
             attempts=0,
             next_attempt_at=now,
             created_at=now,
@@ -63,7 +65,7 @@ class Outbox:
                 await session.scalars(
                     select(OutgoingMail.id)
                     .where(
-                        or_(OutgoingMail.status == PENDING, OutgoingMail.status == SENDING),
+                        OutgoingMail.status.in_(UNSENT),
                         OutgoingMail.next_attempt_at <= now,
                     )
                     .order_by(OutgoingMail.next_attempt_at)
@@ -77,11 +79,11 @@ class Outbox:
                     update(OutgoingMail)
                     .where(
                         OutgoingMail.id == mail_id,
-                        or_(OutgoingMail.status == PENDING, OutgoingMail.status == SENDING),
+                        OutgoingMail.status.in_(UNSENT),
                         OutgoingMail.next_attempt_at <= now,
                     )
                     .values(
-                        status=SENDING,
+                        status=MailStatus.SENDING,
                         attempts=OutgoingMail.attempts + 1,
                         next_attempt_at=now + timedelta(seconds=lease_seconds),
                     )
@@ -94,18 +96,18 @@ class Outbox:
         return claimed
 
     async def sent(self, mail_id: str) -> None:
-        await self._set(mail_id, status=SENT, sent_at=self.clock(), last_error=None)
+        await self._set(mail_id, status=MailStatus.SENT, sent_at=self.clock(), last_error=None)
 
     async def retry_later(self, mail_id: str, *, error: str, delay_seconds: float) -> None:
         await self._set(
             mail_id,
-            status=PENDING,
+            status=MailStatus.PENDING,
             last_error=error,
             next_attempt_at=self.clock() + timedelta(seconds=delay_seconds),
         )
 
     async def give_up(self, mail_id: str, *, error: str) -> None:
-        await self._set(mail_id, status=FAILED, last_error=error)
+        await self._set(mail_id, status=MailStatus.FAILED, last_error=error)
 
     async def undelivered(self, *, since: datetime, min_attempts: int) -> Sequence[OutgoingMail]:
         """Messages given up on since `since`, and those still failing after `min_attempts` tries."""
@@ -116,8 +118,9 @@ class Outbox:
                     .where(
                         OutgoingMail.last_error.is_not(None),
                         or_(
-                            (OutgoingMail.status == FAILED) & (OutgoingMail.created_at >= since),
-                            (OutgoingMail.status != SENT) & (OutgoingMail.attempts >= min_attempts),
+                            (OutgoingMail.status == MailStatus.FAILED) & (OutgoingMail.created_at >= since),
+                            (OutgoingMail.status != MailStatus.SENT)
+                            & (OutgoingMail.attempts >= min_attempts),
                         ),
                     )
                     .order_by(OutgoingMail.created_at.desc())

@@ -14,10 +14,9 @@ from datetime import date, datetime
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from salesflow.models.alerts import AlertState
+from salesflow.models.alerts import AlertState, MailStatus
 from salesflow.models.reports import JobStatus
 from salesflow.state.database import StateDatabase
-from salesflow.state.outbox import FAILED, SENT
 from salesflow.state.tables import Alert, AlertCheck, ForecastScore, OutgoingMail, ReportJob
 
 PRUNE_BATCH = 500  # rows per table a pass: a backlog of years goes over several sweeps, never in one
@@ -27,7 +26,8 @@ def _past(before: datetime) -> dict[str, tuple[InstrumentedAttribute[str], Colum
     return {
         OutgoingMail.__tablename__: (
             OutgoingMail.id,
-            OutgoingMail.status.in_((SENT, FAILED)) & (OutgoingMail.created_at < before),
+            OutgoingMail.status.in_((MailStatus.SENT, MailStatus.FAILED))
+            & (OutgoingMail.created_at < before),
         ),
         AlertCheck.__tablename__: (
             AlertCheck.id,

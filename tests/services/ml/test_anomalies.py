@@ -9,6 +9,7 @@ import numpy as np
 from salesflow.config import closed_days
 from salesflow.data import demo
 from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.models.alerts import Severity
 from salesflow.models.ml import Bucket
 from salesflow.services.ml.anomalies import (
     AnomalyRules,
@@ -45,7 +46,7 @@ def test_injected_spike_drop_and_zero_are_found_and_typed() -> None:
     assert (found[60].type, found[90].type, found[120].type) == ("HIGH_SPIKE", "DROP", "ZERO_DROP")
     assert found[60].score > 5 and found[90].score < -5
     assert "expected" in found[60].explanation and f"{found[60].value:.0f} sold" in found[60].explanation
-    assert found[120].severity == "high"
+    assert found[120].severity == Severity.HIGH
 
 
 def test_clean_series_stay_quiet() -> None:

@@ -14,7 +14,7 @@ from html import escape
 
 from salesflow.clients.mail.notifier import Mail
 from salesflow.formatting import Formats
-from salesflow.models.alerts import SEVERITY_RANK, AlertKind
+from salesflow.models.alerts import SEVERITY_RANK, AlertKind, Severity
 from salesflow.state.tables import Alert
 
 KIND_LABELS: dict[str, str] = {
@@ -31,8 +31,12 @@ STAKE_LABELS: dict[str, str] = {
     AlertKind.SALES_ANOMALY: "revenue gap",
     AlertKind.DEAD_STOCK: "value tied up",
 }
-SEVERITY_COLOURS = {"high": "#b91c1c", "medium": "#b45309", "low": "#1d4ed8"}
-SEVERITIES = ("high", "medium", "low")
+SEVERITY_COLOURS: dict[str, str] = {
+    Severity.HIGH: "#b91c1c",
+    Severity.MEDIUM: "#b45309",
+    Severity.LOW: "#1d4ed8",
+}
+SEVERITIES = tuple(reversed(Severity))  # the highest first
 MAX_ROWS_PER_KIND = 10
 MAX_TODO = 5
 MAX_MESSAGE_CHARS = 300

@@ -29,6 +29,7 @@ from salesflow.models.alerts import (
     AlertPage,
     AlertProduct,
     AlertState,
+    Severity,
 )
 from salesflow.services.alerting import rules
 from salesflow.services.alerting.digest import build_digest
@@ -174,7 +175,7 @@ class AlertService:
         )
 
         def plan(unnotified: Sequence[Alert], unresolved: Sequence[Alert]) -> Digest | None:
-            chosen = [a for a in unnotified if due or a.severity == "high"]
+            chosen = [a for a in unnotified if due or a.severity == Severity.HIGH]
             mail = build_digest(
                 chosen,
                 recipients=self.recipients,

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from salesflow.formatting import Formats
-from salesflow.models.alerts import AlertKind
+from salesflow.models.alerts import AlertKind, Severity
+from salesflow.models.analytics import StockStatus
 from salesflow.models.ml import DEFAULT_ANOMALY_MODEL, Anomaly, Bucket
 from salesflow.services.analytics.demand import DemandRule
 from salesflow.services.analytics.stock import alerting, stock_alert, stock_severity
@@ -57,7 +58,7 @@ def stock_conditions(
         _stock_condition(row, rule, hold_only=True)
         for row in _records(near[~near["product_id"].isin(flagged["product_id"])])
     ]
-    dead = states[(states["status"] == "DEAD_STOCK") & (states["current_stock"] > 0)]
+    dead = states[(states["status"] == StockStatus.DEAD_STOCK) & (states["current_stock"] > 0)]
     never = dead["last_sale_date"].isna()
     conditions += [_dead_stock_condition(row, dead_stock_days, formats) for row in _records(dead[~never])]
     if never.any():
@@ -101,7 +102,7 @@ def _dead_stock_condition(row: dict[str, Any], dead_stock_days: int, formats: Fo
     return Condition(
         kind=AlertKind.DEAD_STOCK,
         subject=product_subject(int(row["product_id"])),
-        severity="low",
+        severity=Severity.LOW,
         message=(
             f"{row['name']} ({row['sku']}): {int(row['current_stock']):,} in stock,"
             f" worth {formats.money(value)}, without a sale for {dead_stock_days} days or more"
@@ -127,7 +128,7 @@ def _never_sold_condition(never: pd.DataFrame, formats: Formats) -> Condition:
     return Condition(
         kind=AlertKind.DEAD_STOCK,
         subject=NEVER_SOLD,
-        severity="low",
+        severity=Severity.LOW,
         message=(
             f"{count:,} products in stock have never sold, worth {formats.money(value)} in all"
             " (new products, or ones to take off the shelf)."
@@ -206,7 +207,7 @@ def _news(anomaly: Anomaly, values: np.ndarray, starts: list[date]) -> bool:
 def explained_drops_left_out(conditions: list[Condition], states: pd.DataFrame) -> list[Condition]:
     """Without the drops of products out of stock now: their `OUT_OF_STOCK` alert says why they sell
     nothing."""
-    out = set(states.loc[states["status"] == "OUT_OF_STOCK", "product_id"].astype(int))
+    out = set(states.loc[states["status"] == StockStatus.OUT_OF_STOCK, "product_id"].astype(int))
     return [c for c in conditions if not (c.product_id in out and c.numbers.get("type") != "HIGH_SPIKE")]
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
 from salesflow.formatting import Formats
-from salesflow.models.alerts import AlertKind, Severity
+from salesflow.models.alerts import SEVERITY_RANK, AlertKind, Severity
 from salesflow.models.analytics import (
     Period,
     ProductStock,
@@ -34,6 +34,7 @@ from salesflow.models.analytics import (
     StockAlerts,
     StockAnalytics,
     StockKpis,
+    StockStatus,
 )
 from salesflow.models.cache import CachePipeline
 from salesflow.services.analytics import demand
@@ -189,8 +190,8 @@ def product_states(
     )
     status = np.select(
         [stock <= 0, stock < threshold, no_recent_sale],
-        ["OUT_OF_STOCK", "LOW_STOCK", "DEAD_STOCK"],
-        default="OK",
+        [StockStatus.OUT_OF_STOCK, StockStatus.LOW_STOCK, StockStatus.DEAD_STOCK],
+        default=StockStatus.OK,
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         coverage = np.where(rate > 0, np.minimum(np.maximum(stock, 0) / rate, OVER_A_YEAR), np.nan)
@@ -227,14 +228,14 @@ def stock_kpis(states: pd.DataFrame, *, lead_days: int) -> StockKpis:
     units_in_stock = float(states["current_stock"].clip(lower=0).sum())
     history_days = int(states["history_days"].iloc[0]) if n else 0
     yearly_units = float(states["units_last_year"].sum()) * YEAR_DAYS / max(history_days, 1)
-    low = int((status == "LOW_STOCK").sum())
+    low = int((status == StockStatus.LOW_STOCK).sum())
     return StockKpis(
         total_stock_value=round(float(states["stock_value"].sum()), 2),
-        out_of_stock_count=int((status == "OUT_OF_STOCK").sum()),
+        out_of_stock_count=int((status == StockStatus.OUT_OF_STOCK).sum()),
         low_stock_count=low,
         low_stock_ratio=round(low / n * 100, 2) if n else 0.0,
         urgent_reorder_count=int((selling & (coverage < lead_days)).sum()),
-        dead_stock_count=int((status == "DEAD_STOCK").sum()),
+        dead_stock_count=int((status == StockStatus.DEAD_STOCK).sum()),
         rotation_per_year=round(yearly_units / units_in_stock, 2)
         if units_in_stock and history_days
         else None,
@@ -246,8 +247,7 @@ def stock_alerts(states: pd.DataFrame, *, rule: demand.DemandRule) -> list[Stock
     """One alert per product that is out of stock, below its threshold with something to order, or covers
     less than the lead time; the most money at stake first."""
     alerts = [stock_alert(_keyed(row), rule) for row in alerting(states, rule).to_dict("records")]
-    order = {"high": 0, "medium": 1, "low": 2}
-    return sorted(alerts, key=lambda a: (-a.at_stake, order[a.severity], a.product_id))
+    return sorted(alerts, key=lambda a: (-a.at_stake, -SEVERITY_RANK[a.severity], a.product_id))
 
 
 def alerting(states: pd.DataFrame, rule: demand.DemandRule, *, margin: float = 1.0) -> pd.DataFrame:
@@ -255,34 +255,40 @@ def alerting(states: pd.DataFrame, rule: demand.DemandRule, *, margin: float = 1
     nobody buys is no alert); coverage under the lead time (× `margin`: what keeps an open alert open)."""
     status, coverage = states["status"], states["coverage_days"]
     urgent = coverage.notna() & (coverage < rule.lead_days * margin)
-    low = (status == "LOW_STOCK") & (states["suggested_order_qty"] > 0)
-    return states[(status == "OUT_OF_STOCK") | low | urgent]
+    low = (status == StockStatus.LOW_STOCK) & (states["suggested_order_qty"] > 0)
+    return states[(status == StockStatus.OUT_OF_STOCK) | low | urgent]
 
 
 def stock_severity(row: dict[str, Any], rule: demand.DemandRule, *, margin: float = 1.0) -> Severity:
     """A stock alert's severity; `margin` > 1 widens the worse bands (hysteresis: an alert drops a level
     only when it is clear of the boundary by that factor)."""
     kind = stock_alert_kind(row)
-    if kind == "OUT_OF_STOCK":
-        return "high" if row["daily_demand"] > 0 else "low"
-    if kind == "LOW_STOCK":
+    if kind == AlertKind.OUT_OF_STOCK:
+        return Severity.HIGH if row["daily_demand"] > 0 else Severity.LOW
+    if kind == AlertKind.LOW_STOCK:
         threshold = row["min_stock"]
         ratio = row["current_stock"] / threshold if threshold else 0.0
-        return "high" if ratio <= 0.25 * margin else "medium" if ratio <= 0.5 * margin else "low"
+        return (
+            Severity.HIGH
+            if ratio <= 0.25 * margin
+            else Severity.MEDIUM
+            if ratio <= 0.5 * margin
+            else Severity.LOW
+        )
     coverage, lead_days = row["coverage_days"], rule.lead_days
     return (
-        "high"
+        Severity.HIGH
         if coverage < lead_days / 3 * margin
-        else "medium"
+        else Severity.MEDIUM
         if coverage < 2 * lead_days / 3 * margin
-        else "low"
+        else Severity.LOW
     )
 
 
 def stock_alert_kind(row: dict[str, Any]) -> StockAlertKind:
-    if row["status"] == "OUT_OF_STOCK":
+    if row["status"] == StockStatus.OUT_OF_STOCK:
         return AlertKind.OUT_OF_STOCK
-    if row["status"] == "LOW_STOCK" and row["suggested_order_qty"] > 0:
+    if row["status"] == StockStatus.LOW_STOCK and row["suggested_order_qty"] > 0:
         return AlertKind.LOW_STOCK
     return AlertKind.URGENT_REORDER
 
@@ -290,7 +296,7 @@ def stock_alert_kind(row: dict[str, Any]) -> StockAlertKind:
 def _stock_report(
     states: pd.DataFrame, period: Period, as_of: date, *, language: str, lead_days: int
 ) -> StockAnalytics:
-    critical = states[states["status"] != "OK"]
+    critical = states[states["status"] != StockStatus.OK]
     to_order = states[states["suggested_order_qty"] > 0].sort_values("coverage_days", kind="stable")
     return StockAnalytics(
         period=period,
@@ -337,13 +343,13 @@ def stock_alert(r: dict[str, Any], rule: demand.DemandRule) -> StockAlert:
     order = int(r["suggested_order_qty"])
     lead_days, per_day = rule.lead_days, Formats.rate(rate)
     kind = stock_alert_kind(r)
-    if kind == "OUT_OF_STOCK":
+    if kind == AlertKind.OUT_OF_STOCK:
         message = (
             f"{label} is out of stock, losing about {per_day} units a day; order {order:,} now."
             if rate > 0
             else f"{label} is out of stock; it has no recent demand (order only if you still sell it)."
         )
-    elif kind == "LOW_STOCK":
+    elif kind == AlertKind.LOW_STOCK:
         message = (
             f"Only {stock:,} left of {label}, below its threshold of {threshold:,}, at {per_day} units a"
             f" day; order {order:,}."

@@ -33,9 +33,11 @@ from salesflow.errors import Conflict, InvalidInput, NotFound, UpstreamError
 from salesflow.models.auth import Role, User
 from salesflow.models.excel import (
     BatchOutcome,
+    BatchStatus,
     ImportIssue,
     ImportPreview,
     ImportState,
+    ImportStatus,
     PreviewRow,
 )
 from salesflow.sandbox import Limits, Sandbox
@@ -115,7 +117,7 @@ class ImportService:
             "file_name": file_name,
             "sha256": hashlib.sha256(content).hexdigest(),
             "created_at": self.store.clock().isoformat(),
-            "status": "previewed",
+            "status": ImportStatus.PREVIEWED,
             "total_rows": parsed.total_rows,
             "error_rows": parsed.error_rows,
             "error_counts": parsed.error_counts,
@@ -150,7 +152,7 @@ class ImportService:
     ) -> ImportState:
         """Write the valid rows (module docstring); 409 on errors without `skip_invalid`, or on a repeat."""
         record = await self._load(import_id, user)
-        if record["status"] == "completed" and not force:
+        if record["status"] == ImportStatus.COMPLETED and not force:
             raise Conflict("this import was already committed; commit with force=true to record it again")
         if record["errors"] and not skip_invalid:
             raise Conflict(
@@ -162,7 +164,7 @@ class ImportService:
         committed = await self.store.committed(owner=owner, sha256=record["sha256"])
         if committed is not None and committed != import_id and not force:
             raise Conflict("the same file was already imported; commit with force=true to record it again")
-        if record["status"] == "completed":  # forced repeat: start over
+        if record["status"] == ImportStatus.COMPLETED:  # forced repeat: start over
             record["batches"] = []
         raw_rows = await self.store.rows(import_id)
         if raw_rows is None:
@@ -189,23 +191,29 @@ class ImportService:
         return [_state(record) for record in records]
 
     async def _write(self, record: dict[str, Any], batches: list[Batch], user: User) -> None:
-        done = sum(1 for b in record["batches"] if b["status"] == "written")
-        record["batches"] = [b for b in record["batches"] if b["status"] == "written"]
+        done = sum(1 for b in record["batches"] if b["status"] == BatchStatus.WRITTEN)
+        record["batches"] = [b for b in record["batches"] if b["status"] == BatchStatus.WRITTEN]
         for index, (sales, row_numbers) in enumerate(batches[done:], start=done):
             try:
                 await self.recorder.record(sales, user=user)
             except UpstreamError as exc:
                 record["batches"].append(
                     BatchOutcome(
-                        index=index, sales=len(sales), rows=row_numbers, status="failed", detail=exc.detail
+                        index=index,
+                        sales=len(sales),
+                        rows=row_numbers,
+                        status=BatchStatus.FAILED,
+                        detail=exc.detail,
                     ).model_dump()
                 )
-                record["status"] = "partial" if index > 0 else "failed"
+                record["status"] = ImportStatus.PARTIAL if index > 0 else ImportStatus.FAILED
                 return
             record["batches"].append(
-                BatchOutcome(index=index, sales=len(sales), rows=row_numbers, status="written").model_dump()
+                BatchOutcome(
+                    index=index, sales=len(sales), rows=row_numbers, status=BatchStatus.WRITTEN
+                ).model_dump()
             )
-        record["status"] = "completed"
+        record["status"] = ImportStatus.COMPLETED
 
     def _notes(self, parsed: Parsed) -> list[str]:
         notes = [] if self.writes_keep_history else [JAVA_NOTE]
@@ -324,12 +332,12 @@ def _preview_row(row: ImportRow) -> PreviewRow:
 
 
 def _state(record: dict[str, Any]) -> ImportState:
-    written = [b for b in record["batches"] if b["status"] == "written"]
-    failed = [b for b in record["batches"] if b["status"] == "failed"]
+    written = [b for b in record["batches"] if b["status"] == BatchStatus.WRITTEN]
+    failed = [b for b in record["batches"] if b["status"] == BatchStatus.FAILED]
     imported = sum(len(b["rows"]) for b in written)
     valid = record["valid_rows"]
     status = record["status"]
-    if status == "completed":
+    if status == ImportStatus.COMPLETED:
         message = f"{imported} row(s) imported from {record['file_name']}"
         if record["error_rows"]:
             message += f"; {record['error_rows']} row(s) with errors skipped"
@@ -354,7 +362,7 @@ def _state(record: dict[str, Any]) -> ImportState:
         valid_rows=valid,
         error_rows=record["error_rows"],
         imported_rows=imported,
-        skipped_rows=record["total_rows"] - imported if status == "completed" else 0,
+        skipped_rows=record["total_rows"] - imported if status == ImportStatus.COMPLETED else 0,
         batches=[BatchOutcome(**b) for b in record["batches"]],
         message=message,
     )

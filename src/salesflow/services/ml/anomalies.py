@@ -22,6 +22,7 @@ import numpy as np
 
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
+from salesflow.models.alerts import Severity
 from salesflow.models.cache import CachePipeline
 from salesflow.models.ml import DEFAULT_ANOMALY_MODEL, Anomaly, AnomalyRequest, AnomalyResponse, Bucket
 from salesflow.services.ml.series import SEASON, Series, SeriesLoader, require_known
@@ -402,7 +403,7 @@ def _anomaly(
         text += (
             f" Note: {'the day was' if series.bucket == Bucket.DAILY else 'the period is'} {quiet.reason}."
         )
-    severity = "high" if abs(score) >= 2 * threshold or kind == "ZERO_DROP" else "medium"
+    severity = Severity.HIGH if abs(score) >= 2 * threshold or kind == "ZERO_DROP" else Severity.MEDIUM
     return Anomaly(
         date=day,
         value=round(value, 2),

@@ -37,6 +37,7 @@ from salesflow.models.ml import (
     ModelInfo,
     ProductInfo,
     ProductRef,
+    SeriesKind,
     Trend,
 )
 from salesflow.services.ml import metrics
@@ -273,7 +274,7 @@ def forecast_series(
         }
         info = ModelInfo(
             name="none",
-            kind="empty",
+            kind=SeriesKind.EMPTY,
             reason="no sales history yet: zero",
             season_length=season,
             history_periods=0,
@@ -288,7 +289,7 @@ def forecast_series(
             strategy = fallback_model(y, season)
             info = ModelInfo(
                 name=strategy.name,
-                kind="fallback",
+                kind=SeriesKind.FALLBACK,
                 reason=f"{model} failed on this series ({type(exc).__name__}): {strategy.name}",
                 season_length=season,
                 history_periods=len(y),
@@ -493,7 +494,7 @@ def _model_info(strategy: Forecaster | AutoForecaster, season: int, n: int) -> M
         )
     return ModelInfo(
         name=strategy.name,
-        kind="requested",
+        kind=SeriesKind.REQUESTED,
         reason=f"{strategy.name} as requested",
         season_length=season,
         history_periods=n,

@@ -22,6 +22,7 @@ from typing import Self
 
 import numpy as np
 
+from salesflow.models.ml import SeriesKind
 from salesflow.services.ml.metrics import mase_scale
 from salesflow.services.ml.strategies import (
     FORECASTERS,
@@ -55,7 +56,7 @@ SMOOTH_CANDIDATES: tuple[tuple[str, ...], ...] = (
 SWITCH_RATIO = 0.7
 # Fewer periods with demand than this (one or two orders): no level to forecast, only a rate over the history.
 MIN_ORDER_DAYS = 3
-MEAN_KINDS = ("short", "sparse")  # forecast by the mean of the history
+MEAN_KINDS = (SeriesKind.SHORT, SeriesKind.SPARSE)  # forecast by the mean of the history
 INTERMITTENT_CANDIDATES: tuple[tuple[str, ...], ...] = tuple((name,) for name in INTERMITTENT_MODELS)
 RECENT_SPREAD_DAYS = 112  # the days whose own spread bounds an intermittent series' bands (16 weeks)
 # Seasonal periods looked for when none is given: week of days, year of months, day of hours, year of weeks.
@@ -69,7 +70,7 @@ MODEL_FAILURES = (ValueError, ZeroDivisionError, np.linalg.LinAlgError, Floating
 class Choice:
     """What `auto` chose for a series, and why (shown to people in the API's `model` block)."""
 
-    kind: str  # short | sparse | intermittent | smooth
+    kind: SeriesKind
     members: tuple[str, ...]
     reason: str
     scores: dict[str, float] = field(default_factory=dict)  # candidate → backtest error (scaled MAE)
@@ -154,12 +155,12 @@ class AutoForecaster:
 
     def _predict(self, h: int, level: Sequence[int]) -> Forecast:
         forecast = self.model_.predict(h, level)
-        if not level or self.choice_.kind == "short":
+        if not level or self.choice_.kind == SeriesKind.SHORT:
             return forecast
-        if self.choice_.kind == "sparse":
+        if self.choice_.kind == SeriesKind.SPARSE:
             # Most days bring no order at all: the band starts at zero, whatever a Poisson count says.
             return forecast | {f"lo-{lv}": np.zeros(h) for lv in level}
-        if self.choice_.kind == "intermittent":
+        if self.choice_.kind == SeriesKind.INTERMITTENT:
             # A Poisson band around a Croston rate misses lumpy demand's bulk orders and its zero days.
             return quantile_floor(forecast, level, self.recent_)
         if self.counts_:
@@ -175,19 +176,19 @@ class AutoForecaster:
     def _choose(self, y: FloatArray) -> Choice:
         short = (ShortHistory.name,)
         if len(y) < self.min_history:
-            return Choice("short", short, f"only {len(y)} periods of history: their mean")
+            return Choice(SeriesKind.SHORT, short, f"only {len(y)} periods of history: their mean")
         if self.members == short:
-            return Choice("short", short, "their mean, as given")
+            return Choice(SeriesKind.SHORT, short, "their mean, as given")
         orders = int(np.count_nonzero(y))
         if 0 < orders < self.min_orders:
             return Choice(
-                "sparse",
+                SeriesKind.SPARSE,
                 short,
                 f"only {orders} of {len(y)} periods with sales: too few to forecast a level;"
                 " their average rate over the whole history",
             )
         intermittent = float(np.mean(y == 0)) > self.intermittent_share
-        kind = "intermittent" if intermittent else "smooth"
+        kind = SeriesKind.INTERMITTENT if intermittent else SeriesKind.SMOOTH
         if self.members is not None:
             return Choice(kind, self.members, f"{'+'.join(self.members)} as given")
         candidates = INTERMITTENT_CANDIDATES if intermittent else self.smooth_candidates

@@ -24,6 +24,7 @@ from reportlab.platypus import (
 )
 from reportlab.platypus.flowables import Flowable
 
+from salesflow.models.analytics import StockStatus
 from salesflow.services.analytics.sales import percent_change
 from salesflow.services.analytics.stock import describe_coverage
 from salesflow.services.reports import charts
@@ -269,7 +270,7 @@ def _stock_sections(content: ReportContent) -> list[Flowable]:
         ),
     ]
     by_risk = sorted(stock.critical_products, key=lambda p: (-p.sales_at_risk, p.product_id))
-    attention = [p for p in by_risk if p.status != "DEAD_STOCK"]
+    attention = [p for p in by_risk if p.status != StockStatus.DEAD_STOCK]
     story.append(Paragraph("Products that need attention, most sales at risk first", _H2))
     if not attention:
         story.append(Paragraph("No product is out of stock or below its minimum.", _BODY))
@@ -316,7 +317,7 @@ def _stock_sections(content: ReportContent) -> list[Flowable]:
         *_more(PDF_MAX_ROWS, len(to_order), "reorder suggestions"),
     ]
     dead = sorted(
-        (p for p in stock.critical_products if p.status == "DEAD_STOCK"),
+        (p for p in stock.critical_products if p.status == StockStatus.DEAD_STOCK),
         key=lambda p: (-p.stock_value, p.product_id),
     )
     sold_once = [p for p in dead if p.last_sale_date is not None]

@@ -3,14 +3,18 @@ over HTTP with CORS preflights from its origin, work against the service alone, 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from salesflow.config import DEFAULT_CORS_ORIGINS, Settings
+from salesflow.data.sources.embedded import EmbeddedStore
+from salesflow.integration.java_demo_server import java_demo
 from tests.builders import pinned_clock
 from tests.servers import free_port
 
@@ -199,3 +203,23 @@ def test_every_java_call_of_the_frontend_answers_with_the_contracts_shape_and_ro
 
         logout = java.post("/auth/logout", json={"refreshToken": login.json()["refreshToken"]})
         assert logout.status_code == 200 and logout.content == b""
+
+
+async def test_the_demo_java_api_listens_as_soon_as_it_is_up_and_a_taken_port_only_warns(
+    make_settings: Callable[..., Settings], store_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    settings = make_settings(dev_mode=True, dev_java_port=port)
+    store = EmbeddedStore(store_file)
+    async with (
+        java_demo(store, settings, pinned_clock),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api/v1", trust_env=False) as java,
+    ):
+        # No wait of any kind: the first call of the frontend is answered.
+        login = await java.post("/auth/login", json={"phoneNumber": "0000000000", "password": "password"})
+        assert login.status_code == 200 and login.json()["accessToken"]
+        with caplog.at_level(logging.WARNING):
+            async with java_demo(store, settings, pinned_clock):  # the same port again: taken
+                pass
+        assert f"could not start on port {port}" in caplog.text
+        assert (await java.post("/auth/logout")).status_code == 200  # the first one serves on

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Generator
 from zoneinfo import ZoneInfo
 
@@ -37,14 +38,16 @@ async def java_demo(store: EmbeddedStore, settings: Settings, clock: Clock) -> A
     config = uvicorn.Config(
         app, host=LOOPBACK, port=settings.java.demo_port, log_level="warning", lifespan="off"
     )
+    try:
+        # Bound and listening before the service says it is up: a client's first call waits in the backlog
+        # until uvicorn accepts it (uvicorn has no "started" event to await).
+        listening = socket.create_server((LOOPBACK, settings.java.demo_port), backlog=config.backlog)
+    except OSError as exc:  # the service runs on without the demo
+        logger.warning("the demo Java API could not start on port %d: %s", settings.java.demo_port, exc)
+        yield
+        return
     server = _Server(config)
-    task = asyncio.get_running_loop().create_task(_serve(server))
-    with contextlib.suppress(
-        TimeoutError
-    ):  # listening before the service says it is up (uvicorn has no event)
-        async with asyncio.timeout(5):
-            while not (server.started or task.done()):  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[listening]))
     logger.warning(
         "DEV MODE: demo Java API on http://127.0.0.1:%d/api/v1 (accounts 0000000000/password ADMIN,"
         " 0600000001/secret-user USER)",
@@ -55,10 +58,4 @@ async def java_demo(store: EmbeddedStore, settings: Settings, clock: Clock) -> A
     finally:
         server.should_exit = True
         await task
-
-
-async def _serve(server: _Server) -> None:
-    try:
-        await server.serve()
-    except SystemExit:  # uvicorn exits when it cannot bind: the service runs on without the demo
-        logger.warning("the demo Java API could not start (port %d taken?)", server.config.port)
+        listening.close()

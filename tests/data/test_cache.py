@@ -220,3 +220,34 @@ async def test_after_redis_returns_the_cache_stays_on_it(cache: Cache, redis_ser
     for round_ in range(3):
         await burst(f"after-{round_}")
     assert cache.stats().redis_errors == errors and cache.stats().backend == "redis"
+
+
+async def first_pushed(cache: Cache, key: str) -> bytes:
+    """Pop until something is pushed: a pop on Redis blocks half a second at most."""
+    while (value := await cache.pop(key, 60.0)) is None:
+        pass
+    return value
+
+
+@pytest.mark.parametrize("backend", ["redis", "memory"])
+async def test_a_pop_gets_what_another_pushes_in_order_and_gives_up_after_its_timeout(
+    redis_url: str, backend: str
+) -> None:
+    redis = RedisBackend.from_url(redis_url) if backend == "redis" else None
+    waiter = Cache(redis=redis, memory=MemoryBackend())
+    pusher = Cache(redis=RedisBackend.from_url(redis_url), memory=MemoryBackend()) if redis else waiter
+    key = cache_key(CachePipeline.ML, "shared", kind="test-signal", backend=backend)
+    try:
+        assert await waiter.pop(key, 0.05) is None  # nothing pushed: None after the timeout
+        popping = asyncio.create_task(first_pushed(waiter, key))
+        await asyncio.sleep(0)  # the pop is waiting before the push
+        await pusher.push(key, b"3", 60)
+        assert await asyncio.wait_for(popping, 30) == b"3"
+        await pusher.push(key, b"4", 60)
+        await pusher.push(key, b"5", 60)
+        assert [await waiter.pop(key, 1.0), await waiter.pop(key, 1.0)] == [b"4", b"5"]
+        assert await waiter.pop(key, 0.05) is None
+    finally:
+        await waiter.aclose()
+        if pusher is not waiter:
+            await pusher.aclose()

@@ -36,6 +36,8 @@ T = TypeVar("T")
 _REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 LOCK_SECONDS = 60.0  # a cross-process lock's expiry, renewed every third of it while its holder computes
 _LOCK_POLL_SECONDS = 0.05
+SOCKET_TIMEOUT_SECONDS = 1.0
+MAX_BLOCK_SECONDS = SOCKET_TIMEOUT_SECONDS / 2  # a blocking pop ends well before the socket times out
 
 
 def cache_key(pipeline: CachePipeline, scope: str, **params: object) -> str:
@@ -64,6 +66,7 @@ class MemoryBackend:
         self.max_entries = max_entries
         self.clock = clock
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._lists: dict[str, asyncio.Queue[bytes]] = {}
 
     async def get(self, key: str) -> bytes | None:
         entry = self._entries.get(key)
@@ -99,6 +102,20 @@ class MemoryBackend:
             del self._entries[key]
         return len(doomed)
 
+    async def push(self, key: str, value: bytes) -> None:
+        self._lists.setdefault(key, asyncio.Queue()).put_nowait(value)
+
+    async def pop(self, key: str, timeout_seconds: float) -> bytes | None:
+        queue = self._lists.setdefault(key, asyncio.Queue())
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                return await queue.get()
+        except TimeoutError:
+            return None
+        finally:
+            if queue.empty():  # a list lives only while it holds something: memory stays bounded
+                self._lists.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -113,7 +130,10 @@ class RedisBackend:
     def from_url(cls, url: str) -> RedisBackend:
         # No client-side retries: a failure must reach `Cache` at once so it can fall back.
         client = aioredis.Redis.from_url(
-            url, socket_timeout=1.0, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+            url,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=0.5,
+            retry=Retry(NoBackoff(), 0),
         )
         return cls(client)
 
@@ -144,6 +164,17 @@ class RedisBackend:
             pipe.pttl(key)
             count, _, left_ms = await pipe.execute()
         return int(count), max(int(left_ms), 0) / 1000
+
+    async def push(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, value)
+            pipe.expire(key, ttl_seconds)
+            await pipe.execute()
+
+    async def pop(self, key: str, timeout_seconds: float) -> bytes | None:
+        # Blocks the connection: never as long as the client's socket timeout, which would end it.
+        popped = await self.client.blpop([key], timeout=min(timeout_seconds, MAX_BLOCK_SECONDS))  # type: ignore[misc]
+        return None if popped is None else bytes(popped[1])
 
     async def drop_connections(self) -> None:
         """Close every pooled connection: after a Redis restart they are all dead, though idle."""
@@ -256,6 +287,26 @@ class Cache:
 
     async def set_raw(self, key: str, value: bytes, ttl_seconds: int) -> None:
         await self._set(key, value, ttl_seconds)
+
+    async def push(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        """Append to a list another process waits on with `pop` (this process alone while Redis is away)."""
+        if self.redis is not None and self._redis_up:
+            try:
+                await self.redis.push(key, value, ttl_seconds)
+                return
+            except _REDIS_FAILURES as exc:
+                self._on_redis_failure(exc)
+        await self.memory.push(key, value)
+
+    async def pop(self, key: str, timeout_seconds: float) -> bytes | None:
+        """The first value of a list, waiting for one: None after `timeout_seconds` (with Redis, at most
+        `MAX_BLOCK_SECONDS`: a caller waiting longer asks again)."""
+        if self.redis is not None and self._redis_up:
+            try:
+                return await self.redis.pop(key, timeout_seconds)
+            except _REDIS_FAILURES as exc:
+                self._on_redis_failure(exc)
+        return await self.memory.pop(key, timeout_seconds)
 
     async def count(self, key: str, window_seconds: int) -> tuple[int, float]:
         """Add one to a counter shared by every process (in this process alone while Redis is away); the

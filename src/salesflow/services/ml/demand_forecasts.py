@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 CHECK_EVERY_SECONDS = 600.0
 EnqueueChunk = Callable[[str, int, int, list[int]], Awaitable[None]]  # as_of (ISO), index, count, product ids
 _TTL_SECONDS = 26 * 3600
+CHUNK_RECHECK_SECONDS = 0.5  # the batch's chunks are checked again at least this often
 # What the batch forecasts: what a forecast request asks for unless it says otherwise.
 BATCH_METRIC = ForecastRequest.model_fields["metric"].default
 BATCH_MODEL = ForecastRequest.model_fields["model"].default
@@ -91,6 +92,17 @@ class DemandForecasts:
             as_of=as_of,
             lead=self.lead_days,
             chunk=f"{index}/{count}",
+        )
+
+    def chunks_done_key(self, as_of: date, count: int) -> str:
+        """Where each chunk says it is done, waking the process that waits for the batch."""
+        return cache_key(
+            CachePipeline.ML,
+            "shared",
+            kind="demand-chunks-done",
+            as_of=as_of,
+            lead=self.lead_days,
+            count=count,
         )
 
     def key(self, as_of: date) -> str:
@@ -150,25 +162,25 @@ class DemandForecasts:
         merged: dict[int, float] = {}
         waiting = set(range(len(chunks)))
         with anyio.fail_after(self.chunk_wait_seconds):
-            while waiting:  # the chunks' results land in the shared cache: poll it (no event to await)
+            while waiting:
                 for index in sorted(waiting):
                     raw = await self.cache.get_raw(self.chunk_key(as_of, index, len(chunks)))
                     if raw is not None:
                         merged.update({int(k): float(v) for k, v in orjson.loads(raw).items()})
                         waiting.discard(index)
-                if waiting:
-                    await anyio.sleep(0.5)
+                if waiting:  # woken as each chunk is done; the pop's own timeout re-checks should one be lost
+                    await self.cache.pop(self.chunks_done_key(as_of, len(chunks)), CHUNK_RECHECK_SECONDS)
         return merged
 
     async def compute_chunk(self, as_of: date, index: int, count: int, product_ids: list[int]) -> None:
         """One chunk of the day's batch (a job): its products' forecasts, into the shared cache."""
         key = self.chunk_key(as_of, index, count)
-        if await self.cache.get_raw(key) is not None:  # delivered twice: already done
-            return
-        if self._chunk_pool is None:
-            self._chunk_pool = _spawn_pool(self.workers)
-        result = await self._compute(as_of, product_ids, pool=self._chunk_pool)
-        await self.cache.set_raw(key, orjson.dumps({str(k): v for k, v in result.items()}), _TTL_SECONDS)
+        if await self.cache.get_raw(key) is None:  # else delivered twice: already done
+            if self._chunk_pool is None:
+                self._chunk_pool = _spawn_pool(self.workers)
+            result = await self._compute(as_of, product_ids, pool=self._chunk_pool)
+            await self.cache.set_raw(key, orjson.dumps({str(k): v for k, v in result.items()}), _TTL_SECONDS)
+        await self.cache.push(self.chunks_done_key(as_of, count), str(index).encode(), _TTL_SECONDS)
 
     async def aclose(self) -> None:
         if self._chunk_pool is not None:

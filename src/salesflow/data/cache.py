@@ -290,33 +290,23 @@ class Cache:
 
     async def push(self, key: str, value: bytes, ttl_seconds: int) -> None:
         """Append to a list another process waits on with `pop` (this process alone while Redis is away)."""
-        if self.redis is not None and self._redis_up:
-            try:
-                await self.redis.push(key, value, ttl_seconds)
-                return
-            except _REDIS_FAILURES as exc:
-                self._on_redis_failure(exc)
-        await self.memory.push(key, value)
+        await self._either(
+            lambda redis: redis.push(key, value, ttl_seconds), lambda: self.memory.push(key, value)
+        )
 
     async def pop(self, key: str, timeout_seconds: float) -> bytes | None:
         """The first value of a list, waiting for one: None after `timeout_seconds` (with Redis, at most
         `MAX_BLOCK_SECONDS`: a caller waiting longer asks again)."""
-        if self.redis is not None and self._redis_up:
-            try:
-                return await self.redis.pop(key, timeout_seconds)
-            except _REDIS_FAILURES as exc:
-                self._on_redis_failure(exc)
-        return await self.memory.pop(key, timeout_seconds)
+        return await self._either(
+            lambda redis: redis.pop(key, timeout_seconds), lambda: self.memory.pop(key, timeout_seconds)
+        )
 
     async def count(self, key: str, window_seconds: int) -> tuple[int, float]:
         """Add one to a counter shared by every process (in this process alone while Redis is away); the
         counter lives `window_seconds` from its first count. Returns (count, seconds left in the window)."""
-        if self.redis is not None and self._redis_up:
-            try:
-                return await self.redis.count(key, window_seconds)
-            except _REDIS_FAILURES as exc:
-                self._on_redis_failure(exc)
-        return await self.memory.count(key, window_seconds)
+        return await self._either(
+            lambda redis: redis.count(key, window_seconds), lambda: self.memory.count(key, window_seconds)
+        )
 
     async def invalidate(self, pipeline: CachePipeline | None = None, scope: str | None = None) -> int:
         """Delete every cached result of `pipeline` (and `scope`), or all when None; how many were removed."""
@@ -341,21 +331,24 @@ class Cache:
             await self.redis.aclose()
 
     async def _get(self, key: str) -> bytes | None:
-        if self.redis is not None and self._redis_up:
-            try:
-                return await self.redis.get(key)
-            except _REDIS_FAILURES as exc:
-                self._on_redis_failure(exc)
-        return await self.memory.get(key)
+        return await self._either(lambda redis: redis.get(key), lambda: self.memory.get(key))
 
     async def _set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        await self._either(
+            lambda redis: redis.set(key, value, ttl_seconds), lambda: self.memory.set(key, value, ttl_seconds)
+        )
+
+    async def _either(
+        self, on_redis: Callable[[RedisBackend], Awaitable[T]], in_memory: Callable[[], Awaitable[T]]
+    ) -> T:
+        """On Redis while it is up; in this process when it is not, or fails now (it is then re-checked in
+        the background)."""
         if self.redis is not None and self._redis_up:
             try:
-                await self.redis.set(key, value, ttl_seconds)
-                return
+                return await on_redis(self.redis)
             except _REDIS_FAILURES as exc:
                 self._on_redis_failure(exc)
-        await self.memory.set(key, value, ttl_seconds)
+        return await in_memory()
 
     async def _wait_for_other_process(
         self, key: str, wait_seconds: float

@@ -42,9 +42,13 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
+# Test modules spread over this many processes (pytest-xdist), each module whole in one of them: every process
+# starts its own Redis and PostgreSQL database, so they share nothing. `make pytest PYTEST_WORKERS=0`: one process.
+PYTEST_WORKERS ?= 2
+
 pytest:
 	$(BIN)/python -m compileall -q src
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -1,12 +1,15 @@
 """Work tied to a block: a task that runs while the block runs (`as_task`), and keeping something alive (a
-job's lease, a cache lock) meanwhile (`beating`)."""
+job's lease, a cache lock) meanwhile (`beating`); tasks that outlive their caller until their owner closes
+(`BackgroundTasks`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @asynccontextmanager
@@ -32,3 +35,31 @@ def beating(beat: Callable[[], Awaitable[bool]], every_seconds: float) -> Abstra
                 return
 
     return as_task(beat_until_lost())
+
+
+class BackgroundTasks:
+    """Tasks that outlive the call that started them; `aclose` cancels what still runs."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(_forget)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def aclose(self) -> None:
+        self.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    """Retrieve a background task's outcome: callers that stopped waiting for it never will."""
+    if not task.cancelled():
+        task.exception()

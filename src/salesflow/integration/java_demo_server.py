@@ -46,16 +46,16 @@ async def java_demo(store: EmbeddedStore, settings: Settings, clock: Clock) -> A
         logger.warning("the demo Java API could not start on port %d: %s", settings.java.demo_port, exc)
         yield
         return
-    server = _Server(config)
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[listening]))
-    logger.warning(
-        "DEV MODE: demo Java API on http://127.0.0.1:%d/api/v1 (accounts 0000000000/password ADMIN,"
-        " 0600000001/secret-user USER)",
-        settings.java.demo_port,
-    )
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await task
-        listening.close()
+    with listening:
+        server = _Server(config)
+        task = asyncio.get_running_loop().create_task(server.serve(sockets=[listening]))
+        logger.warning(
+            "DEV MODE: demo Java API on http://127.0.0.1:%d/api/v1 (accounts 0000000000/password ADMIN,"
+            " 0600000001/secret-user USER)",
+            settings.java.demo_port,
+        )
+        try:
+            yield
+        finally:
+            server.should_exit = True
+            await task

@@ -6,7 +6,6 @@ At start-up the latest slot missed while everything was down runs once, within `
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from salesflow.errors import SalesflowError
+from salesflow.heartbeat import BackgroundTasks
 from salesflow.metrics import SCHEDULE_FIRINGS
 from salesflow.services.schedules import ScheduleService, last_cron_fire_time, last_fire_time, trigger
 
@@ -56,7 +56,7 @@ class ScheduleRunner:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(grace_seconds)},
         )
         self._versions: dict[str, datetime] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         self._synced_at: float | None = None  # monotonic time of the last successful sync
 
     async def start(self) -> None:
@@ -74,8 +74,7 @@ class ScheduleRunner:
         self.service.on_change = lambda: None
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        for task in self._tasks:
-            task.cancel()
+        self._tasks.cancel()
 
     async def check(self) -> None:
         """Readiness: the scheduler runs and has read the schedules lately (every scheduling process fires;
@@ -119,6 +118,4 @@ class ScheduleRunner:
             await job.enqueue(slot)
 
     def _sync_soon(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.sync())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self.sync())

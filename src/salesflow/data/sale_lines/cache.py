@@ -22,9 +22,10 @@ from salesflow.data.sale_lines.frames import (
     with_days,
 )
 from salesflow.data.sale_lines.policy import RefreshKind, RefreshPolicy
-from salesflow.data.sale_lines.refresher import BackgroundTasks, Refresher, Reload, WriteCount
+from salesflow.data.sale_lines.refresher import Refresher, Reload, WriteCount
 from salesflow.data.sale_lines.snapshot import SharedSnapshot
 from salesflow.data.sources.base import DataSource
+from salesflow.heartbeat import BackgroundTasks
 
 T = TypeVar("T")
 

@@ -8,11 +8,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from salesflow.errors import UpstreamError
+from salesflow.heartbeat import BackgroundTasks
 
 logger = logging.getLogger(__name__)
 
@@ -22,25 +23,6 @@ MIN_RECHECK_SECONDS = 1.0  # while the source fails, how often at most it is tri
 # How to read a fresh value: called when a refresh starts (synchronously, so that what it decides holds
 # from then on), it gives the read to await.
 Reload = Callable[[], Awaitable[T]]
-
-
-class BackgroundTasks:
-    """Tasks that outlive the call that started them; `aclose` cancels what still runs."""
-
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    def spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(_forget)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 class WriteCount:
@@ -173,9 +155,3 @@ class Refresher(Generic[T]):
                     await self.recheck()
         finally:
             self._rechecking = None
-
-
-def _forget(task: asyncio.Task[Any]) -> None:
-    """Retrieve a background task's outcome: callers that stopped waiting for it never will."""
-    if not task.cancelled():
-        task.exception()

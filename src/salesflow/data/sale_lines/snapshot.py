@@ -11,8 +11,8 @@ import pyarrow as pa
 
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines.frames import LinesState
-from salesflow.data.sale_lines.refresher import BackgroundTasks
 from salesflow.data.sources.base import SALE_LINE_COLUMNS, conform
+from salesflow.heartbeat import BackgroundTasks
 from salesflow.models.cache import CachePipeline
 
 logger = logging.getLogger(__name__)

@@ -161,15 +161,21 @@ class DemandForecasts:
             await self.enqueue_chunk(as_of.isoformat(), index, len(chunks), chunk)
         merged: dict[int, float] = {}
         waiting = set(range(len(chunks)))
+        checking = set(waiting)
         with anyio.fail_after(self.chunk_wait_seconds):
             while waiting:
-                for index in sorted(waiting):
+                for index in sorted(checking & waiting):
                     raw = await self.cache.get_raw(self.chunk_key(as_of, index, len(chunks)))
                     if raw is not None:
                         merged.update({int(k): float(v) for k, v in orjson.loads(raw).items()})
                         waiting.discard(index)
-                if waiting:  # woken as each chunk is done; the pop's own timeout re-checks should one be lost
-                    await self.cache.pop(self.chunks_done_key(as_of, len(chunks)), CHUNK_RECHECK_SECONDS)
+                if waiting:
+                    done = await self.cache.pop(
+                        self.chunks_done_key(as_of, len(chunks)), CHUNK_RECHECK_SECONDS
+                    )
+                    # The chunk that says it is done; none within the pop's timeout: every chunk waited for
+                    # (a signal may be lost while Redis fails over).
+                    checking = {int(done)} if done is not None and done.isdigit() else waiting
         return merged
 
     async def compute_chunk(self, as_of: date, index: int, count: int, product_ids: list[int]) -> None:

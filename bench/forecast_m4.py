@@ -16,6 +16,7 @@ series left out are printed.
 from __future__ import annotations
 
 import argparse
+import collections
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -25,7 +26,9 @@ import pandas as pd
 from statsforecast import models as sf
 
 from bench.common import candidates_option, emit
+from salesflow.models.ml import SeriesKind
 from salesflow.services.ml import metrics
+from salesflow.services.ml.pooled import POOLED_KINDS, PooledForecaster, averaged_with
 from salesflow.services.ml.selection import SMOOTH_CANDIDATES, AutoForecaster
 from salesflow.services.ml.strategies import Theta
 
@@ -66,8 +69,9 @@ def read_naive2(path: Path, horizon: int) -> dict[str, np.ndarray]:
 
 def forecast_one(
     args: tuple[str, np.ndarray, int, int, float | None, tuple[tuple[str, ...], ...]],
-) -> tuple[str, dict[str, np.ndarray], str | None]:
-    """Our forecast with its 95% interval, and Theta's (same season) as the same-run baseline."""
+) -> tuple[str, dict[str, np.ndarray], str | None, SeriesKind | None, int]:
+    """Our forecast with its 95% interval, and Theta's (same season) as the same-run baseline; the series'
+    kind and season by `auto`."""
     key, y, model_season, horizon, switch_ratio, candidates = args
     try:
         model = AutoForecaster(season_length=model_season or 1, horizon=horizon, smooth_candidates=candidates)
@@ -77,14 +81,35 @@ def forecast_one(
         ours = model.predict(horizon, [95])
         theta = Theta(season_length=model.period_).fit(y).predict(horizon)["mean"]
         baselines = same_run_baselines(y, horizon, model_season or 1)
-        return key, {**ours, "theta": theta, **baselines}, None
+        return key, {**ours, "theta": theta, **baselines}, None, model.choice_.kind, model.period_
     except Exception as exc:  # a failed series is counted and reported, never silently dropped
         flat = np.full(horizon, y[-1])
         return (
             key,
             {"mean": flat, "lo-95": flat, "hi-95": flat, "theta": flat, **same_run_baselines(y, horizon, 1)},
             f"{type(exc).__name__}: {exc}",
+            None,
+            1,
         )
+
+
+def with_pooled(
+    train: dict[str, np.ndarray],
+    results: list[tuple[str, dict[str, np.ndarray], str | None, SeriesKind | None, int]],
+    horizon: int,
+) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+    """`auto`'s forecasts averaged with a model learned across the set (its smooth series), and how many
+    were; the set's season is the one `auto` found most often."""
+    seasons = collections.Counter(season for *_, season in results)
+    pooled = PooledForecaster(horizon=horizon, season_length=seasons.most_common(1)[0][0])
+    ahead = pooled.fit(list(train.values())).predict([train[key] for key, *_ in results])
+    outputs, averaged = {}, 0
+    for (key, forecast, _, kind, _), extra in zip(results, ahead, strict=True):
+        if extra is not None and kind in POOLED_KINDS:
+            ours = averaged_with({k: forecast[k] for k in ("mean", "lo-95", "hi-95")}, extra)
+            forecast, averaged = forecast | ours | {"auto_alone": forecast["mean"]}, averaged + 1
+        outputs[key] = forecast
+    return outputs, averaged
 
 
 def same_run_baselines(y: np.ndarray, horizon: int, season: int) -> dict[str, np.ndarray]:
@@ -149,6 +174,12 @@ def main() -> None:
         help="auto's smooth candidates, the default first: theta+ets,theta,... (to choose on --half dev)",
     )
     parser.add_argument(
+        "--pooled",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="average auto with a model learned across the file's series (auto_alone_* is without it)",
+    )
+    parser.add_argument(
         "--train-long", action="store_true", help="--train is `id,date,value` (M4 Daily excerpt)"
     )
     parser.add_argument("--drop", nargs="*", default=[], help="series to leave out (D160 does not match M4)")
@@ -165,10 +196,14 @@ def main() -> None:
     ]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(forecast_one, jobs, chunksize=4))
+    averaged = 0
+    if args.pooled:
+        outputs, averaged = with_pooled(train, results, args.horizon)
+    else:
+        outputs = {key: f for key, f, *_ in results}
     wall = time.perf_counter() - started
-    outputs = {key: f for key, f, _ in results}
     forecasts = {key: f["mean"] for key, f in outputs.items()}
-    failures = [(key, error) for key, _, error in results if error]
+    failures = [(key, error) for key, _, error, *_ in results if error]
     columns = {f"F{i + 1}": [forecasts[k][i] for k in forecasts] for i in range(args.horizon)}
     pd.DataFrame({"id": list(forecasts), **columns}).to_csv(args.out, index=False)
 
@@ -178,6 +213,7 @@ def main() -> None:
         "switch_ratio": args.switch_ratio,
         "candidates": ",".join("+".join(c) for c in args.candidates),
         "series": len(forecasts),
+        "pooled_series": averaged,
         "smape": round(smape, 3),
         "mase": round(mase, 3),
         "measures_left_out": left_out,
@@ -198,11 +234,15 @@ def main() -> None:
         "theta_smape": round(theta_smape, 3),
         "theta_mase": round(theta_mase, 3),
     }
-    for name in ("sf_theta", "seasonal_naive"):
-        base_smape, base_mase, _ = score(
-            train, test, {k: f[name] for k, f in outputs.items()}, args.season_length
-        )
-        figures |= {f"{name}_smape": round(base_smape, 3), f"{name}_mase": round(base_mase, 3)}
+    baselines: dict[str, tuple[float, float]] = {}
+    for name in ("sf_theta", "seasonal_naive", "auto_alone"):
+        baselines[name] = score(
+            train, test, {k: f.get(name, f["mean"]) for k, f in outputs.items()}, args.season_length
+        )[:2]
+        figures |= {
+            f"{name}_smape": round(baselines[name][0], 3),
+            f"{name}_mase": round(baselines[name][1], 3),
+        }
     # Naive2: the official forecasts when given, else computed the M4 way on the model's season.
     official = read_naive2(args.naive2, args.horizon) if args.naive2 is not None else None
     if official is not None or args.model_season > 1:
@@ -216,6 +256,7 @@ def main() -> None:
             "naive2_measures_left_out": left_out2,
             "owa": round(metrics.owa(smape, mase, smape2, mase2), 4),
             "theta_owa": round(metrics.owa(theta_smape, theta_mase, smape2, mase2), 4),
+            "auto_alone_owa": round(metrics.owa(*baselines["auto_alone"], smape2, mase2), 4),
         }
     figures |= {"wall_s": round(wall, 1), "failed_series": len(failures), "workers": args.workers}
     emit("forecast_m4", figures)

@@ -71,10 +71,15 @@ async def test_the_batch_answers_product_forecasts_as_a_request_would_compute_th
 ) -> None:
     """After the day's batch a product forecast is only a view of the batch's forecast (no model is fitted:
     the only cache miss is the response's own key), and it is the answer a service without the batch
-    computes for the same request."""
+    computes for the same request, the pooled model's share included."""
     requests = [
         ForecastRequest(scope=Scope.PRODUCT, product_id=pid, forecast_days=days, period=period)
-        for pid, days, period in ((1, 7, Bucket.DAILY), (2, 30, Bucket.WEEKLY), (3, 90, Bucket.MONTHLY))
+        for pid, days, period in (
+            (1, 7, Bucket.DAILY),
+            (2, 30, Bucket.WEEKLY),
+            (3, 90, Bucket.MONTHLY),
+            (4, 28, Bucket.DAILY),
+        )
     ]
     async with open_resources(make_settings(demand_forecasts=True), clock=pinned_clock) as batched:
         await batched.demand_forecasts.refresh()
@@ -84,7 +89,9 @@ async def test_the_batch_answers_product_forecasts_as_a_request_would_compute_th
     async with open_resources(make_settings(demand_forecasts=False), clock=pinned_clock) as alone:
         computed = [orjson.loads(await alone.forecasts.forecast_json(r, scope="user")) for r in requests]
     assert from_batch == computed
-    assert [len(answer["predictions"]) for answer in from_batch] == [7, 5, 3]
+    assert [len(answer["predictions"]) for answer in from_batch] == [7, 5, 3, 28]
+    # A smooth product is averaged with the day's pooled model, the same model in both services.
+    assert from_batch[3]["model"]["name"] == "theta+ets+pooled"
     assert from_batch[0]["backtest"]["horizon"] == 28  # product 1 has 103 days of history
 
 

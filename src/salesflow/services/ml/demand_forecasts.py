@@ -28,11 +28,10 @@ from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
 from salesflow.metrics import DEMAND_BATCH_COMPLETED
 from salesflow.models.cache import CachePipeline
-from salesflow.models.ml import DEFAULT_LEVELS, Bucket, ForecastRequest, ProductInfo
+from salesflow.models.ml import DEFAULT_LEVELS, ForecastRequest
 from salesflow.services.analytics.demand import SettledDemand
 from salesflow.services.ml.accuracy import ForecastAccuracy
 from salesflow.services.ml.forecasting import FORECAST_DAYS, ForecastService, forecast_many
-from salesflow.services.ml.series import build_series
 from salesflow.state.demand_batches import KEPT_DAYS, DemandBatches
 from salesflow.state.forecast_scores import SHOP_SERIES
 
@@ -198,28 +197,12 @@ class DemandForecasts:
     ) -> dict[int, float]:
         """The products' forecasts in a spawned process pool: `pool`, or one for this call only (stopped at
         once when the call is cancelled, so that a shutdown does not wait for the batch)."""
-        first_day = as_of - timedelta(days=self.history_days - 1)
-        lines = await self.lines.window(first_day, as_of - timedelta(days=1))
         all_products = await self.lines.products()
         products = all_products[all_products["product_id"].isin(product_ids)]
-
-        def series() -> list[np.ndarray]:
-            groups = dict(tuple(lines.groupby("product_id", sort=False)))
-            empty = lines.iloc[0:0]
-            return [
-                build_series(
-                    groups.get(pid, empty),
-                    product=ProductInfo(id=pid, sku="", name=""),
-                    bucket=Bucket.DAILY,
-                    metric=BATCH_METRIC,
-                    today=as_of,
-                    first_day=first_day,
-                ).values
-                for pid in products["product_id"].tolist()
-            ]
-
-        all_series = await anyio.to_thread.run_sync(series)
+        ids = [int(pid) for pid in products["product_id"].tolist()]
+        all_series = await self.forecasts.loader.daily_values(ids, BATCH_METRIC, as_of)
         closed = await self.forecasts.closed_days(as_of, self.days)
+        pooled = await self.forecasts.pooled_model(BATCH_METRIC, as_of)
         executor = pool or _spawn_pool(self.workers)
         try:
             forecasts = await anyio.to_thread.run_sync(
@@ -230,6 +213,7 @@ class DemandForecasts:
                     level=DEFAULT_LEVELS,
                     executor=executor,
                     closed=closed,
+                    pooled=pooled,
                 ),
                 abandon_on_cancel=True,  # a shutdown must not wait for the batch to finish
             )
@@ -237,7 +221,7 @@ class DemandForecasts:
             if pool is None:
                 _stop(executor)
         demand: dict[int, float] = {}
-        by_product = dict(zip((int(pid) for pid in products["product_id"].tolist()), forecasts, strict=True))
+        by_product = dict(zip(ids, forecasts, strict=True))
         for pid, forecast in by_product.items():
             await self.forecasts.keep(pid, forecast, metric=BATCH_METRIC, model=BATCH_MODEL)
             demand[pid] = float(np.mean(forecast.mean[: self.lead_days]))

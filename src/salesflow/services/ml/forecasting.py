@@ -41,6 +41,7 @@ from salesflow.models.ml import (
     Trend,
 )
 from salesflow.services.ml import metrics
+from salesflow.services.ml.pooled import POOLED_KINDS, PooledForecaster, averaged_with
 from salesflow.services.ml.selection import MODEL_FAILURES, AutoForecaster, fallback_model
 from salesflow.services.ml.series import (
     BUCKET_DAYS,
@@ -116,6 +117,8 @@ class ForecastService:
         self.loader = SeriesLoader(lines, history_days=history_days)
         self.calendar = calendar
         self._closed: dict[tuple[date, int], frozenset[date]] = {}  # (today, days) → the shop's closed days
+        self._pooled: dict[tuple[str, date], PooledForecaster | None] = {}  # (metric, today) → the day's
+        self._pooling = anyio.Lock()
         # numba compiles statsforecast's models on first use, and two threads compiling at once can fail:
         # model fitting runs in one worker thread at a time (it is CPU-bound anyway).
         self._fitting = anyio.CapacityLimiter(1)
@@ -166,14 +169,24 @@ class ForecastService:
                 product, request.model_copy(update={"period": Bucket.DAILY}), today
             )
             closed = await self.closed_days(today, days)
+            pooled = (
+                await self.pooled_model(request.metric, today)
+                if product and request.model == "auto"
+                else None
+            )
             return await anyio.to_thread.run_sync(
-                lambda: forecast_series(
+                lambda: with_pooled(
+                    forecast_series(
+                        daily.values,
+                        model=request.model,
+                        level=request.level,
+                        days=days,
+                        first_day=today,
+                        closed=closed,
+                    ),
+                    pooled,
                     daily.values,
-                    model=request.model,
-                    level=request.level,
-                    days=days,
-                    first_day=today,
-                    closed=closed,
+                    closed,
                 ),
                 limiter=self._fitting,
             )
@@ -196,6 +209,23 @@ class ForecastService:
         lines = await self.lines.window(today - timedelta(days=PRICE_DAYS), today - timedelta(days=1))
         units = float(lines["quantity"].sum())
         return round(float(lines["subtotal"].sum()) / units, 4) if units > 0 else None
+
+    async def pooled_model(self, metric: str, today: date) -> PooledForecaster | None:
+        """The day's model learned across every product's daily history (None when there is too little to
+        learn from). Fitted once a day in each process that needs it: the fit is seeded and single-threaded,
+        so the batch, its chunks on job workers and a request each fit the same model."""
+        async with self._pooling:
+            if (metric, today) not in self._pooled:
+                products = await self.lines.products()
+                ids = [int(pid) for pid in products["product_id"].tolist()]
+                series = await self.loader.daily_values(ids, metric, today)
+                closed = await self.closed_days(today, FORECAST_DAYS)
+                model = await anyio.to_thread.run_sync(
+                    lambda: fit_pooled(series, today, closed), limiter=self._fitting
+                )
+                self._pooled = {key: kept for key, kept in self._pooled.items() if key[1] == today}
+                self._pooled[metric, today] = model if model.fitted_ else None
+            return self._pooled[metric, today]
 
     async def closed_days(self, today: date, days: int) -> frozenset[date]:
         """The days the shop was closed in the history, and will be in the `days` from `today` (the shop's
@@ -309,6 +339,11 @@ def forecast_series(
         backtest=daily_backtest(y, strategy, season_length=season) if len(y) else None,
         closed=[day for day, is_shut in zip(ahead, shut, strict=True) if is_shut],
     )
+
+
+def fitted_history(values: FloatArray, first_day: date, closed: frozenset[date]) -> FloatArray:
+    """The history the models fit: finite, and the shop's closed days filled."""
+    return without_closures(finite_history(values), first_day, closed)
 
 
 def without_closures(y: FloatArray, first_day: date, closed: frozenset[date]) -> FloatArray:
@@ -467,12 +502,57 @@ def forecast_many(
     model: str = "auto",
     executor: Executor | None = None,
     closed: frozenset[date] = frozenset(),
+    pooled: PooledForecaster | None = None,
 ) -> list[DailyForecast]:
-    """Forecast every series (the batch path); with an executor, in parallel processes."""
+    """Forecast every series (the batch path); with an executor, in parallel processes. With the day's
+    pooled model, `auto`'s smooth series are averaged with it."""
     jobs = [(y, model, tuple(level), days, first_day, closed) for y in series]
     if executor is None:
-        return [_forecast_one(job) for job in jobs]
-    return list(executor.map(_forecast_one, jobs, chunksize=8))
+        forecasts = [_forecast_one(job) for job in jobs]
+    else:
+        forecasts = list(executor.map(_forecast_one, jobs, chunksize=8))
+    return [with_pooled(f, pooled, y, closed) for f, y in zip(forecasts, series, strict=True)]
+
+
+def fit_pooled(series: Sequence[FloatArray], first_day: date, closed: frozenset[date]) -> PooledForecaster:
+    """The model learned across the daily histories of a shop's products, as `auto` fits them."""
+    season = SEASON[Bucket.DAILY]
+    model = PooledForecaster(horizon=FORECAST_DAYS, season_length=season, window=max(SELECTION_DAYS, season))
+    return model.fit([fitted_history(y, first_day, closed) for y in series])
+
+
+def with_pooled(
+    forecast: DailyForecast, pooled: PooledForecaster | None, values: FloatArray, closed: frozenset[date]
+) -> DailyForecast:
+    """A smooth series' forecast averaged with the pooled model's (closed days stay 0); any other as it is."""
+    if pooled is None or forecast.model.kind not in POOLED_KINDS:
+        return forecast
+    (ahead,) = pooled.predict([fitted_history(values, forecast.first_day, closed)], len(forecast.mean))
+    if ahead is None:
+        return forecast
+    bands = {"mean": np.asarray(forecast.mean)} | {
+        f"{side}-{lv}": np.asarray(band)
+        for side, sides in (("lo", forecast.lower), ("hi", forecast.upper))
+        for lv, band in sides.items()
+    }
+    averaged = averaged_with(bands, ahead)
+    shut = np.array([forecast.first_day + timedelta(days=i) in forecast.closed for i in range(len(ahead))])
+    for band in averaged.values():
+        band[shut] = 0.0
+    info = forecast.model
+    return forecast.model_copy(
+        update={
+            "mean": averaged["mean"].tolist(),
+            "lower": {lv: averaged[f"lo-{lv}"].tolist() for lv in forecast.lower},
+            "upper": {lv: averaged[f"hi-{lv}"].tolist() for lv in forecast.upper},
+            "model": info.model_copy(
+                update={
+                    "name": f"{info.name}+{PooledForecaster.name}",
+                    "reason": f"{info.reason}; averaged with a model learned across the shop's products",
+                }
+            ),
+        }
+    )
 
 
 def _forecast_one(

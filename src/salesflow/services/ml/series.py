@@ -10,7 +10,7 @@ the service knows (one order yesterday is one order in that window, not a day's 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -62,6 +62,28 @@ class SeriesLoader:
                 lines, product=product, bucket=ref.period, metric=ref.metric, today=today, first_day=first_day
             )
         )
+
+    async def daily_values(self, product_ids: Sequence[int], metric: str, today: date) -> list[np.ndarray]:
+        """Each product's daily history, read at once (the day's batch, the pooled model)."""
+        first_day = today - timedelta(days=self.history_days - 1)
+        lines = await self.lines.window(first_day, today - timedelta(days=1))
+
+        def build() -> list[np.ndarray]:
+            groups = dict(tuple(lines.groupby("product_id", sort=False)))
+            empty = lines.iloc[0:0]
+            return [
+                build_series(
+                    groups.get(pid, empty),
+                    product=ProductInfo(id=pid, sku="", name=""),
+                    bucket=Bucket.DAILY,
+                    metric=metric,
+                    today=today,
+                    first_day=first_day,
+                ).values
+                for pid in product_ids
+            ]
+
+        return await anyio.to_thread.run_sync(build)
 
 
 def require_known(model: str, known: Iterable[str]) -> None:

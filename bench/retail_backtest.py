@@ -25,6 +25,8 @@ import pandas as pd
 
 from bench.common import candidates_option, emit
 from salesflow.services.ml import metrics
+from salesflow.services.ml.forecasting import fit_pooled
+from salesflow.services.ml.pooled import POOLED_KINDS, averaged_with
 from salesflow.services.ml.selection import SMOOTH_CANDIDATES, AutoForecaster
 from salesflow.services.ml.strategies import SeasonalNaive, Theta
 
@@ -46,15 +48,19 @@ def daily_series(lines: pd.DataFrame) -> np.ndarray:
 LAST_DAY = pd.Timestamp("2011-12-09")
 
 
-def evaluate(job: tuple[np.ndarray, tuple[tuple[str, ...], ...], float | None]) -> tuple[float, ...]:
+def evaluate(
+    job: tuple[np.ndarray, tuple[tuple[str, ...], ...], float | None, np.ndarray | None],
+) -> tuple[float, ...]:
     """MASE of ours, seasonal naive and Theta; absolute errors and actuals (for WAPE); days inside our 80% and
-    95% intervals."""
-    y, candidates, switch_ratio = job
+    95% intervals; MASE of `auto` alone (without the pooled model's share)."""
+    y, candidates, switch_ratio, pooled = job
     train, actual = y[:-HOLDOUT], y[-HOLDOUT:]
     model = AutoForecaster(season_length=SEASON, horizon=HOLDOUT, smooth_candidates=candidates)
     if switch_ratio is not None:
         model.switch_ratio = switch_ratio
-    forecast = model.fit(train).predict(HOLDOUT, LEVELS)
+    forecast = alone = model.fit(train).predict(HOLDOUT, LEVELS)
+    if pooled is not None and model.choice_.kind in POOLED_KINDS:
+        forecast = averaged_with(forecast, pooled)
     ours = forecast["mean"]
     naive = np.maximum(SeasonalNaive(season_length=SEASON).fit(train).predict(HOLDOUT)["mean"], 0)
     theta = np.maximum(Theta(season_length=SEASON).fit(train).predict(HOLDOUT)["mean"], 0)
@@ -68,7 +74,21 @@ def evaluate(job: tuple[np.ndarray, tuple[tuple[str, ...], ...], float | None]) 
         metrics.mase(actual, theta, train, SEASON),
         float(np.abs(actual - theta).sum()),
         *(float(metrics.inside(actual, forecast[f"lo-{lv}"], forecast[f"hi-{lv}"])) for lv in LEVELS),
+        metrics.mase(actual, alone["mean"], train, SEASON),
     )
+
+
+def pooled_forecasts(lines: pd.DataFrame, split: str, series: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The pooled model of the service's batch, learned across every product's history before the held-out
+    days (as the batch learns across all the shop's products), and its forecast of `series`."""
+    per_product = [
+        daily_series(group) for _, group in lines[lines["StockCode"].str.match(r"^\d")].groupby("StockCode")
+    ]
+    cut = 2 * HOLDOUT if split == "dev" else HOLDOUT
+    histories = [y[:-cut] for y in per_product if len(y) > cut]
+    model = fit_pooled(histories, LAST_DAY.date(), frozenset())
+    ahead = model.predict([y[:-HOLDOUT] for y in series.values()], HOLDOUT)
+    return {code: f for code, f in zip(series, ahead, strict=True) if f is not None}
 
 
 def main() -> None:
@@ -89,6 +109,12 @@ def main() -> None:
     parser.add_argument(
         "--switch-ratio", type=float, help="instead of auto's default (to choose on --split dev)"
     )
+    parser.add_argument(
+        "--pooled",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="average smooth products with the batch's pooled model (mase_auto_alone: without it)",
+    )
     args = parser.parse_args()
     raw = pd.read_parquet(args.parquet)
     kept = ~raw["InvoiceNo"].str.startswith("A") & (raw["UnitPrice"] >= 0)
@@ -107,14 +133,10 @@ def main() -> None:
     shop = daily_series(lines)
     series = {"GLOBAL": shop[:-HOLDOUT] if args.split == "dev" else shop} | usable
     started = time.perf_counter()
+    pooled = pooled_forecasts(lines, args.split, usable) if args.pooled else {}
     with ProcessPoolExecutor(max_workers=2) as pool:
-        results = dict(
-            zip(
-                series,
-                pool.map(evaluate, [(y, args.candidates, args.switch_ratio) for y in series.values()]),
-                strict=True,
-            )
-        )
+        jobs = [(y, args.candidates, args.switch_ratio, pooled.get(code)) for code, y in series.items()]
+        results = dict(zip(series, pool.map(evaluate, jobs), strict=True))
     wall = time.perf_counter() - started
     product_rows = [results[code] for code in usable]
 
@@ -129,6 +151,7 @@ def main() -> None:
             "mase_seasonal_naive": round(mase_naive, 3),
             "mase_reduction_pct": round((1 - mase_ours / mase_naive) * 100, 1),
             "mase_theta": round(float(np.nanmean([r[6] for r in rows])), 3),
+            "mase_auto_alone": round(float(np.nanmean([r[10] for r in rows])), 3),
             "wape": round(wape_ours, 1),
             "wape_seasonal_naive": round(wape_naive, 1),
             "wape_reduction_pct": round((1 - wape_ours / wape_naive) * 100, 1),
@@ -145,6 +168,7 @@ def main() -> None:
             "split": args.split,
             "candidates": ",".join("+".join(c) for c in args.candidates),
             "switch_ratio": args.switch_ratio,
+            "pooled_products": len(pooled),
             "cancellations": "skipped" if args.skip_cancellations else "netted",
             "holdout_days": HOLDOUT,
             "global": summary([results["GLOBAL"]]),

@@ -69,7 +69,7 @@ def test_the_fit_is_the_same_each_time_and_a_longer_forecast_begins_as_a_shorter
         assert np.all(np.isfinite(long)) and np.all(long >= 0)
 
 
-def test_averaging_moves_the_bands_with_the_mean_and_never_below_zero() -> None:
+def test_averaging_widens_the_bands_by_the_models_disagreement_and_never_below_zero() -> None:
     forecast = {
         "mean": np.array([10.0, 10.0]),
         "lo-80": np.array([6.0, 1.0]),
@@ -77,8 +77,9 @@ def test_averaging_moves_the_bands_with_the_mean_and_never_below_zero() -> None:
     }
     averaged = averaged_with(forecast, np.array([20.0, 0.0]))
     np.testing.assert_allclose(averaged["mean"], [15.0, 5.0])
-    np.testing.assert_allclose(averaged["lo-80"], [11.0, 0.0])  # 1 − 5 floored
-    np.testing.assert_allclose(averaged["hi-80"], [19.0, 14.0])
+    # Each band spans where it was and where the mean moved it (5 up, 5 down: 1 − 5 floored at 0).
+    np.testing.assert_allclose(averaged["lo-80"], [6.0, 0.0])
+    np.testing.assert_allclose(averaged["hi-80"], [19.0, 19.0])
 
 
 def test_the_batch_averages_smooth_products_with_the_pooled_model_and_leaves_the_rest() -> None:

@@ -137,7 +137,14 @@ class PooledForecaster:
 
 
 def averaged_with(forecast: Forecast, pooled: FloatArray) -> Forecast:
-    """The mean of a forecast and a pooled one; the bands keep their width around the new mean (floored
-    at 0): the pooled model has no bands of its own."""
+    """The mean of a forecast and a pooled one. The pooled model has no bands of its own: each band spans
+    the forecast's and the same band moved with the mean (floored at 0), so the two models' disagreement
+    widens it (moved alone, the UCI products' 95% bands held 82.7% of development days instead of 94.8%)."""
     shift = (pooled - forecast["mean"]) / 2
-    return {key: np.maximum(values + shift, 0.0) for key, values in forecast.items()}
+    averaged = {"mean": np.maximum(forecast["mean"] + shift, 0.0)}
+    for key, band in forecast.items():
+        if key.startswith("lo-"):
+            averaged[key] = np.maximum(np.minimum(band, band + shift), 0.0)
+        elif key.startswith("hi-"):
+            averaged[key] = np.maximum(np.maximum(band, band + shift), 0.0)
+    return averaged

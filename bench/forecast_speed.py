@@ -2,8 +2,9 @@
 
     .venv/bin/python -m bench.forecast_speed [--products 500] [--repeat 15]
 
-1. batch: each product's day forecast (`auto`, 80/95% intervals, `FORECAST_DAYS` days, its backtest) in a
-   2-process pool, as the day's batch makes it; baseline in the same run: seasonal naive for the same series.
+1. batch: the day's pooled model, then each product's day forecast (`auto`, 80/95% intervals,
+   `FORECAST_DAYS` days, its backtest, averaged with the pooled model) in a 2-process pool, as the day's batch
+   makes it; baseline in the same run: seasonal naive for the same series.
    Time and peak RSS (this process and the pool's workers).
 2. HTTP, uncached: `salesflow serve` on the same store without the batch; the time from process start to the
    first answered forecast, then the median latency of uncached PRODUCT forecasts, against `/health`.
@@ -33,7 +34,8 @@ from salesflow.data.sale_lines import business_days
 from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.metrics import DEMAND_BATCH_COMPLETED_METRIC
 from salesflow.models.ml import DEFAULT_LEVELS, Bucket, ProductInfo
-from salesflow.services.ml.forecasting import FORECAST_DAYS, forecast_many
+from salesflow.services.ml.forecasting import FORECAST_DAYS, fit_pooled, forecast_many
+from salesflow.services.ml.pooled import PooledForecaster
 from salesflow.services.ml.series import build_series
 from salesflow.services.ml.strategies import SeasonalNaive
 
@@ -71,7 +73,9 @@ def batch_phase(store_path: Path, n_products: int) -> dict[str, float]:
         list(pool.map(naive_one, [(y, FORECAST_DAYS) for y in series], chunksize=16))
         naive_s = time.perf_counter() - started
         started = time.perf_counter()
-        forecasts = forecast_many(series, first_day=today, level=DEFAULT_LEVELS, executor=pool)
+        pooled = fit_pooled(series, today, frozenset())
+        pooled_s = time.perf_counter() - started
+        forecasts = forecast_many(series, first_day=today, level=DEFAULT_LEVELS, executor=pool, pooled=pooled)
         auto_s = time.perf_counter() - started
     assert len(forecasts) == len(series) and all(min(f.mean) >= 0 for f in forecasts)
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -79,6 +83,8 @@ def batch_phase(store_path: Path, n_products: int) -> dict[str, float]:
         "products": len(series),
         "days": FORECAST_DAYS,
         "auto_with_intervals_s": round(auto_s, 1),
+        "of_which_pooled_fit_s": round(pooled_s, 1),
+        "pooled_products": sum(f.model.name.endswith(PooledForecaster.name) for f in forecasts),
         "per_product_ms": round(auto_s / len(series) * 1000, 1),
         "seasonal_naive_s": round(naive_s, 2),
         "peak_rss_mb_main": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),

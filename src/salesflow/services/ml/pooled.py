@@ -77,16 +77,20 @@ class PooledForecaster:
         """Learn from the set; `fitted_` is False when it has too few series or windows to learn from."""
         rng = np.random.default_rng(self.random_state)
         width = self.window_
-        starts = [(i, t) for i, y in enumerate(series) for t in range(width, len(y))]
-        self.windows_ = len(starts)
-        self.fitted_ = len(starts) >= MIN_WINDOWS and sum(len(y) > width for y in series) >= MIN_SERIES
+        # Window k of series i ends at width + k; sampled by index, never listed (M4 Daily has millions).
+        counts = np.array([max(len(y) - width, 0) for y in series], dtype=np.int64)
+        self.windows_ = int(counts.sum())
+        self.fitted_ = self.windows_ >= MIN_WINDOWS and int((counts > 0).sum()) >= MIN_SERIES
         if not self.fitted_:
             return self
-        if len(starts) > self.max_windows:
-            starts = [starts[k] for k in rng.choice(len(starts), self.max_windows, replace=False)]
+        picked = np.arange(self.windows_)
+        if self.windows_ > self.max_windows:
+            picked = rng.choice(self.windows_, self.max_windows, replace=False)
+        ends = np.cumsum(counts)
+        owners = np.searchsorted(ends, picked, side="right")
         rows, targets = [], []
-        for i, t in starts:
-            y = series[i]
+        for i, k in zip(owners.tolist(), (picked - (ends - counts)[owners]).tolist(), strict=True):
+            y, t = series[i], width + k
             logged, scale = self._scaled(y[t - width : t])
             # A window near the end has fewer steps ahead known: its steps are drawn from those.
             known = min(self.horizon, len(y) - t)
@@ -114,15 +118,19 @@ class PooledForecaster:
         """Each series' next `h` points (by default `horizon`; never negative), or None for a series too
         short to fill a window. Steps beyond `horizon` are read as its last (trees do not extrapolate), so
         that a longer forecast begins as a shorter one does."""
-        width = self.window_
-        forecasts: list[FloatArray | None] = []
-        for y in series:
-            if not self.fitted_ or len(y) < width:
-                forecasts.append(None)
-                continue
-            logged, scale = self._scaled(y[-width:])
-            rows = np.asarray([self._features(logged, step) for step in range(h or self.horizon)])
-            forecasts.append(np.maximum(np.exp(self.model_.predict(rows)) * scale, 0.0))
+        width, steps = self.window_, h or self.horizon
+        known = [i for i, y in enumerate(series) if self.fitted_ and len(y) >= width]
+        rows: list[FloatArray] = []
+        scales: list[float] = []
+        for i in known:
+            logged, scale = self._scaled(series[i][-width:])
+            rows.extend(self._features(logged, step) for step in range(steps))
+            scales.append(scale)
+        forecasts: list[FloatArray | None] = [None] * len(series)
+        if known:  # one call for the whole set: a call per series costs more than its trees
+            ahead = np.exp(self.model_.predict(np.asarray(rows))).reshape(len(known), steps)
+            for i, scale, values in zip(known, scales, ahead, strict=True):
+                forecasts[i] = np.maximum(values * scale, 0.0)
         return forecasts
 
     def _scaled(self, window: FloatArray) -> tuple[FloatArray, float]:

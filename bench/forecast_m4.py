@@ -93,7 +93,7 @@ def forecast_one(
         )
 
 
-def with_pooled(
+def averaged_with_pooled(
     train: dict[str, np.ndarray],
     results: list[tuple[str, dict[str, np.ndarray], str | None, SeriesKind | None, int]],
     horizon: int,
@@ -198,7 +198,7 @@ def main() -> None:
         results = list(pool.map(forecast_one, jobs, chunksize=4))
     averaged = 0
     if args.pooled:
-        outputs, averaged = with_pooled(train, results, args.horizon)
+        outputs, averaged = averaged_with_pooled(train, results, args.horizon)
     else:
         outputs = {key: f for key, f, *_ in results}
     wall = time.perf_counter() - started

@@ -174,22 +174,19 @@ class ForecastService:
                 if product and request.model == "auto"
                 else None
             )
-            return await anyio.to_thread.run_sync(
-                lambda: with_pooled(
-                    forecast_series(
-                        daily.values,
-                        model=request.model,
-                        level=request.level,
-                        days=days,
-                        first_day=today,
-                        closed=closed,
-                    ),
-                    pooled,
+
+            def fitted() -> DailyForecast:
+                forecast = forecast_series(
                     daily.values,
-                    closed,
-                ),
-                limiter=self._fitting,
-            )
+                    model=request.model,
+                    level=request.level,
+                    days=days,
+                    first_day=today,
+                    closed=closed,
+                )
+                return with_pooled([forecast], pooled, [daily.values], closed)[0]
+
+            return await anyio.to_thread.run_sync(fitted, limiter=self._fitting)
 
         return await self.cache.get_or_compute(
             key,
@@ -511,7 +508,7 @@ def forecast_many(
         forecasts = [_forecast_one(job) for job in jobs]
     else:
         forecasts = list(executor.map(_forecast_one, jobs, chunksize=8))
-    return [with_pooled(f, pooled, y, closed) for f, y in zip(forecasts, series, strict=True)]
+    return with_pooled(forecasts, pooled, series, closed)
 
 
 def fit_pooled(series: Sequence[FloatArray], first_day: date, closed: frozenset[date]) -> PooledForecaster:
@@ -522,14 +519,25 @@ def fit_pooled(series: Sequence[FloatArray], first_day: date, closed: frozenset[
 
 
 def with_pooled(
-    forecast: DailyForecast, pooled: PooledForecaster | None, values: FloatArray, closed: frozenset[date]
-) -> DailyForecast:
-    """A smooth series' forecast averaged with the pooled model's (closed days stay 0); any other as it is."""
-    if pooled is None or forecast.model.kind not in POOLED_KINDS:
-        return forecast
-    (ahead,) = pooled.predict([fitted_history(values, forecast.first_day, closed)], len(forecast.mean))
-    if ahead is None:
-        return forecast
+    forecasts: Sequence[DailyForecast],
+    pooled: PooledForecaster | None,
+    series: Sequence[FloatArray],
+    closed: frozenset[date],
+) -> list[DailyForecast]:
+    """Smooth series' forecasts averaged with the pooled model's (one prediction call for them all)."""
+    chosen = [i for i, f in enumerate(forecasts) if pooled is not None and f.model.kind in POOLED_KINDS]
+    averaged = list(forecasts)
+    if pooled is None or not chosen:
+        return averaged
+    days = len(forecasts[chosen[0]].mean)  # one batch, one length
+    histories = [fitted_history(series[i], forecasts[i].first_day, closed) for i in chosen]
+    for i, ahead in zip(chosen, pooled.predict(histories, days), strict=True):
+        if ahead is not None:
+            averaged[i] = _averaged(forecasts[i], ahead)
+    return averaged
+
+
+def _averaged(forecast: DailyForecast, ahead: FloatArray) -> DailyForecast:
     bands = {"mean": np.asarray(forecast.mean)} | {
         f"{side}-{lv}": np.asarray(band)
         for side, sides in (("lo", forecast.lower), ("hi", forecast.upper))

@@ -57,6 +57,14 @@ def test_a_set_too_small_to_learn_from_gets_no_pooled_forecast() -> None:
     assert fitted.predict([enough[0][: fitted.window_ - 1]]) == [None]
 
 
+def test_a_series_without_sales_in_its_window_gets_no_pooled_forecast() -> None:
+    histories, _ = shared_shape_set(count=MIN_SERIES * 2, length=60, seed=6)
+    stopped = np.concatenate([histories[0][:40], np.zeros(20)])  # no sale in its last window of 12
+    model = PooledForecaster(horizon=HORIZON, season_length=SEASON).fit([*histories, stopped])
+    ahead, none = model.predict([histories[1], stopped])
+    assert ahead is not None and none is None  # not a tiny level made up from a floor
+
+
 def test_the_fit_is_the_same_each_time_and_a_longer_forecast_begins_as_a_shorter_one() -> None:
     histories, _ = shared_shape_set(count=30, length=60, seed=4)
     first = PooledForecaster(horizon=HORIZON, season_length=SEASON).fit(histories).predict(histories[:3])

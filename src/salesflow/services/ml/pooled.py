@@ -92,6 +92,8 @@ class PooledForecaster:
         for i, k in zip(owners.tolist(), (picked - (ends - counts)[owners]).tolist(), strict=True):
             y, t = series[i], width + k
             logged, scale = self._scaled(y[t - width : t])
+            if scale is None:
+                continue
             # A window near the end has fewer steps ahead known: its steps are drawn from those.
             known = min(self.horizon, len(y) - t)
             for step in rng.choice(known, min(self.steps_per_window, known), replace=False):
@@ -116,14 +118,17 @@ class PooledForecaster:
 
     def predict(self, series: Sequence[FloatArray], h: int | None = None) -> list[FloatArray | None]:
         """Each series' next `h` points (by default `horizon`; never negative), or None for a series too
-        short to fill a window. Steps beyond `horizon` are read as its last (trees do not extrapolate), so
-        that a longer forecast begins as a shorter one does."""
+        short to fill a window or without sales in it. Steps beyond `horizon` are read as its last (trees do
+        not extrapolate), so that a longer forecast begins as a shorter one does."""
         width, steps = self.window_, h or self.horizon
         known = [i for i, y in enumerate(series) if self.fitted_ and len(y) >= width]
         rows: list[FloatArray] = []
         scales: list[float] = []
-        for i in known:
+        for i in list(known):
             logged, scale = self._scaled(series[i][-width:])
+            if scale is None:
+                known.remove(i)
+                continue
             rows.extend(self._features(logged, step) for step in range(steps))
             scales.append(scale)
         forecasts: list[FloatArray | None] = [None] * len(series)
@@ -133,10 +138,13 @@ class PooledForecaster:
                 forecasts[i] = np.maximum(values * scale, 0.0)
         return forecasts
 
-    def _scaled(self, window: FloatArray) -> tuple[FloatArray, float]:
+    def _scaled(self, window: FloatArray) -> tuple[FloatArray, float | None]:
+        """The window over its mean, logged; no scale for a window without a positive mean (no sales in it:
+        no level for the model's shapes, and any fixed scale would make units matter)."""
         mean = float(np.mean(window))
-        scale = mean if mean > 0 else 1.0
-        return np.log(np.maximum(window / scale, FLOOR)), scale
+        if not mean > 0:
+            return window, None
+        return np.log(np.maximum(window / mean, FLOOR)), mean
 
     def _features(self, logged: FloatArray, step: int) -> FloatArray:
         m = self.season_length

@@ -217,11 +217,16 @@ class ForecastService:
                 ids = [int(pid) for pid in products["product_id"].tolist()]
                 series = await self.loader.daily_values(ids, metric, today)
                 closed = await self.closed_days(today, FORECAST_DAYS)
-                model = await anyio.to_thread.run_sync(
-                    lambda: fit_pooled(series, today, closed), limiter=self._fitting
-                )
+                try:
+                    model = await anyio.to_thread.run_sync(
+                        lambda: fit_pooled(series, today, closed), limiter=self._fitting
+                    )
+                    fitted: PooledForecaster | None = model if model.fitted_ else None
+                except Exception:  # an addition to `auto`: its failure must never fail a forecast
+                    logger.exception("pooled model failed; auto alone today", extra={"metric": metric})
+                    fitted = None
                 self._pooled = {key: kept for key, kept in self._pooled.items() if key[1] == today}
-                self._pooled[metric, today] = model if model.fitted_ else None
+                self._pooled[metric, today] = fitted
             return self._pooled[metric, today]
 
     async def closed_days(self, today: date, days: int) -> frozenset[date]:

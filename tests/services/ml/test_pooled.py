@@ -63,6 +63,10 @@ def test_a_series_without_sales_in_its_window_gets_no_pooled_forecast() -> None:
     model = PooledForecaster(horizon=HORIZON, season_length=SEASON).fit([*histories, stopped])
     ahead, none = model.predict([histories[1], stopped])
     assert ahead is not None and none is None  # not a tiny level made up from a floor
+    # A shop that has hardly sold: windows enough, none with sales to learn from.
+    unsold = [np.zeros(120) for _ in range(MIN_SERIES * 2)]
+    unsold[0][5] = 3.0
+    assert not PooledForecaster(horizon=HORIZON, season_length=SEASON).fit(unsold).fitted_
 
 
 def test_the_fit_is_the_same_each_time_and_a_longer_forecast_begins_as_a_shorter_one() -> None:

@@ -88,17 +88,21 @@ class PooledForecaster:
             picked = rng.choice(self.windows_, self.max_windows, replace=False)
         ends = np.cumsum(counts)
         owners = np.searchsorted(ends, picked, side="right")
-        rows, targets = [], []
+        rows, targets, kept = [], [], 0
         for i, k in zip(owners.tolist(), (picked - (ends - counts)[owners]).tolist(), strict=True):
             y, t = series[i], width + k
             logged, scale = self._scaled(y[t - width : t])
             if scale is None:
                 continue
+            kept += 1
             # A window near the end has fewer steps ahead known: its steps are drawn from those.
             known = min(self.horizon, len(y) - t)
             for step in rng.choice(known, min(self.steps_per_window, known), replace=False):
                 rows.append(self._features(logged, int(step)))
                 targets.append(np.log(max(y[t + step] / scale, FLOOR)))
+        if kept < MIN_WINDOWS:  # windows with sales: a set that has hardly sold (a new shop) has none
+            self.fitted_ = False
+            return self
         self.model_ = (
             lightgbm()
             .LGBMRegressor(

@@ -218,9 +218,8 @@ class ForecastService:
                 series = await self.loader.daily_values(ids, metric, today)
                 closed = await self.closed_days(today, FORECAST_DAYS)
                 try:
-                    model = await anyio.to_thread.run_sync(
-                        lambda: fit_pooled(series, today, closed), limiter=self._fitting
-                    )
+                    # Not under the fitting limiter (numba's): other forecasts go on while it learns.
+                    model = await anyio.to_thread.run_sync(lambda: fit_pooled(series, today, closed))
                     fitted: PooledForecaster | None = model if model.fitted_ else None
                 except Exception:  # an addition to `auto`: its failure must never fail a forecast
                     logger.exception("pooled model failed; auto alone today", extra={"metric": metric})

@@ -529,8 +529,8 @@ def with_pooled(
     closed: frozenset[date],
 ) -> list[DailyForecast]:
     """Smooth series' forecasts averaged with the pooled model's (one prediction call for them all)."""
-    chosen = [i for i, f in enumerate(forecasts) if pooled is not None and f.model.kind in POOLED_KINDS]
     averaged = list(forecasts)
+    chosen = [i for i, f in enumerate(forecasts) if f.model.kind in POOLED_KINDS]
     if pooled is None or not chosen:
         return averaged
     days = len(forecasts[chosen[0]].mean)  # one batch, one length

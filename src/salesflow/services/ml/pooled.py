@@ -125,20 +125,15 @@ class PooledForecaster:
         short to fill a window or without sales in it. Steps beyond `horizon` are read as its last (trees do
         not extrapolate), so that a longer forecast begins as a shorter one does."""
         width, steps = self.window_, h or self.horizon
-        known = [i for i, y in enumerate(series) if self.fitted_ and len(y) >= width]
-        rows: list[FloatArray] = []
-        scales: list[float] = []
-        for i in list(known):
-            logged, scale = self._scaled(series[i][-width:])
-            if scale is None:
-                known.remove(i)
-                continue
-            rows.extend(self._features(logged, step) for step in range(steps))
-            scales.append(scale)
         forecasts: list[FloatArray | None] = [None] * len(series)
+        if not self.fitted_:
+            return forecasts
+        scaled = {i: self._scaled(y[-width:]) for i, y in enumerate(series) if len(y) >= width}
+        known = {i: (logged, scale) for i, (logged, scale) in scaled.items() if scale is not None}
         if known:  # one call for the whole set: a call per series costs more than its trees
+            rows = [self._features(logged, step) for logged, _ in known.values() for step in range(steps)]
             ahead = np.exp(self.model_.predict(np.asarray(rows))).reshape(len(known), steps)
-            for i, scale, values in zip(known, scales, ahead, strict=True):
+            for (i, (_, scale)), values in zip(known.items(), ahead, strict=True):
                 forecasts[i] = np.maximum(values * scale, 0.0)
         return forecasts
 

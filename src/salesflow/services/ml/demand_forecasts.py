@@ -202,7 +202,9 @@ class DemandForecasts:
         ids = [int(pid) for pid in products["product_id"].tolist()]
         all_series = await self.forecasts.loader.daily_values(ids, BATCH_METRIC, as_of)
         closed = await self.forecasts.closed_days(as_of, self.days)
-        pooled = await self.forecasts.pooled_model(BATCH_METRIC, as_of)
+        # The whole batch in one call has read every product already: the pooled model need not again.
+        every_product = all_series if len(ids) == len(all_products) else None
+        pooled = await self.forecasts.pooled_model(BATCH_METRIC, as_of, every_product=every_product)
         executor = pool or _spawn_pool(self.workers)
         try:
             forecasts = await anyio.to_thread.run_sync(

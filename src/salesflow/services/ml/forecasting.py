@@ -207,15 +207,20 @@ class ForecastService:
         units = float(lines["quantity"].sum())
         return round(float(lines["subtotal"].sum()) / units, 4) if units > 0 else None
 
-    async def pooled_model(self, metric: str, today: date) -> PooledForecaster | None:
+    async def pooled_model(
+        self, metric: str, today: date, *, every_product: Sequence[FloatArray] | None = None
+    ) -> PooledForecaster | None:
         """The day's model learned across every product's daily history (None when there is too little to
         learn from). Fitted once a day in each process that needs it: the fit is seeded and single-threaded,
-        so the batch, its chunks on job workers and a request each fit the same model."""
+        so the batch, its chunks on job workers and a request each fit the same model. `every_product`:
+        those histories, in the catalogue's order, when the caller has read them already."""
         async with self._pooling:
             if (metric, today) not in self._pooled:
-                products = await self.lines.products()
-                ids = [int(pid) for pid in products["product_id"].tolist()]
-                series = await self.loader.daily_values(ids, metric, today)
+                series = every_product
+                if series is None:
+                    products = await self.lines.products()
+                    ids = [int(pid) for pid in products["product_id"].tolist()]
+                    series = await self.loader.daily_values(ids, metric, today)
                 closed = await self.closed_days(today, FORECAST_DAYS)
                 try:
                     # Not under the fitting limiter (numba's): other forecasts go on while it learns.

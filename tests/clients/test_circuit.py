@@ -169,16 +169,18 @@ def test_answers_from_the_last_data_say_since_when(
     """While Java fails, every answer carries `X-Data-Stale-Since`; once Java answers again it is gone."""
     _, state = standin
     settings = prod_settings.replaced(
-        java_deadline_seconds=0.5,
+        # The cold load must fit in the deadline on a loaded machine (0.5 s did not, once, in CI).
+        java_deadline_seconds=5.0,
         java_circuit_failures=1,
         java_circuit_open_seconds=0.2,
         sales_refresh_seconds=0,
+        sales_refresh_wait_seconds=0.3,
     )
     api = serve(settings)
     auth = {"Authorization": f"Bearer {tokens['USER']}"}
     fresh = api.get("/analytics/sales", params={"period": "weekly"}, headers=auth)
     assert fresh.status_code == 200 and "x-data-stale-since" not in fresh.headers
-    state.delay_seconds = 3  # hung, as far as a 0.5 s deadline can tell
+    state.delay_seconds = 8  # hung: past the deadline, so the refresh fails and the circuit opens
     stale = api.get("/analytics/sales", params={"period": "monthly"}, headers=auth)
     assert stale.status_code == 200 and "x-data-stale-since" in stale.headers
     assert api.get("/health").headers["x-data-stale-since"] == stale.headers["x-data-stale-since"]

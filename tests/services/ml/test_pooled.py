@@ -57,6 +57,33 @@ def test_a_set_too_small_to_learn_from_gets_no_pooled_forecast() -> None:
     assert fitted.predict([enough[0][: fitted.window_ - 1]]) == [None]
 
 
+def test_hours_are_learned_with_their_week() -> None:
+    """For hourly series the window reaches back a week: 48 hours cannot tell the day before a weekend from
+    any other, a week can."""
+    rng = np.random.default_rng(4)
+    histories, futures = [], []
+    for _ in range(40):
+        hours = np.arange(
+            start := int(rng.integers(0, 168)), start + 700 + 48
+        )  # ending on any hour of a week
+        weekend = np.where((hours // 24) % 7 >= 5, 0.4, 1.0)
+        clean = rng.uniform(10, 1000) * (1 + 0.6 * np.sin(2 * np.pi * hours / 24)) * weekend
+        histories.append(clean[:700] * rng.lognormal(0, 0.1, 700))
+        futures.append(clean[700:])
+
+    def error(window: int | None) -> float:
+        model = PooledForecaster(
+            horizon=48, season_length=24, window=window, max_windows=1000, n_estimators=50
+        )
+        ahead = [f for f in model.fit(histories).predict(histories) if f is not None]
+        assert len(ahead) == len(futures)
+        return float(np.mean([np.mean(np.abs(f - a) / a) for f, a in zip(ahead, futures, strict=True)]))
+
+    assert PooledForecaster(horizon=48, season_length=24).window_ == 168
+    assert PooledForecaster(horizon=14, season_length=7).window_ == 14  # a year of days is out of reach
+    assert error(None) < 0.8 * error(48)  # measured: 0.175 vs 0.255
+
+
 def test_a_series_without_sales_in_its_window_gets_no_pooled_forecast() -> None:
     histories, _ = shared_shape_set(count=MIN_SERIES * 2, length=60, seed=6)
     stopped = np.concatenate([histories[0][:40], np.zeros(20)])  # no sale in its last window of 12

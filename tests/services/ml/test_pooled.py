@@ -140,6 +140,11 @@ def test_the_batch_averages_smooth_products_with_the_pooled_model_and_leaves_the
     assert ahead is not None
     first, alone = averaged[0], plain[0]
     assert alone.model.kind == SeriesKind.SMOOTH and first.model.name == f"{alone.model.name}+pooled"
+    # The backtest is the own model's, and the reason says so.
+    assert (
+        first.backtest == alone.backtest
+        and f"the backtest scores {alone.model.name} alone" in first.model.reason
+    )
     expected = (np.asarray(alone.mean) + ahead) / 2
     expected[6] = 0.0
     np.testing.assert_allclose(first.mean, expected)

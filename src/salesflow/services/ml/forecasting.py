@@ -565,7 +565,11 @@ def _averaged(forecast: DailyForecast, ahead: FloatArray) -> DailyForecast:
             "model": info.model_copy(
                 update={
                     "name": f"{info.name}+{PooledForecaster.name}",
-                    "reason": f"{info.reason}; averaged with a model learned across the shop's products",
+                    # The backtest stays the own model's: the shared one learned from those very days.
+                    "reason": (
+                        f"{info.reason}; averaged with a model learned across the shop's products"
+                        f" (the backtest scores {info.name} alone)"
+                    ),
                 }
             ),
         }

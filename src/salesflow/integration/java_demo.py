@@ -34,6 +34,7 @@ DEV_SECRET = "5Yz8Q9wXJ2cU7aLm4RkT1bNf9PqS8zL3KxV7Nh9WsD4Ef2RgH1Jk8LpM Esau"
 ISSUER = "salesflow-app"
 MAX_RECENT_SALES = 10_000  # Java has no bound; the stand-in keeps one
 MAX_HISTORY_DAYS = 36_500
+DELAY_CHECK_SECONDS = 0.05
 
 
 @dataclass
@@ -58,7 +59,7 @@ class StandinState:
     requests: list[tuple[str, str]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)  # statuses to answer the next requests with
     garbage: bool = False  # answer every request 200 with a body that is not JSON
-    delay_seconds: float = 0.0
+    delay_seconds: float = 0.0  # every request is held this long (as long as it stays set)
     tokens_not_before: float = 0.0  # tokens issued earlier are refused (simulates a secret rotation)
     history_cache: dict[tuple[int, datetime, int], bytes] = field(default_factory=dict)
     writes: int = 0
@@ -131,8 +132,11 @@ def create_standin(state: StandinState, *, cors_origins: Sequence[str] = ()) -> 
     async def faults(request: Request, call_next: Any) -> Response:
         if state.record_requests:
             state.requests.append((request.method, request.url.path))
-        if state.delay_seconds:
-            await asyncio.sleep(state.delay_seconds)
+        started = time.monotonic()
+        # Re-read while waiting: a delay lowered (a test's Java recovering) ends the requests already held. It
+        # is set from another thread, which no event of this loop would hear of.
+        while time.monotonic() - started < state.delay_seconds:  # noqa: ASYNC110
+            await asyncio.sleep(DELAY_CHECK_SECONDS)
         if state.fail_next:
             return Response(status_code=state.fail_next.pop(0))
         if state.garbage:

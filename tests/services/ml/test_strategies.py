@@ -10,7 +10,15 @@ import pytest
 from salesflow.models.ml import ForecastRequest, Scope
 from salesflow.services.ml.forecasting import covered_days, forecast_series, shaped
 from salesflow.services.ml.selection import AutoForecaster, backtest_errors, detect_season
-from salesflow.services.ml.strategies import ETS, FORECASTERS, Ensemble, Intermittent, SeasonalNaive, Theta
+from salesflow.services.ml.strategies import (
+    ETS,
+    FORECASTERS,
+    Ensemble,
+    Intermittent,
+    LongerSeasonalNaive,
+    SeasonalNaive,
+    Theta,
+)
 
 WEEK = np.array([0.8, 0.9, 1.0, 1.0, 1.2, 1.6, 0.5])
 
@@ -193,6 +201,21 @@ def test_hours_in_a_day_in_a_week_are_forecast_with_both_seasons() -> None:
     theta = Theta(season_length=24).fit(train).predict(48)["mean"]
     ours = auto.predict(48)["mean"]
     assert np.mean(np.abs(actual - ours)) < 0.7 * np.mean(np.abs(actual - theta))
+
+
+def test_the_last_week_of_hours_competes_where_a_week_is_within_reach() -> None:
+    """Hourly data 48 hours ahead: the last week repeated competes, alone and with MSTL; a year of days for a
+    shop's 28 days ahead is out of reach, so daily selection is unchanged."""
+    hours = np.arange(24 * 7 * 4, dtype=float)
+    week = LongerSeasonalNaive(season_length=24).fit(hours).predict(48)["mean"]
+    np.testing.assert_allclose(week, hours[-168:][:48])
+    rng = np.random.default_rng(6)
+    y = rng.poisson(100 * np.where((np.arange(24 * 7 * 5) // 24) % 7 >= 5, 0.3, 1.0)).astype(float)
+    hourly = AutoForecaster(season_length=24, horizon=48).fit(y)
+    assert {"longer_seasonal_naive", "mstl+longer_seasonal_naive"} <= set(hourly.choice_.scores)
+    days = rng.poisson(40, 2 * 365 + 100).astype(float)
+    daily = AutoForecaster(season_length=7, horizon=28).fit(days)
+    assert "mstl" in daily.choice_.scores and "longer_seasonal_naive" not in daily.choice_.scores
 
 
 def test_count_bands_are_skewed_and_never_narrower_than_past_errors() -> None:

@@ -33,11 +33,13 @@ from salesflow.services.ml.strategies import (
     FloatArray,
     Forecast,
     Forecaster,
+    LongerSeasonalNaive,
     ShortHistory,
     Theta,
     combine,
     count_intervals,
     finite_history,
+    longer_season_within_reach,
     quantile_floor,
 )
 
@@ -198,6 +200,10 @@ class AutoForecaster:
             # before the backtest: MSTL competes too.
             mstl, theta = MSTL.name, Theta.name
             bases, candidates = (*bases, mstl), (*candidates, (mstl,), (mstl, theta))
+            if longer_season_within_reach(self.period_, self.horizon):
+                # The last week of hours repeated, alone and with MSTL: a rhythm the day's models miss.
+                week = LongerSeasonalNaive.name
+                bases, candidates = (*bases, week), (*candidates, (week,), (mstl, week))
         h = self.horizon
         if len(y) < self.min_history + self.n_windows * h:
             default = candidates[0]

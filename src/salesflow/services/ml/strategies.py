@@ -23,6 +23,9 @@ MAX_ETS_SEASON = 24
 # The season within which a season repeats: hours of a day within the week's 168 hours, days of a week
 # within the year's 365 days (MSTL takes whole periods; a year is 365.25 days, the drift is a day in 4 years).
 LONGER_SEASON = {24: 168, 7: 365}
+# A longer season is within reach of a forecast when it spans at most this many horizons: a week of hours for
+# 48 hours ahead, not a year of days for 14 or 28 (chosen on the hourly development set, docs/benchmarks.md).
+LONGER_SEASON_HORIZONS = 4
 # Values beyond this are clipped: squares of larger ones overflow in the models' variance estimates.
 MAX_ABS_VALUE = 1e15
 POISSON_EXACT_UP_TO = 1e7
@@ -65,6 +68,12 @@ def finite_history(y: FloatArray) -> FloatArray:
         positions = np.arange(len(y))
         y = np.interp(positions, positions[finite], y[finite])
     return np.clip(y, -MAX_ABS_VALUE, MAX_ABS_VALUE)
+
+
+def longer_season_within_reach(season_length: int, horizon: int) -> int:
+    """The longer season (`LONGER_SEASON`) when it spans at most `LONGER_SEASON_HORIZONS` horizons, else 0."""
+    longer = LONGER_SEASON.get(season_length, 0)
+    return longer if longer <= LONGER_SEASON_HORIZONS * horizon else 0
 
 
 class Forecaster(Protocol):
@@ -111,6 +120,16 @@ class SeasonalNaive(_StatsForecastModel):
 
     def _build(self, season: int) -> Any:
         return sf().SeasonalNaive(season_length=season)
+
+
+class LongerSeasonalNaive(SeasonalNaive):
+    """Repeat the last longer season (the week of an hourly series): the week's rhythm that a model of the
+    day's season cannot carry."""
+
+    name = "longer_seasonal_naive"
+
+    def __init__(self, *, season_length: int = 24) -> None:
+        super().__init__(season_length=LONGER_SEASON.get(season_length, season_length))
 
 
 class ETS(_StatsForecastModel):
@@ -333,6 +352,7 @@ FORECASTERS: dict[str, Callable[[int], Forecaster]] = {
     "theta": lambda m: Theta(season_length=m),
     "arima": lambda m: ARIMA(season_length=m),
     MSTL.name: lambda m: MSTL(season_length=m),
+    LongerSeasonalNaive.name: lambda m: LongerSeasonalNaive(season_length=m),
     **{name: functools.partial(_intermittent, name) for name in INTERMITTENT_MODELS},
     "linear_trend": lambda m: LinearTrend(),
 }

@@ -7,8 +7,9 @@ expires (every worker and API process sweeps). It takes the queues of `JOB_WORKE
 receiver and `JOB_WORKER_CONCURRENCY` slots of its own, so a long batch never holds up a person's report.
 SIGTERM stops taking messages; running jobs get
 `JOB_SHUTDOWN_GRACE_SECONDS` to finish, then are cancelled, and a cancelled report job is handed back at once.
-Stopping is bounded: a process that has not exited `CLOSE_SECONDS` after its jobs stopped (a close stuck on a
-dead connection or a thread) exits anyway, and a second signal exits at once.
+Stopping is bounded: a process that has not exited within the grace, the hand-back, `STOP_SECONDS` and
+`CLOSE_SECONDS` of the signal (a job that ignores its cancellation, a close stuck on a dead connection or a
+thread) exits anyway, and a second signal exits at once.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from taskiq.receiver import Receiver
 
 from salesflow.background import ProcessKind, running_background
 from salesflow.config import Settings
+from salesflow.jobs.runtime import HAND_BACK_SECONDS
 from salesflow.models.jobs import JobQueue
 from salesflow.resources import Resources, open_resources
 
@@ -73,10 +75,12 @@ async def _work(resources: Resources) -> None:
         )
         await stop.wait()
     logger.info("worker stopping", extra={"running_jobs": len(jobs.running.tasks)})
+    # The whole stop is bounded from the signal: a job that does not end when cancelled, or a stuck close,
+    # must not keep the process alive (a job not handed back is handed back by the sweep, a lease later).
+    _exit_after(jobs.grace_seconds + HAND_BACK_SECONDS + STOP_SECONDS + CLOSE_SECONDS)
     no_more_messages.set()
     await jobs.stop_jobs()
-    # From here on nothing of value is left to lose: a stuck close must not keep the process alive.
-    _exit_after(CLOSE_SECONDS + STOP_SECONDS)
+    logger.info("worker's jobs stopped; letting go of the queue")
     with anyio.move_on_after(STOP_SECONDS):
         await asyncio.gather(*receiving, return_exceptions=True)
     for task in receiving:

@@ -29,15 +29,15 @@ def distributed(prod_settings: Settings, postgres_url: str, tmp_path: Path) -> S
 @pytest.fixture
 def start_worker(distributed: Settings, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     workers: list[subprocess.Popen[bytes]] = []
+    logs: list[Path] = []
 
     def start(**env_overrides: str) -> subprocess.Popen[bytes]:
         env = worker_env(distributed, tmp_path / f"worker{len(workers)}") | env_overrides
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "salesflow.cli", "worker"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        logs.append(tmp_path / f"worker{len(workers)}.log")
+        with logs[-1].open("wb") as log:  # the child keeps its own copy of the descriptor
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "salesflow.cli", "worker"], env=env, stdout=log, stderr=log
+            )
         workers.append(worker)
         return worker
 
@@ -50,3 +50,6 @@ def start_worker(distributed: Settings, tmp_path: Path) -> Iterator[Callable[...
         except subprocess.TimeoutExpired:  # that test has failed already; leave no process behind
             worker.kill()
             worker.wait()
+    for log in logs:  # shown with a failed test's captured output, to tell what a worker was doing
+        tail = log.read_text(errors="replace").splitlines()[-30:]
+        sys.stderr.write("\n".join([f"--- {log.name}, last lines:", *tail, ""]))

@@ -74,10 +74,11 @@ async def _work(resources: Resources) -> None:
             extra={"concurrency": settings.jobs.worker_concurrency, "queues": settings.jobs.worker_queues},
         )
         await stop.wait()
+        # The whole stop is bounded from the signal: a background task or a job that does not end when
+        # cancelled, or a stuck close, must not keep the process alive (a job not handed back is handed
+        # back by the sweep, a lease later).
+        _exit_after(jobs.grace_seconds + HAND_BACK_SECONDS + STOP_SECONDS + CLOSE_SECONDS)
     logger.info("worker stopping", extra={"running_jobs": len(jobs.running.tasks)})
-    # The whole stop is bounded from the signal: a job that does not end when cancelled, or a stuck close,
-    # must not keep the process alive (a job not handed back is handed back by the sweep, a lease later).
-    _exit_after(jobs.grace_seconds + HAND_BACK_SECONDS + STOP_SECONDS + CLOSE_SECONDS)
     no_more_messages.set()
     await jobs.stop_jobs()
     logger.info("worker's jobs stopped; letting go of the queue")

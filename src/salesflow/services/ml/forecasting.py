@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import Executor
 from datetime import date, timedelta
 
 import anyio
 import numpy as np
+import numpy.typing as npt
 
 from salesflow.data.cache import Cache, cache_key
 from salesflow.data.sale_lines import SaleLineCache
@@ -54,6 +55,7 @@ from salesflow.services.ml.series import (
 from salesflow.services.ml.strategies import (
     FORECASTERS,
     FloatArray,
+    Forecast,
     Forecaster,
     SeasonalNaive,
     finite_history,
@@ -332,7 +334,7 @@ def forecast_series(
             )
         forecast = {k: np.maximum(v, 0.0) for k, v in strategy.predict(days, level).items()}
     ahead = [first_day + timedelta(days=i) for i in range(days)]
-    shut = np.array([day in closed for day in ahead], dtype=bool)
+    shut = closed_mask(first_day, days, closed)
     for band in forecast.values():
         band[shut] = 0.0
     return DailyForecast(
@@ -345,6 +347,20 @@ def forecast_series(
         backtest=daily_backtest(y, strategy, season_length=season) if len(y) else None,
         closed=[day for day, is_shut in zip(ahead, shut, strict=True) if is_shut],
     )
+
+
+def closed_mask(first_day: date, days: int, closed: Collection[date]) -> npt.NDArray[np.bool_]:
+    """Which of the `days` from `first_day` the shop is closed on."""
+    return np.array([first_day + timedelta(days=i) in closed for i in range(days)], dtype=bool)
+
+
+def daily_bands(forecast: DailyForecast, level: Iterable[int | str], days: int | None = None) -> Forecast:
+    """The forecast's first `days` days (all by default) as arrays: `mean`, `lo-80`, `hi-80`, …."""
+    bands = {"mean": np.asarray(forecast.mean[:days])}
+    for lv in level:
+        bands[f"lo-{lv}"] = np.asarray(forecast.lower[str(lv)][:days])
+        bands[f"hi-{lv}"] = np.asarray(forecast.upper[str(lv)][:days])
+    return bands
 
 
 def fitted_history(values: FloatArray, first_day: date, closed: frozenset[date]) -> FloatArray:
@@ -373,10 +389,7 @@ def shaped(
     size = BUCKET_DAYS[request.period]
     h = horizon(request.forecast_days, request.period)
     days = h * size
-    daily = {"mean": np.asarray(forecast.mean[:days])}
-    for lv in request.level:
-        daily[f"lo-{lv}"] = np.asarray(forecast.lower[str(lv)][:days])
-        daily[f"hi-{lv}"] = np.asarray(forecast.upper[str(lv)][:days])
+    daily = daily_bands(forecast, request.level, days)
     buckets = aggregate(daily, size, request.level)
     mean = rounded_keeping_sums(buckets["mean"])
     dates = [forecast.first_day + timedelta(days=i * size) for i in range(h)]
@@ -547,13 +560,8 @@ def with_pooled(
 
 
 def _averaged(forecast: DailyForecast, ahead: FloatArray) -> DailyForecast:
-    bands = {"mean": np.asarray(forecast.mean)} | {
-        f"{side}-{lv}": np.asarray(band)
-        for side, sides in (("lo", forecast.lower), ("hi", forecast.upper))
-        for lv, band in sides.items()
-    }
-    averaged = averaged_with(bands, ahead)
-    shut = np.array([forecast.first_day + timedelta(days=i) in forecast.closed for i in range(len(ahead))])
+    averaged = averaged_with(daily_bands(forecast, forecast.lower), ahead)
+    shut = closed_mask(forecast.first_day, len(ahead), set(forecast.closed))
     for band in averaged.values():
         band[shut] = 0.0
     info = forecast.model

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.common import emit
+from bench.common import UCI_SHOP_CALENDAR, emit
 from bench.retail_backtest import LAST_DAY, daily_series
 from salesflow.config import Settings
 from salesflow.models.ml import DEFAULT_ANOMALY_MODEL, Bucket
 from salesflow.services.ml.anomalies import STATISTICAL_ONLY, AnomalyRules, detect_anomalies
 from salesflow.services.ml.series import Series
-from salesflow.services.shop_calendar import ShopCalendar
 
 YEAR = 365
 
@@ -47,9 +46,7 @@ def main() -> None:
         min_units=defaults.anomalies.min_units,
         min_revenue=defaults.anomalies.min_revenue,
     )
-    calendar = ShopCalendar.from_settings(
-        country="GB", subdivision="ENG", closed_dates=[], closed_weekdays=["sat"]
-    )
+    calendar = UCI_SHOP_CALENDAR
     settings = {
         "statistical only (baseline)": STATISTICAL_ONLY,
         "with practical minimums": practical,

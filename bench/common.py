@@ -23,6 +23,12 @@ from salesflow.config import Settings
 from salesflow.data.sources.embedded import EmbeddedStore
 from salesflow.integration.java_demo import DEV_SECRET, StandinState, create_standin
 from salesflow.services.ml.strategies import FORECASTERS
+from salesflow.services.shop_calendar import ShopCalendar
+
+# The UCI shop's calendar as its manager would set it: England's holidays, closed on Saturdays.
+UCI_SHOP_CALENDAR = ShopCalendar.from_settings(
+    country="GB", subdivision="ENG", closed_dates=[], closed_weekdays=["sat"]
+)
 
 
 def median_seconds(run: Callable[[], Any], *, repeat: int = 5, warmup: int = 1) -> float:

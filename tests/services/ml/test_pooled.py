@@ -84,6 +84,29 @@ def test_hours_are_learned_with_their_week() -> None:
     assert error(None) < 0.8 * error(48)  # measured: 0.175 vs 0.255
 
 
+def test_a_set_of_lumpy_daily_sales_is_forecast_at_its_level_not_below_it() -> None:
+    """Days without sales are common in a shop's products; a logged target would forecast their typical
+    day (near nothing), where stock and money figures need the units expected."""
+    rng = np.random.default_rng(7)
+    days, week = 200, np.array([1.0, 1.0, 1.0, 1.0, 1.2, 0.0, 0.6])  # closed on Saturdays
+    levels = rng.uniform(2, 40, 60)
+    histories, expected = [], []
+    for level in levels:
+        rate = level * np.tile(week, days // 7 + 1)[:days]
+        # Orders of a few customers a day, each of a size drawn widely: many empty days, a few big ones.
+        orders = rng.poisson(rate / 8)
+        histories.append(np.array([rng.geometric(1 / 8, n).sum() for n in orders], dtype=float))
+        expected.append(level * week.sum() / 7)
+    model = PooledForecaster(horizon=28, season_length=7).fit(histories)
+    assert model.fitted_ and not model.logged_
+    forecasts = model.predict(histories)
+    ratio = sum(float(f.mean()) for f in forecasts if f is not None) / sum(expected)
+    assert 0.8 < ratio < 1.25  # measured 0.96; with the logged target 0.46
+    # A set of positive series keeps its logged target.
+    smooth, _ = shared_shape_set(count=30, length=60, seed=8)
+    assert PooledForecaster(horizon=HORIZON, season_length=SEASON).fit(smooth).logged_
+
+
 def test_a_series_without_sales_in_its_window_gets_no_pooled_forecast() -> None:
     histories, _ = shared_shape_set(count=MIN_SERIES * 2, length=60, seed=6)
     stopped = np.concatenate([histories[0][:40], np.zeros(20)])  # no sale in its last window of 12

@@ -24,6 +24,12 @@ from salesflow.services.ml.strategies import FloatArray, Forecast, longer_season
 
 # Scaled values under this are taken as this before the log (a day without sales is a small level, not −∞).
 FLOOR = 1e-3
+# A set with more zeros than this among its targets is learned on its scaled values with a Tweedie loss (as
+# retail forecasters learn daily sales), not on their logs: the log of a day without sales is the floor's, and
+# on the UCI products (a third of their days without sales) the logged model forecast 18% of the units they
+# had sold in the 28 days before. Sets of positive series (M3, M4) keep the log, better on them.
+MAX_ZERO_SHARE_FOR_LOG = 0.05
+TWEEDIE_VARIANCE_POWER = 1.5  # LightGBM's default; 1.2 scored the same on the UCI development split
 # The budget of one fit: windows sampled from the whole set, each with a few of its steps ahead.
 MAX_WINDOWS = 20_000
 STEPS_PER_WINDOW = 4
@@ -91,7 +97,7 @@ class PooledForecaster:
             picked = rng.choice(self.windows_, self.max_windows, replace=False)
         ends = np.cumsum(counts)
         owners = np.searchsorted(ends, picked, side="right")
-        rows, targets, kept = [], [], 0
+        rows, ratios, kept = [], [], 0
         for i, k in zip(owners.tolist(), (picked - (ends - counts)[owners]).tolist(), strict=True):
             y, t = series[i], width + k
             logged, scale = self._scaled(y[t - width : t])
@@ -102,10 +108,17 @@ class PooledForecaster:
             known = min(self.horizon, len(y) - t)
             for step in rng.choice(known, min(self.steps_per_window, known), replace=False):
                 rows.append(self._features(logged, int(step)))
-                targets.append(np.log(max(y[t + step] / scale, FLOOR)))
+                ratios.append(y[t + step] / scale)
         if kept < MIN_WINDOWS:  # windows with sales: a set that has hardly sold (a new shop) has none
             self.fitted_ = False
             return self
+        target = np.asarray(ratios)
+        self.logged_ = float(np.mean(target == 0)) <= MAX_ZERO_SHARE_FOR_LOG
+        loss: dict[str, Any] = {}
+        if self.logged_:
+            target = np.log(np.maximum(target, FLOOR))
+        else:
+            loss = {"objective": "tweedie", "tweedie_variance_power": TWEEDIE_VARIANCE_POWER}
         self.model_ = (
             lightgbm()
             .LGBMRegressor(
@@ -118,8 +131,9 @@ class PooledForecaster:
                 random_state=self.random_state,
                 n_jobs=1,  # runs beside other fits in a worker pool; one thread also keeps it deterministic
                 verbose=-1,
+                **loss,
             )
-            .fit(np.asarray(rows), np.asarray(targets))
+            .fit(np.asarray(rows), target)
         )
         return self
 
@@ -135,7 +149,8 @@ class PooledForecaster:
         known = {i: (logged, scale) for i, (logged, scale) in scaled.items() if scale is not None}
         if known:  # one call for the whole set: a call per series costs more than its trees
             rows = [self._features(logged, step) for logged, _ in known.values() for step in range(steps)]
-            ahead = np.exp(self.model_.predict(np.asarray(rows))).reshape(len(known), steps)
+            predicted = self.model_.predict(np.asarray(rows))  # a Tweedie model predicts values, not logs
+            ahead = (np.exp(predicted) if self.logged_ else predicted).reshape(len(known), steps)
             for (i, (_, scale)), values in zip(known.items(), ahead, strict=True):
                 forecasts[i] = np.maximum(values * scale, 0.0)
         return forecasts

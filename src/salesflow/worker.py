@@ -19,7 +19,10 @@ import logging
 import os
 import signal
 import threading
+import traceback
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from types import FrameType
 
 import anyio
 from prometheus_client import start_http_server
@@ -77,7 +80,7 @@ async def _work(resources: Resources) -> None:
         # The whole stop is bounded from the signal: a background task or a job that does not end when
         # cancelled, or a stuck close, must not keep the process alive (a job not handed back is handed
         # back by the sweep, a lease later).
-        _exit_after(jobs.grace_seconds + HAND_BACK_SECONDS + STOP_SECONDS + CLOSE_SECONDS)
+        _exit_after(jobs.grace_seconds + HAND_BACK_SECONDS + STOP_SECONDS + CLOSE_SECONDS, loop)
     logger.info("worker stopping", extra={"running_jobs": len(jobs.running.tasks)})
     no_more_messages.set()
     await jobs.stop_jobs()
@@ -122,14 +125,43 @@ def _stop_or_exit(stop: asyncio.Event) -> None:
     stop.set()
 
 
-def _exit_after(seconds: float) -> None:
+def _exit_after(seconds: float, loop: asyncio.AbstractEventLoop) -> None:
     """Exit the process `seconds` from now unless it has exited by then; a timer thread, so that it fires even
-    when the event loop or the interpreter's shutdown is stuck."""
+    when the event loop or the interpreter's shutdown is stuck. What the loop's tasks were waiting on is
+    logged first: the operator's (and a failed test's) only clue to what held the stop up."""
 
     def force() -> None:
-        logger.error("worker did not finish stopping in time; exiting anyway", extra={"seconds": seconds})
+        logger.error(
+            "worker did not finish stopping in time; exiting anyway",
+            extra={"seconds": seconds, "waiting": _waiting_tasks(loop)},
+        )
         os._exit(FORCED_EXIT)
 
     timer = threading.Timer(seconds, force)
     timer.daemon = True
     timer.start()
+
+
+def _waiting_tasks(loop: asyncio.AbstractEventLoop, limit: int = 20) -> list[str]:
+    """Where each of the loop's unfinished tasks waits: its chain of awaits, innermost last. Read from
+    another thread while the process is about to exit: a best effort that never raises."""
+    try:
+        waiting = []
+        for task in [task for task in asyncio.all_tasks(loop) if not task.done()][:limit]:
+            frames = traceback.StackSummary.extract(
+                (frame, frame.f_lineno) for frame in _awaits(task.get_coro())
+            )
+            waiting.append(f"{task.get_name()}:\n{''.join(frames.format()[-12:])}")
+        return waiting
+    except Exception as exc:  # the tasks changed under this thread; the exit matters more
+        return [f"not read ({type(exc).__name__})"]
+
+
+def _awaits(awaitable: object) -> Iterator[FrameType]:
+    """The frames of a suspended coroutine and of what it awaits, down to the innermost."""
+    for _ in range(100):  # a bound, in case of a cycle
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        if frame is None:
+            return
+        yield frame
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)

@@ -5,11 +5,24 @@ job's lease, a cache lock) meanwhile (`beating`); tasks that outlive their calle
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+CANCEL_AGAIN_SECONDS = 1.0  # a cancelled task still running after this is cancelled again
+
+
+async def cancel_and_wait(tasks: Collection[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait until they end, cancelling again any still running a while later: a library
+    can lose a cancellation (anyio swallows one that lands as `connect_tcp` settles its connection attempts,
+    agronholm/anyio#1214), and the task would run on to its end, past a stop's bound."""
+    running = {task for task in tasks if not task.done()}
+    while running:
+        for task in running:
+            task.cancel()
+        _, running = await asyncio.wait(running, timeout=CANCEL_AGAIN_SECONDS)
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @asynccontextmanager
@@ -20,8 +33,7 @@ async def as_task(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait([task])
 
 
 def beating(beat: Callable[[], Awaitable[bool]], every_seconds: float) -> AbstractAsyncContextManager[None]:
@@ -55,8 +67,7 @@ class BackgroundTasks:
             task.cancel()
 
     async def aclose(self) -> None:
-        self.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))
 
 
 def _forget(task: asyncio.Task[Any]) -> None:

@@ -31,6 +31,7 @@ from taskiq.receiver import Receiver
 
 from salesflow.background import ProcessKind, running_background
 from salesflow.config import Settings
+from salesflow.heartbeat import cancel_and_wait
 from salesflow.jobs.runtime import HAND_BACK_SECONDS
 from salesflow.models.jobs import JobQueue
 from salesflow.resources import Resources, open_resources
@@ -87,9 +88,7 @@ async def _work(resources: Resources) -> None:
     logger.info("worker's jobs stopped; letting go of the queue")
     with anyio.move_on_after(STOP_SECONDS):
         await asyncio.gather(*receiving, return_exceptions=True)
-    for task in receiving:
-        task.cancel()
-    await asyncio.gather(*receiving, return_exceptions=True)
+    await cancel_and_wait(receiving)
 
 
 async def _receive(

@@ -25,7 +25,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import LockError, RedisError
 
-from salesflow.heartbeat import beating
+from salesflow.heartbeat import beating, cancel_and_wait
 from salesflow.metrics import CACHE_LOOKUPS
 from salesflow.models.cache import CachePipeline
 
@@ -324,9 +324,7 @@ class Cache:
 
     async def aclose(self) -> None:
         if self._reconnect_task is not None:
-            self._reconnect_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconnect_task
+            await cancel_and_wait([self._reconnect_task])
         if self.redis is not None:
             await self.redis.aclose()
 

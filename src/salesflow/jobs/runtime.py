@@ -36,7 +36,7 @@ from taskiq_redis import RedisStreamBroker
 
 from salesflow.config import Settings
 from salesflow.errors import QueueUnavailable
-from salesflow.heartbeat import beating
+from salesflow.heartbeat import beating, cancel_and_wait
 from salesflow.metrics import JobMetrics
 from salesflow.models.jobs import JobQueue
 from salesflow.models.reports import JobOutcome
@@ -51,7 +51,6 @@ QUEUE_ALIVE = f"{QUEUE}:alive"
 CONSUMER_ALIVE = f"{QUEUE}:consumer:"  # + a worker's consumer name: present while that worker lives
 HAND_BACK_BATCH = 100  # messages of one dead consumer moved per sweep and stream
 HAND_BACK_SECONDS = 15.0  # a stopping process waits no longer to hand its jobs back
-CANCEL_AGAIN_SECONDS = 1.0  # a cancelled job still running after this is cancelled again
 GENERATE_REPORT = "salesflow.reports.generate"
 FORECAST_DEMAND_CHUNK = "salesflow.demand.forecast_chunk"
 CHECK_ALERTS = "salesflow.alerts.check"
@@ -95,16 +94,7 @@ class RunningJobs(TaskiqMiddleware):
         running = self.tasks | (pending or set())
         if running:
             await asyncio.wait(running, timeout=grace_seconds)
-        stopping = self.tasks | (pending or set())
-        running = {task for task in stopping if not task.done()}
-        # Cancelled again while it runs: a cancellation can be lost in a library (anyio swallows one that
-        # lands as `connect_tcp` settles its connection attempts, agronholm/anyio#1214), and the job would
-        # then run on to its end, past the stop's bound.
-        while running:
-            for task in running:
-                task.cancel()
-            _, running = await asyncio.wait(running, timeout=CANCEL_AGAIN_SECONDS)
-        await asyncio.gather(*stopping, return_exceptions=True)
+        await cancel_and_wait(self.tasks | (pending or set()))
 
 
 class JobRuntime:

@@ -4,13 +4,14 @@
         --season-length 1 --horizon 13 --out forecasts.csv [--model-season 0] [--naive2 FILE] [--workers 2]
 
 Writes the forecasts in M4 format (`id,F1..FH`) and prints one JSON line: sMAPE, MASE (M4 definitions, MASE
-scaled with `--season-length`, the metric's m: M4 uses 1 for weekly and daily data, 12 monthly, 24 hourly),
-OWA when `--naive2` is given (an M4-format forecast file, or the official benchmark file with a `method`
-column), MSIS and the coverage of our 95% intervals, Theta's sMAPE / MASE / OWA (same season, same run), the
-wall time and the number of failed series. The model's season is another thing:
-`--model-season` (default 0: detected per series among 7, 12, 24 and 52). Both means are taken the same way,
-over the series where the measure is defined (MASE is not for a constant training series); the counts of
-series left out are printed.
+scaled with `--season-length`, the metric's m: M4 uses 1 for yearly, weekly and daily data, 4 quarterly, 12
+monthly, 24 hourly), OWA against Naive2 (`--naive2`: an M4-format forecast file, or the official benchmark
+file with a `method` column; else computed the M4 way on `--season-length`), MSIS and the coverage of our 95%
+intervals, Theta's sMAPE / MASE / OWA (same season, same run), the wall time and the number of failed series.
+The model's season is another thing: `--model-season` (default 0: detected per series among 4, 7, 12, 24 and
+52). Both means are taken the same way, over the series where the measure is defined (MASE is not for a
+constant training series); the counts of series left out are printed. A series too short for a baseline's
+model (a yearly series of a few points) gets the naive forecast as that baseline.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -38,6 +40,16 @@ def read_m4(path: Path) -> dict[str, np.ndarray]:
     frame = pd.read_csv(path)
     values = frame.iloc[:, 1:].to_numpy(dtype=np.float64)
     return {str(key): row[~np.isnan(row)] for key, row in zip(frame.iloc[:, 0], values, strict=True)}
+
+
+def write_m4(series: dict[str, np.ndarray], path: Path) -> None:
+    """M4's wide format: an id column, then the values, shorter series padded with blanks."""
+    width = max(len(values) for values in series.values())
+    padded = [np.pad(values, (0, width - len(values)), constant_values=np.nan) for values in series.values()]
+    columns = ["V1", *[f"V{i + 2}" for i in range(width)]]
+    frame = pd.DataFrame(padded, columns=columns[1:])
+    frame.insert(0, columns[0], list(series))
+    frame.to_csv(path, index=False)
 
 
 def half_of(series: dict[str, np.ndarray], half: str) -> list[str]:
@@ -68,29 +80,42 @@ def read_naive2(path: Path, horizon: int) -> dict[str, np.ndarray]:
 
 
 def forecast_one(
-    args: tuple[str, np.ndarray, int, int, float | None, tuple[tuple[str, ...], ...]],
+    args: tuple[str, np.ndarray, int, int, int, float | None, tuple[tuple[str, ...], ...]],
 ) -> tuple[str, dict[str, np.ndarray], str | None, SeriesKind | None, int]:
     """Our forecast with its 95% interval, and Theta's (same season) as the same-run baseline; the series'
     kind and season by `auto`."""
-    key, y, model_season, horizon, switch_ratio, candidates = args
+    key, y, model_season, metric_season, horizon, switch_ratio, candidates = args
+    baselines = same_run_baselines(y, horizon, model_season or 1) | {
+        "naive2": naive2(y, horizon, metric_season)
+    }
     try:
         model = AutoForecaster(season_length=model_season or 1, horizon=horizon, smooth_candidates=candidates)
         if switch_ratio is not None:
             model.switch_ratio = switch_ratio
         model.fit(y)
         ours = model.predict(horizon, [95])
-        theta = Theta(season_length=model.period_).fit(y).predict(horizon)["mean"]
-        baselines = same_run_baselines(y, horizon, model_season or 1)
+        theta = or_naive(
+            lambda: Theta(season_length=model.period_).fit(y).predict(horizon)["mean"], y, horizon
+        )
         return key, {**ours, "theta": theta, **baselines}, None, model.choice_.kind, model.period_
     except Exception as exc:  # a failed series is counted and reported, never silently dropped
         flat = np.full(horizon, y[-1])
         return (
             key,
-            {"mean": flat, "lo-95": flat, "hi-95": flat, "theta": flat, **same_run_baselines(y, horizon, 1)},
+            {"mean": flat, "lo-95": flat, "hi-95": flat, "theta": flat, **baselines},
             f"{type(exc).__name__}: {exc}",
             None,
             1,
         )
+
+
+def or_naive(forecast: Callable[[], np.ndarray], y: np.ndarray, horizon: int) -> np.ndarray:
+    """A baseline's forecast, or the last value repeated on a series too short for the baseline's model (a
+    yearly series of a few points): the baselines must not fail where ours does not."""
+    try:
+        return np.asarray(forecast(), dtype=np.float64)
+    except Exception:
+        return np.full(horizon, y[-1])
 
 
 def averaged_with_pooled(
@@ -113,14 +138,13 @@ def averaged_with_pooled(
 
 
 def same_run_baselines(y: np.ndarray, horizon: int, season: int) -> dict[str, np.ndarray]:
-    """statsforecast's standard Theta, seasonal naive and M4's Naive2, on the metric's season."""
+    """statsforecast's standard Theta and seasonal naive on the model's season."""
     m = season if season > 1 and len(y) >= 2 * season else 1
     return {
-        "sf_theta": np.asarray(
-            sf.Theta(season_length=m).fit(y=y).predict(h=horizon)["mean"], dtype=np.float64
+        "sf_theta": or_naive(
+            lambda: sf.Theta(season_length=m).fit(y=y).predict(h=horizon)["mean"], y, horizon
         ),
         "seasonal_naive": np.resize(y[-m:], horizon) if m > 1 else np.full(horizon, y[-1]),
-        "naive2": naive2(y, horizon, season),
     }
 
 
@@ -191,7 +215,7 @@ def main() -> None:
     kept = set(half_of(train, args.half))
     train = {key: y for key, y in train.items() if key in kept}
     jobs = [
-        (key, y, args.model_season, args.horizon, args.switch_ratio, args.candidates)
+        (key, y, args.model_season, args.season_length, args.horizon, args.switch_ratio, args.candidates)
         for key, y in train.items()
     ]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
@@ -243,21 +267,19 @@ def main() -> None:
             f"{name}_smape": round(baselines[name][0], 3),
             f"{name}_mase": round(baselines[name][1], 3),
         }
-    # Naive2: the official forecasts when given, else computed the M4 way on the model's season.
+    # Naive2: the official forecasts when given, else computed the M4 way on the metric's season (the
+    # frequency's: 1 for yearly, weekly and daily data, where Naive2 is the naive forecast).
     official = read_naive2(args.naive2, args.horizon) if args.naive2 is not None else None
-    if official is not None or args.model_season > 1:
-        naive2_of = official or {k: f["naive2"] for k, f in outputs.items()}
-        smape2, mase2, left_out2 = score(
-            train, test, {k: naive2_of[k] for k in forecasts}, args.season_length
-        )
-        figures |= {
-            "naive2_smape": round(smape2, 3),
-            "naive2_mase": round(mase2, 3),
-            "naive2_measures_left_out": left_out2,
-            "owa": round(metrics.owa(smape, mase, smape2, mase2), 4),
-            "theta_owa": round(metrics.owa(theta_smape, theta_mase, smape2, mase2), 4),
-            "auto_alone_owa": round(metrics.owa(*baselines["auto_alone"], smape2, mase2), 4),
-        }
+    naive2_of = official or {k: f["naive2"] for k, f in outputs.items()}
+    smape2, mase2, left_out2 = score(train, test, {k: naive2_of[k] for k in forecasts}, args.season_length)
+    figures |= {
+        "naive2_smape": round(smape2, 3),
+        "naive2_mase": round(mase2, 3),
+        "naive2_measures_left_out": left_out2,
+        "owa": round(metrics.owa(smape, mase, smape2, mase2), 4),
+        "theta_owa": round(metrics.owa(theta_smape, theta_mase, smape2, mase2), 4),
+        "auto_alone_owa": round(metrics.owa(*baselines["auto_alone"], smape2, mase2), 4),
+    }
     figures |= {"wall_s": round(wall, 1), "failed_series": len(failures), "workers": args.workers}
     emit("forecast_m4", figures)
 

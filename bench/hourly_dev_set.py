@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bench.common import emit
+from bench.forecast_m4 import write_m4
 
 HORIZON = 48
 SEGMENT_HOURS = 1008  # six weeks: the longer training length and the horizon
@@ -85,16 +86,6 @@ def segments(name: str, source: Hourly) -> dict[str, tuple[np.ndarray, np.ndarra
         training = TRAINING_HOURS[len(kept) % 2]
         kept[f"{name}_{len(kept)}"] = segment[-HORIZON - training : -HORIZON], segment[-HORIZON:]
     return kept
-
-
-def write_m4(series: dict[str, np.ndarray], path: Path) -> None:
-    """M4's wide format: an id column, then the values, shorter series padded with blanks."""
-    width = max(len(values) for values in series.values())
-    padded = [np.pad(values, (0, width - len(values)), constant_values=np.nan) for values in series.values()]
-    columns = ["V1", *[f"V{i + 2}" for i in range(width)]]
-    frame = pd.DataFrame(padded, columns=columns[1:])
-    frame.insert(0, columns[0], list(series))
-    frame.to_csv(path, index=False)
 
 
 def main() -> None:

@@ -93,6 +93,17 @@ def test_a_new_product_with_three_days_gets_its_mean() -> None:
     np.testing.assert_allclose(forecast, 4.0)
 
 
+def test_a_few_years_of_a_growing_level_carry_their_trend_not_their_mean() -> None:
+    years = 100.0 * 1.08 ** np.arange(10)  # ten yearly totals, growing 8% a year: 100 → 200
+    model = AutoForecaster(season_length=1, horizon=4).fit(years)
+    assert model.choice_.kind == "smooth"
+    assert (model.predict(4)["mean"] > 0.95 * years[-1]).all()  # their mean would be 145
+    with_a_gap = np.r_[years[:5], 0.0, years[6:]]  # a period without demand: sporadic, not a level
+    assert AutoForecaster(season_length=1, horizon=4).fit(with_a_gap).choice_.kind == "short"
+    beyond_the_history = AutoForecaster(season_length=1, horizon=12).fit(years)
+    assert beyond_the_history.choice_.kind == "short"
+
+
 def test_all_zero_history_forecasts_zero() -> None:
     forecast = AutoForecaster(season_length=7, horizon=7).fit(np.zeros(60)).predict(7, level=[95])
     np.testing.assert_allclose(forecast["mean"], 0.0)
@@ -127,6 +138,8 @@ def test_backtest_prefers_what_fits_the_series() -> None:
 def test_season_detection() -> None:
     assert detect_season(weekly_series(n=200)) == 7
     assert detect_season(np.random.default_rng(3).normal(100, 5, 200)) == 1
+    quarters = np.tile([80.0, 120.0, 150.0, 90.0], 10) * np.linspace(1, 1.5, 40)  # ten years, a summer peak
+    assert detect_season(quarters + np.random.default_rng(4).normal(0, 3, 40)) == 4
 
 
 def test_every_registered_strategy_fits_and_predicts() -> None:

@@ -61,8 +61,9 @@ MIN_ORDER_DAYS = 3
 MEAN_KINDS = (SeriesKind.SHORT, SeriesKind.SPARSE)  # forecast by the mean of the history
 INTERMITTENT_CANDIDATES: tuple[tuple[str, ...], ...] = tuple((name,) for name in INTERMITTENT_MODELS)
 RECENT_SPREAD_DAYS = 112  # the days whose own spread bounds an intermittent series' bands (16 weeks)
-# Seasonal periods looked for when none is given: week of days, year of months, day of hours, year of weeks.
-CALENDAR_PERIODS = (7, 12, 24, 52)
+# Seasonal periods looked for when none is given: year of quarters, week of days, year of months, day of
+# hours, year of weeks. Quarters joined on the Tourism quarterly development half (docs/benchmarks.md).
+CALENDAR_PERIODS = (4, 7, 12, 24, 52)
 # What a model fit can raise on a degenerate series (constant, tiny, extreme values); `ModelFitError` (a
 # ValueError) wraps what statsforecast raises as a bare Exception.
 MODEL_FAILURES = (ValueError, ZeroDivisionError, np.linalg.LinAlgError, FloatingPointError, IndexError)
@@ -175,9 +176,15 @@ class AutoForecaster:
         longer = LONGER_SEASON.get(self.period_, 0)
         return longer > 0 and n_obs >= 2 * longer + self.n_windows * self.horizon
 
+    def _a_short_level(self, y: FloatArray) -> bool:
+        """A short history without a period at zero that spans the horizon: a level with its trend (a few
+        years of a yearly series), which the default models carry far better than the mean does. Days of
+        sales with gaps, or a horizon longer than the history, keep the mean (docs/benchmarks.md)."""
+        return len(y) >= self.horizon and bool(np.all(y > 0))
+
     def _choose(self, y: FloatArray) -> Choice:
         short = (ShortHistory.name,)
-        if len(y) < self.min_history:
+        if len(y) < self.min_history and not self._a_short_level(y):
             return Choice(SeriesKind.SHORT, short, f"only {len(y)} periods of history: their mean")
         if self.members == short:
             return Choice(SeriesKind.SHORT, short, "their mean, as given")

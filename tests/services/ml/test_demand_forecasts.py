@@ -95,6 +95,28 @@ async def test_the_batch_answers_product_forecasts_as_a_request_would_compute_th
     assert from_batch[0]["backtest"]["horizon"] == 28  # product 1 has 103 days of history
 
 
+async def test_a_failing_pooled_model_leaves_auto_alone_for_the_day(
+    make_settings: Callable[..., Settings], store_file, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """The pooled model is an addition to `auto`: when LightGBM fails, the forecast is `auto`'s own, said so
+    in its model block, and the failure is logged once for the day."""
+    import lightgbm
+
+    def broken_fit(*args: object, **kwargs: object) -> None:
+        raise lightgbm.basic.LightGBMError("out of memory (injected)")
+
+    monkeypatch.setattr(lightgbm.LGBMRegressor, "fit", broken_fit)
+    request = ForecastRequest(scope=Scope.PRODUCT, product_id=4, forecast_days=28, period=Bucket.DAILY)
+    async with open_resources(make_settings(demand_forecasts=False), clock=pinned_clock) as resources:
+        answer = orjson.loads(await resources.forecasts.forecast_json(request, scope="user"))
+        again = ForecastRequest(scope=Scope.PRODUCT, product_id=3, forecast_days=28, period=Bucket.DAILY)
+        await resources.forecasts.forecast_json(again, scope="user")
+    assert answer["model"]["name"] == "theta+ets"  # "theta+ets+pooled" with a working LightGBM
+    assert len(answer["predictions"]) == 28 and min(answer["predictions"]) >= 0
+    failures = [r for r in caplog.records if r.getMessage().startswith("pooled model failed")]
+    assert len(failures) == 1
+
+
 async def test_without_the_batch_the_setting_keeps_the_rate(
     make_settings: Callable[..., Settings], store_file
 ) -> None:

@@ -94,7 +94,9 @@ def test_a_new_product_with_three_days_gets_its_mean() -> None:
 
 
 def test_a_few_years_of_a_growing_level_carry_their_trend_not_their_mean() -> None:
-    years = 100.0 * 1.08 ** np.arange(10)  # ten yearly totals, growing 8% a year: 100 → 200
+    years = np.asarray(
+        100.0 * 1.08 ** np.arange(10), dtype=np.float64
+    )  # ten yearly totals, growing 8% a year: 100 → 200
     model = AutoForecaster(season_length=1, horizon=4).fit(years)
     assert model.choice_.kind == "smooth"
     assert (model.predict(4)["mean"] > 0.95 * years[-1]).all()  # their mean would be 145

@@ -58,8 +58,8 @@ def test_a_set_too_small_to_learn_from_gets_no_pooled_forecast() -> None:
 
 
 def test_hours_are_learned_with_their_week() -> None:
-    """For hourly series the window reaches back a week: 48 hours cannot tell the day before a weekend from
-    any other, a week can."""
+    """For hourly series the window reaches back a week, and the same hour a week before is a feature: 48
+    hours cannot tell the day before a weekend from any other, a week can."""
     rng = np.random.default_rng(4)
     histories, futures = [], []
     for _ in range(40):
@@ -81,7 +81,8 @@ def test_hours_are_learned_with_their_week() -> None:
 
     assert PooledForecaster(horizon=48, season_length=24).window_ == 168
     assert PooledForecaster(horizon=14, season_length=7).window_ == 14  # a year of days is out of reach
-    assert error(None) < 0.8 * error(48)  # measured: 0.175 vs 0.255
+    # Measured: 0.091 vs 0.255; 0.175 with the week's window but without the week-before feature.
+    assert error(None) < 0.5 * error(48)
 
 
 def test_a_set_of_lumpy_daily_sales_is_forecast_at_its_level_not_below_it() -> None:

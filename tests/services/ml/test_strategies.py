@@ -9,7 +9,7 @@ import pytest
 
 from salesflow.models.ml import ForecastRequest, Scope
 from salesflow.services.ml.forecasting import covered_days, forecast_series, shaped
-from salesflow.services.ml.selection import AutoForecaster, backtest_errors, detect_season
+from salesflow.services.ml.selection import UNTESTED_SEASONAL, AutoForecaster, backtest_errors, detect_season
 from salesflow.services.ml.strategies import (
     ETS,
     FORECASTERS,
@@ -104,6 +104,19 @@ def test_a_few_years_of_a_growing_level_carry_their_trend_not_their_mean() -> No
     assert AutoForecaster(season_length=1, horizon=4).fit(with_a_gap).choice_.kind == "short"
     beyond_the_history = AutoForecaster(season_length=1, horizon=12).fit(years)
     assert beyond_the_history.choice_.kind == "short"
+
+
+def test_a_young_product_is_forecast_by_the_median_of_three_models() -> None:
+    """Too short to backtest (40 days for 28 ahead) but with weeks to repeat: Theta, ETS and the last week,
+    the middle one of the three each day, so that one model gone wrong on little history does not pull."""
+    y = weekly_series(n=40)
+    model = AutoForecaster(season_length=7, horizon=28).fit(y)
+    assert model.choice_.members == UNTESTED_SEASONAL and "median" in model.choice_.reason
+    each = [FORECASTERS[name](7).fit(y).predict(28)["mean"] for name in UNTESTED_SEASONAL]
+    np.testing.assert_allclose(model.predict(28)["mean"], np.maximum(np.median(each, axis=0), 0))
+    # Without two seasons of history there is no season to repeat: the default pair.
+    months = AutoForecaster(season_length=12, horizon=18).fit(weekly_series(n=20))
+    assert months.choice_.members == ("theta", "ets")
 
 
 def test_all_zero_history_forecasts_zero() -> None:

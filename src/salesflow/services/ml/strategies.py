@@ -256,7 +256,7 @@ class ShortHistory:
 
 
 class Ensemble:
-    """The mean of its members' forecasts and interval bounds (members are fitted, not refitted)."""
+    """The median of its members' forecasts and interval bounds, the mean of two (see `combine`)."""
 
     def __init__(self, members: Sequence[Forecaster]) -> None:
         self.members = list(members)
@@ -272,9 +272,10 @@ class Ensemble:
 
 
 def combine(forecasts: Sequence[Forecast]) -> Forecast:
-    """Average forecasts key by key (keys present in every forecast)."""
+    """The median of forecasts key by key (keys present in every forecast): the mean of two; of three, the
+    middle one, so that one model gone wrong on a short history does not pull the forecast."""
     keys = set.intersection(*(set(f) for f in forecasts))
-    return {key: np.mean([f[key] for f in forecasts], axis=0) for key in keys}
+    return {key: np.median([f[key] for f in forecasts], axis=0) for key in keys}
 
 
 def poisson_intervals(mean: FloatArray, level: Sequence[int]) -> Forecast:

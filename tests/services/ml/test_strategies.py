@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 
 import numpy as np
@@ -117,6 +118,22 @@ def test_a_young_product_is_forecast_by_the_median_of_three_models() -> None:
     # Without two seasons of history there is no season to repeat: the default pair.
     months = AutoForecaster(season_length=12, horizon=18).fit(weekly_series(n=20))
     assert months.choice_.members == ("theta", "ets")
+
+
+@pytest.mark.parametrize(
+    ("y", "h"),
+    [
+        (np.r_[np.full(14, 2.0), 1e6], 2),  # one bulk order after days of two: a wildly overdispersed count
+        (np.arange(1.0, 9.0) * 3.5, 2),  # a perfect trend: each model's band hugs its own mean
+        (np.full(4, 1e14), 4),  # equal huge values: the models' bands are NaN
+    ],
+)
+def test_every_band_holds_the_mean_whatever_the_history(y: np.ndarray, h: int) -> None:
+    forecast = AutoForecaster(season_length=1, horizon=h).fit(y).predict(h, level=[80, 95])
+    assert all(np.isfinite(values).all() and (values >= 0).all() for values in forecast.values())
+    order = ("lo-95", "lo-80", "mean", "hi-80", "hi-95")
+    for lower, upper in itertools.pairwise(order):
+        assert (forecast[lower] <= forecast[upper] * (1 + 1e-12)).all(), (lower, upper, forecast)
 
 
 def test_all_zero_history_forecasts_zero() -> None:

@@ -149,10 +149,13 @@ class AutoForecaster:
 
     def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
         if not self.closed_:
-            return {key: np.maximum(values, 0.0) for key, values in self._predict(h, level).items()}
+            return {
+                key: np.maximum(values, 0.0)
+                for key, values in holding_the_mean(self._predict(h, level)).items()
+            }
         full_period = self.period_ + len(self.closed_)
         is_open = ~np.isin(np.arange(self.n_obs_, self.n_obs_ + h) % full_period, self.closed_)
-        forecast = self._predict(int(is_open.sum()), level)
+        forecast = holding_the_mean(self._predict(int(is_open.sum()), level))
         spread: Forecast = {}
         for key, values in forecast.items():
             spread[key] = np.zeros(h)
@@ -249,6 +252,22 @@ class AutoForecaster:
             reason = f"{kind} series: {preferred} (best in the backtest or within {margin} of it)"
         members = tuple(chosen.split("+"))
         return Choice(kind, members, reason, scores, measured.errors[chosen], measured.last_window[chosen])
+
+
+def holding_the_mean(forecast: Forecast) -> Forecast:
+    """Every band widened to hold the mean, and a bound no model could compute (NaN from four equal values of
+    1e14) taken as the mean. A combination's bands are combined apart from its mean, and a count's band
+    around a wildly overdispersed forecast (one bulk order after days of two) is 0 to 0: near a perfect
+    trend, or on such a series, the mean fell outside its own band."""
+    mean = forecast["mean"]
+    held = dict(forecast)
+    for key, band in forecast.items():
+        known = np.where(np.isfinite(band), band, mean)
+        if key.startswith("lo-"):
+            held[key] = np.minimum(known, mean)
+        elif key.startswith("hi-"):
+            held[key] = np.maximum(known, mean)
+    return held
 
 
 def members_of(candidates: Sequence[tuple[str, ...]]) -> tuple[str, ...]:

@@ -136,6 +136,20 @@ def test_every_band_holds_the_mean_whatever_the_history(y: np.ndarray, h: int) -
         assert (forecast[lower] <= forecast[upper] * (1 + 1e-12)).all(), (lower, upper, forecast)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # statsforecast's own, on four points: the case itself
+@pytest.mark.parametrize("model", ["theta", "ets", "mstl"])
+def test_a_requested_models_bands_are_finite_and_hold_the_mean(model: str) -> None:
+    """Four equal values of 1e14: the models' own bounds are NaN, which JSON would carry as null."""
+    answer = forecast_series(
+        np.full(4, 1e14), model=model, level=[80, 95], days=7, first_day=date(2026, 3, 2)
+    )
+    mean = np.asarray(answer.mean)
+    for key in ("80", "95"):
+        lower, upper = np.asarray(answer.lower[key]), np.asarray(answer.upper[key])
+        assert np.isfinite(lower).all() and np.isfinite(upper).all()
+        assert (lower <= mean).all() and (mean <= upper).all()
+
+
 def test_all_zero_history_forecasts_zero() -> None:
     forecast = AutoForecaster(season_length=7, horizon=7).fit(np.zeros(60)).predict(7, level=[95])
     np.testing.assert_allclose(forecast["mean"], 0.0)

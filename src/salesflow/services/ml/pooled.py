@@ -3,10 +3,9 @@
 A series alone has a few dozen points to learn from; a set of them shares shapes (a season's form, how a
 trend bends, how a jump settles) that one LightGBM model learns from windows of all of them at once: each
 window's last `window` values, scaled by their mean and logged, with the step ahead and the value one season
-before it (and one longer season before, the week of an hourly series, when the window holds it), the
-level and spread of its last season and its mean as features; the target is the scaled value that many
-steps on (its log for a set of positive series). Windows and their steps are sampled (seeded) up to a fixed
-budget, so the cost does not grow with the set.
+before it (and one longer season before, the week of an hourly series, when the window holds it) as
+features; the target is the scaled value that many steps on (its log for a set of positive series).
+Windows and their steps are sampled (seeded) up to a fixed budget, so the cost does not grow with the set.
 
 Chosen on development data only (docs/benchmarks.md, "Forecasts learned across series"): the even half of M3
 Monthly's development half, M4 Weekly's even half and the UCI shop's products before their last 28 days. The
@@ -174,11 +173,6 @@ class PooledForecaster:
         longer = longer_season_within_reach(m, self.horizon)
         if 0 < longer <= len(logged):
             features.append(logged[len(logged) - longer + step % longer])
-        # The level and spread of the window's last season (or last two values) and the window's mean:
-        # sums the trees cannot form from single values (better on five of six development sets, worse
-        # on M4 Weekly's by 0.004 OWA; docs/benchmarks.md).
-        recent = logged[-max(m, 2) :]
-        features += [float(recent.mean()), float(recent.std()), float(logged.mean())]
         return np.concatenate([logged, features])
 
 

@@ -32,7 +32,7 @@ from salesflow.models.ml import SeriesKind
 from salesflow.services.ml import metrics
 from salesflow.services.ml.pooled import POOLED_KINDS, PooledForecaster, averaged_with
 from salesflow.services.ml.selection import SMOOTH_CANDIDATES, AutoForecaster
-from salesflow.services.ml.strategies import Theta
+from salesflow.services.ml.strategies import Theta, usable_season
 
 
 def read_m4(path: Path) -> dict[str, np.ndarray]:
@@ -139,7 +139,7 @@ def averaged_with_pooled(
 
 def same_run_baselines(y: np.ndarray, horizon: int, season: int) -> dict[str, np.ndarray]:
     """statsforecast's standard Theta and seasonal naive on the model's season."""
-    m = season if season > 1 and len(y) >= 2 * season else 1
+    m = usable_season(season, len(y))
     return {
         "sf_theta": or_naive(
             lambda: sf.Theta(season_length=m).fit(y=y).predict(h=horizon)["mean"], y, horizon

@@ -43,7 +43,7 @@ from salesflow.models.ml import (
 )
 from salesflow.services.ml import metrics
 from salesflow.services.ml.pooled import POOLED_KINDS, PooledForecaster, averaged_with
-from salesflow.services.ml.selection import MODEL_FAILURES, AutoForecaster, fallback_model, holding_the_mean
+from salesflow.services.ml.selection import MODEL_FAILURES, AutoForecaster, fallback_model
 from salesflow.services.ml.series import (
     BUCKET_DAYS,
     SEASON,
@@ -332,8 +332,7 @@ def forecast_series(
                 season_length=season,
                 history_periods=len(y),
             )
-        # A requested model's bands as `auto`'s: finite and holding the mean, whatever the series.
-        forecast = {k: np.maximum(v, 0.0) for k, v in holding_the_mean(strategy.predict(days, level)).items()}
+        forecast = {k: np.maximum(v, 0.0) for k, v in strategy.predict(days, level).items()}
     ahead = [first_day + timedelta(days=i) for i in range(days)]
     shut = closed_mask(first_day, days, closed)
     for band in forecast.values():

@@ -39,8 +39,10 @@ from salesflow.services.ml.strategies import (
     combine,
     count_intervals,
     finite_history,
+    holding_the_mean,
     longer_season_within_reach,
     quantile_floor,
+    usable_season,
 )
 
 # The first candidate is the default: another must beat it clearly in the series' own backtest. Chosen on
@@ -219,7 +221,7 @@ class AutoForecaster:
                 bases, candidates = (*bases, week), (*candidates, (week,), (mstl, week))
         h = self.horizon
         if len(y) < self.min_history + self.n_windows * h:
-            if kind == SeriesKind.SMOOTH and self.period_ > 1 and len(y) >= 2 * self.period_:
+            if kind == SeriesKind.SMOOTH and usable_season(self.period_, len(y)) > 1:
                 return Choice(
                     kind,
                     UNTESTED_SEASONAL,
@@ -252,22 +254,6 @@ class AutoForecaster:
             reason = f"{kind} series: {preferred} (best in the backtest or within {margin} of it)"
         members = tuple(chosen.split("+"))
         return Choice(kind, members, reason, scores, measured.errors[chosen], measured.last_window[chosen])
-
-
-def holding_the_mean(forecast: Forecast) -> Forecast:
-    """Every band widened to hold the mean, and a bound no model could compute (NaN from four equal values of
-    1e14) taken as the mean. A combination's bands are combined apart from its mean, and a count's band
-    around a wildly overdispersed forecast (one bulk order after days of two) is 0 to 0: near a perfect
-    trend, or on such a series, the mean fell outside its own band."""
-    mean = forecast["mean"]
-    held = dict(forecast)
-    for key, band in forecast.items():
-        known = np.where(np.isfinite(band), band, mean)
-        if key.startswith("lo-"):
-            held[key] = np.minimum(known, mean)
-        elif key.startswith("hi-"):
-            held[key] = np.maximum(known, mean)
-    return held
 
 
 def members_of(candidates: Sequence[tuple[str, ...]]) -> tuple[str, ...]:

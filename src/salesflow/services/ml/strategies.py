@@ -70,6 +70,28 @@ def finite_history(y: FloatArray) -> FloatArray:
     return np.clip(y, -MAX_ABS_VALUE, MAX_ABS_VALUE)
 
 
+def usable_season(season: int, n_obs: int) -> int:
+    """The season when two full seasons are known, else none (1): one season copied would repeat its
+    accidents."""
+    return season if season > 1 and n_obs >= 2 * season else 1
+
+
+def holding_the_mean(forecast: Forecast) -> Forecast:
+    """Every band widened to hold the mean, and a bound no model could compute (NaN from four equal values of
+    1e14) taken as the mean. A combination's bands are combined apart from its mean, and a count's band
+    around a wildly overdispersed forecast (one bulk order after days of two) is 0 to 0: near a perfect
+    trend, or on such a series, the mean fell outside its own band."""
+    mean = forecast["mean"]
+    held = dict(forecast)
+    for key, band in forecast.items():
+        known = np.where(np.isfinite(band), band, mean)
+        if key.startswith("lo-"):
+            held[key] = np.minimum(known, mean)
+        elif key.startswith("hi-"):
+            held[key] = np.maximum(known, mean)
+    return held
+
+
 def longer_season_within_reach(season_length: int, horizon: int) -> int:
     """The longer season (`LONGER_SEASON`) when it spans at most `LONGER_SEASON_HORIZONS` horizons, else 0."""
     longer = LONGER_SEASON.get(season_length, 0)
@@ -93,20 +115,17 @@ class _StatsForecastModel:
     def _build(self, season: int) -> Any:
         raise NotImplementedError
 
-    def _usable_season(self, n_obs: int) -> int:
-        """The season when two full seasons are known, else none."""
-        return self.season_length if self.season_length > 1 and n_obs >= 2 * self.season_length else 1
-
     def fit(self, y: FloatArray) -> Self:
+        season = usable_season(self.season_length, len(y))
         try:
-            self.model_ = self._build(self._usable_season(len(y))).fit(y=np.asarray(y, dtype=np.float64))
+            self.model_ = self._build(season).fit(y=np.asarray(y, dtype=np.float64))
         except Exception as exc:  # statsforecast raises bare Exception / NotImplementedError on some series
             raise ModelFitError(f"{self.name}: {exc}") from exc
         return self
 
     def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
         raw = self.model_.predict(h=h, level=list(level)) if level else self.model_.predict(h=h)
-        return {key: np.asarray(value, dtype=np.float64) for key, value in raw.items()}
+        return holding_the_mean({key: np.asarray(value, dtype=np.float64) for key, value in raw.items()})
 
 
 class SeasonalNaive(_StatsForecastModel):
@@ -185,7 +204,7 @@ class MSTL(_StatsForecastModel):
         self.seasons_ = [
             m
             for m in (self.season_length, LONGER_SEASON.get(self.season_length, 0))
-            if m > 1 and len(y) >= 2 * m
+            if usable_season(m, len(y)) > 1
         ]
         return super().fit(y)
 

@@ -120,6 +120,24 @@ def test_a_young_product_is_forecast_by_the_median_of_three_models() -> None:
     assert months.choice_.members == ("theta", "ets")
 
 
+def test_without_past_errors_to_check_them_a_pairs_band_spans_both_models_bands() -> None:
+    """Sixteen years, four ahead: too short to backtest, so no error of the series' own checks the models'
+    bands; the pair's band runs from the lower model's bound to the higher's, not their middle."""
+    rng = np.random.default_rng(3)
+    years = 100.0 + np.cumsum(rng.normal(3.0, 8.0, 16))
+    model = AutoForecaster(season_length=1, horizon=4).fit(years)
+    assert model.choice_.members == ("theta", "ets") and not model.choice_.errors
+    theta, ets = (FORECASTERS[name](1).fit(years).predict(4, [95]) for name in ("theta", "ets"))
+    assert not np.allclose(theta["hi-95"], ets["hi-95"])  # two models, two bands
+    forecast = model.predict(4, [95])
+    np.testing.assert_allclose(forecast["lo-95"], np.minimum(theta["lo-95"], ets["lo-95"]))
+    np.testing.assert_allclose(forecast["hi-95"], np.maximum(theta["hi-95"], ets["hi-95"]))
+    np.testing.assert_allclose(forecast["mean"], (theta["mean"] + ets["mean"]) / 2)
+    # Where past errors floor the bands, a combination keeps the middle of its members' bands.
+    middle = Ensemble([Theta(season_length=1), ETS(season_length=1)]).fit(years).predict(4, [95])
+    np.testing.assert_allclose(middle["hi-95"], (theta["hi-95"] + ets["hi-95"]) / 2)
+
+
 @pytest.mark.parametrize(
     ("y", "h"),
     [

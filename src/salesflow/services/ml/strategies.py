@@ -275,10 +275,12 @@ class ShortHistory:
 
 
 class Ensemble:
-    """The median of its members' forecasts and interval bounds, the mean of two (see `combine`)."""
+    """The median of its members' forecasts and interval bounds, the mean of two (see `combine`); with
+    `spanning`, each band runs from the lowest member's bound to the highest's (`spanning_bands`)."""
 
-    def __init__(self, members: Sequence[Forecaster]) -> None:
+    def __init__(self, members: Sequence[Forecaster], *, spanning: bool = False) -> None:
         self.members = list(members)
+        self.spanning = spanning
         self.name = "+".join(member.name for member in self.members)
 
     def fit(self, y: FloatArray) -> Self:
@@ -287,7 +289,9 @@ class Ensemble:
         return self
 
     def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
-        return combine([member.predict(h, level) for member in self.members])
+        forecasts = [member.predict(h, level) for member in self.members]
+        combined = combine(forecasts)
+        return combined | spanning_bands(forecasts) if self.spanning else combined
 
 
 def combine(forecasts: Sequence[Forecast]) -> Forecast:
@@ -295,6 +299,19 @@ def combine(forecasts: Sequence[Forecast]) -> Forecast:
     middle one, so that one model gone wrong on a short history does not pull the forecast."""
     keys = set.intersection(*(set(f) for f in forecasts))
     return {key: np.median([f[key] for f in forecasts], axis=0) for key in keys}
+
+
+def spanning_bands(forecasts: Sequence[Forecast]) -> Forecast:
+    """Each band from the lowest of the forecasts' lower bounds to the highest of their upper bounds: each
+    model's band is what that model believes, and where the models disagree, either may be right."""
+    keys = set.intersection(*(set(f) for f in forecasts))
+    bands: Forecast = {}
+    for key in keys:
+        if key.startswith("lo-"):
+            bands[key] = np.min([f[key] for f in forecasts], axis=0)
+        elif key.startswith("hi-"):
+            bands[key] = np.max([f[key] for f in forecasts], axis=0)
+    return bands
 
 
 def poisson_intervals(mean: FloatArray, level: Sequence[int]) -> Forecast:

@@ -28,7 +28,6 @@ from salesflow.services.ml.strategies import (
     FORECASTERS,
     INTERMITTENT_MODELS,
     LONGER_SEASON,
-    MIN_ERRORS_FOR_BANDS,
     MSTL,
     Ensemble,
     FloatArray,
@@ -37,6 +36,7 @@ from salesflow.services.ml.strategies import (
     LongerSeasonalNaive,
     ShortHistory,
     Theta,
+    checks_bands,
     combine,
     count_intervals,
     finite_history,
@@ -143,7 +143,7 @@ class AutoForecaster:
             # few years or quarters): a combination's band spans its members' bands. The median of their
             # 95% bands held 87.7% of the tourism competition's yearly values and 90.0% of its quarterly
             # ones, spanning 92.6% and 93.3% (development halves; docs/benchmarks.md, "Bands nothing checks").
-            spanning = len(self.choice_.errors) < MIN_ERRORS_FOR_BANDS
+            spanning = not checks_bands(self.choice_.errors)
             try:
                 model = Ensemble(members, spanning=spanning) if len(members) > 1 else members[0]
                 self.model_ = model.fit(y)

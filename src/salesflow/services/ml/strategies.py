@@ -275,8 +275,8 @@ class ShortHistory:
 
 
 class Ensemble:
-    """The median of its members' forecasts and interval bounds, the mean of two (see `combine`); with
-    `spanning`, each band runs from the lowest member's bound to the highest's (`spanning_bands`)."""
+    """The median of its members' forecasts and interval bounds, the mean of two; with `spanning`, each band
+    runs from the lowest member's bound to the highest's (see `combine`)."""
 
     def __init__(self, members: Sequence[Forecaster], *, spanning: bool = False) -> None:
         self.members = list(members)
@@ -289,29 +289,25 @@ class Ensemble:
         return self
 
     def predict(self, h: int, level: Sequence[int] = ()) -> Forecast:
-        forecasts = [member.predict(h, level) for member in self.members]
-        combined = combine(forecasts)
-        return combined | spanning_bands(forecasts) if self.spanning else combined
+        return combine([member.predict(h, level) for member in self.members], spanning=self.spanning)
 
 
-def combine(forecasts: Sequence[Forecast]) -> Forecast:
+def combine(forecasts: Sequence[Forecast], *, spanning: bool = False) -> Forecast:
     """The median of forecasts key by key (keys present in every forecast): the mean of two; of three, the
-    middle one, so that one model gone wrong on a short history does not pull the forecast."""
+    middle one, so that one model gone wrong on a short history does not pull the forecast. With `spanning`,
+    each band runs from the lowest lower bound to the highest upper bound instead: each model's band is what
+    that model believes, and where the models disagree, either may be right."""
     keys = set.intersection(*(set(f) for f in forecasts))
-    return {key: np.median([f[key] for f in forecasts], axis=0) for key in keys}
-
-
-def spanning_bands(forecasts: Sequence[Forecast]) -> Forecast:
-    """Each band from the lowest of the forecasts' lower bounds to the highest of their upper bounds: each
-    model's band is what that model believes, and where the models disagree, either may be right."""
-    keys = set.intersection(*(set(f) for f in forecasts))
-    bands: Forecast = {}
+    combined: Forecast = {}
     for key in keys:
-        if key.startswith("lo-"):
-            bands[key] = np.min([f[key] for f in forecasts], axis=0)
-        elif key.startswith("hi-"):
-            bands[key] = np.max([f[key] for f in forecasts], axis=0)
-    return bands
+        values = np.array([f[key] for f in forecasts])
+        if spanning and key.startswith("lo-"):
+            combined[key] = values.min(axis=0)
+        elif spanning and key.startswith("hi-"):
+            combined[key] = values.max(axis=0)
+        else:
+            combined[key] = np.median(values, axis=0)
+    return combined
 
 
 def poisson_intervals(mean: FloatArray, level: Sequence[int]) -> Forecast:
@@ -332,13 +328,18 @@ def poisson_intervals(mean: FloatArray, level: Sequence[int]) -> Forecast:
     return bounds
 
 
+def checks_bands(errors: Sequence[float] | FloatArray) -> bool:
+    """Whether a sample of past errors is large enough to say anything about a band's tails."""
+    return len(errors) >= MIN_ERRORS_FOR_BANDS
+
+
 def quantile_floor(
     forecast: Forecast, level: Sequence[int], sample: FloatArray, *, around: FloatArray | float = 0.0
 ) -> Forecast:
     """Each band at least as wide as the same quantiles of `sample`, placed `around` (e.g. the mean, for past
     out-of-sample errors: a split-conformal floor under the model's own band; nothing, for recent values of
     lumpy demand, whose zero days and bulk orders are the spread). Too small a sample says nothing."""
-    if len(sample) < MIN_ERRORS_FOR_BANDS:
+    if not checks_bands(sample):
         return forecast
     out = dict(forecast)
     for lv in level:
